@@ -1,0 +1,37 @@
+"""Errors shown to the user.
+
+Every error the library raises on purpose derives from :class:`AmpereError`; its message is a
+full sentence a person can act on. Only the CLI maps them to exit codes.
+"""
+
+
+class AmpereError(Exception):
+    """Base error: its message is displayed to the user as it is."""
+
+    exit_code = 1
+
+
+class BadInputError(AmpereError):
+    """The user's input (a question, an option, a corpus file) cannot be used."""
+
+    exit_code = 2
+
+
+class CorpusError(BadInputError):
+    """The corpus folder or one of its files cannot be read as text."""
+
+
+class ModelError(AmpereError):
+    """The embedding model cannot be provisioned or loaded."""
+
+
+class IndexError_(AmpereError):
+    """Base of index problems; not named IndexError to avoid shadowing the built-in."""
+
+
+class IndexNotFoundError(IndexError_):
+    """No index at the given place."""
+
+
+class IndexMismatchError(IndexError_):
+    """The index files disagree with their manifest, with each other, or with the model."""
