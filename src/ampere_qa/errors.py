@@ -25,13 +25,13 @@ class ModelError(AmpereError):
     """The embedding model cannot be provisioned or loaded."""
 
 
-class IndexError_(AmpereError):
-    """Base of index problems; not named IndexError to avoid shadowing the built-in."""
+class IndexUnusableError(AmpereError):
+    """The index cannot be used as it is; the message says how to rebuild it."""
 
 
-class IndexNotFoundError(IndexError_):
+class IndexNotFoundError(IndexUnusableError):
     """No index at the given place."""
 
 
-class IndexMismatchError(IndexError_):
+class IndexMismatchError(IndexUnusableError):
     """The index files disagree with their manifest, with each other, or with the model."""
