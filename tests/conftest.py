@@ -1,0 +1,102 @@
+"""Shared fixtures: a deterministic fake embedder for logic tests, the real model for the rest."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+INDEX = ROOT / "index"
+
+# Tests never reach a hub; the bundled model is converted into one cache for the whole run.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+class FakeEmbedder:
+    """Bag of hashed words and character trigrams: similar wording gives similar vectors.
+
+    Deterministic and instant, so splitting, indexing and answer logic are tested without torch.
+    """
+
+    name = "fake:hashed-trigrams"
+    dimension = 256
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def fingerprint(self) -> str:
+        return "fake-fingerprint-1"
+
+    def location(self) -> str:
+        return "(in memory)"
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dimension, np.float32)
+        words = re.findall(r"\w+", text.lower())
+        grams = words + [w[i:i + 3] for w in words for i in range(max(1, len(w) - 2))]
+        for g in grams:
+            h = int.from_bytes(hashlib.blake2b(g.encode(), digest_size=4).digest(), "little")
+            v[h % self.dimension] += 1.0
+        n = np.linalg.norm(v)
+        return v / n if n else v
+
+    def _many(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._many(texts)
+
+    def embed_passages(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        out = self._many(texts)
+        if progress:
+            progress(len(texts))
+        return out
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def corpus_copy(tmp_path: Path) -> Path:
+    """A private copy of the shipped corpus that a test may change."""
+    dst = tmp_path / "corpus"
+    shutil.copytree(CORPUS, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One converted bundled model for the whole run ($AMPERE_QA_CACHE when CI provides one)."""
+    cache = os.environ.get("AMPERE_QA_CACHE")
+    path = Path(cache) if cache else tmp_path_factory.mktemp("ampere-cache")
+    os.environ["AMPERE_QA_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_embedder(model_cache: Path):
+    from ampere_qa.embedding import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder("bundled", cache_dir=model_cache)
+
+
+@pytest.fixture(scope="session")
+def retriever(real_embedder):
+    """The retriever over the committed index and the real model."""
+    from ampere_qa import Retriever
+
+    return Retriever.load(INDEX, embedder=real_embedder)

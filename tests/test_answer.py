@@ -1,0 +1,93 @@
+"""Answer composition and the retriever's logic, with the fake embedder."""
+
+from __future__ import annotations
+
+import pytest
+
+from ampere_qa import Retriever, build_index, search
+from ampere_qa.answer import compose, not_found
+from ampere_qa.errors import BadInputError
+from ampere_qa.search import MAX_QUESTION_CHARS, Hit, clean_question
+
+KEYS = {"question", "language", "answered", "answer", "citations"}
+CITATION_KEYS = {"rank", "passage_id", "source", "start", "end", "text", "score"}
+
+
+@pytest.fixture
+def fake_retriever(tmp_path, corpus_copy, fake_embedder, monkeypatch):
+    build_index(corpus_copy, tmp_path / "i", embedder=fake_embedder)
+    # The fake embedder's scores are lower than a real model's; rescale the cut-off to it.
+    monkeypatch.setattr(search, "MIN_PASSAGE_SCORE", 0.1)
+    return Retriever.load(tmp_path / "i", embedder=fake_embedder)
+
+
+def _hit(rank: int, pid: str, text: str, score: float) -> Hit:
+    return Hit(rank, pid, "a.txt", 10 * rank, 10 * rank + len(text), text, score)
+
+
+def test_compose_numbers_each_excerpt_once_in_order_of_use():
+    a = _hit(1, "p1", "Phrase un. Phrase deux.", 0.9)
+    b = _hit(2, "p2", "Autre phrase.", 0.8)
+    ans = compose("q ?", "fr", "fr", [(a, (0, 10)), (b, (0, 13)), (a, (11, 23))])
+    assert ans.answer == ("D'après l'article : « Phrase un. » [1] « Autre phrase. » [2] "
+                          "« Phrase deux. » [1]")
+    assert [c.rank for c in ans.citations] == [1, 2]
+    assert [c.passage_id for c in ans.citations] == ["p1", "p2"]
+    assert ans.citations[0].highlights == ((0, 10), (11, 23))
+    d = ans.to_dict()
+    assert set(d) == KEYS and all(set(c) == CITATION_KEYS for c in d["citations"])
+
+
+def test_not_found_is_phrased_in_the_reply_language():
+    fr = not_found("Quel est le prix ?", "fr", "fr").to_dict()
+    en = not_found("Wie teuer?", "de", "en").to_dict()
+    assert fr["answered"] is False and "pas trouvé" in fr["answer"] and fr["citations"] == []
+    assert en["language"] == "de" and "could not find" in en["answer"]
+
+
+def test_answer_quotes_a_sentence_not_the_whole_passage(fake_retriever):
+    ans = fake_retriever.answer("Qui dirige Ampere ? Luca de Meo directeur général")
+    assert ans.answered and ans.language == "fr"
+    assert "Luca de Meo, directeur général du groupe" in ans.answer
+    cited = ans.citations[0]
+    assert len(ans.answer) < len(cited.text) + 40
+    assert "Cléon" not in ans.answer  # another sentence of the same passage
+    # The citation locates the excerpt in its file.
+    text = (fake_retriever.data.passages[0].source)
+    assert open(text, encoding="utf-8").read()[cited.start:cited.end] == cited.text
+
+
+def test_no_excerpt_is_cited_twice(fake_retriever):
+    for q in ["Qualcomm Nissan Mitsubishi investir", "logo losange", "11 000 salariés", "Cléon"]:
+        ids = [c.passage_id for c in fake_retriever.answer(q, k=5).citations]
+        assert len(ids) == len(set(ids)) >= 1
+
+
+def test_nothing_relevant_is_not_found(fake_retriever):
+    ans = fake_retriever.answer("zzz qqq xxx")
+    assert not ans.answered and ans.citations == ()
+
+
+def test_search_ranks_and_bounds_k(fake_retriever):
+    hits = fake_retriever.search("Qualcomm semi-conducteurs", k=50)
+    assert len(hits) == 5 and [h.rank for h in hits] == [1, 2, 3, 4, 5]
+    assert "Qualcomm" in hits[0].text
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert set(hits[0].to_dict()) == {"rank", "passage_id", "source", "start", "end", "text", "score"}
+
+
+@pytest.mark.parametrize("bad", ["", "   \n\t ", "\x00\x01", None, 42])
+def test_empty_or_non_text_questions_are_bad_input(fake_retriever, bad):
+    with pytest.raises(BadInputError):
+        fake_retriever.answer(bad)
+
+
+def test_over_long_question_is_bad_input_with_the_limit():
+    with pytest.raises(BadInputError, match=str(MAX_QUESTION_CHARS)):
+        clean_question("a" * (MAX_QUESTION_CHARS + 1))
+
+
+def test_odd_characters_are_cleaned_not_fatal(fake_retriever):
+    assert clean_question("Qui\x00 dirige\ud800 Ampere ?\u202e") == "Qui dirige? Ampere ?\u202e"
+    ans = fake_retriever.answer("<img src=x onerror=alert(1)> Qualcomm")
+    assert ans.question == "<img src=x onerror=alert(1)> Qualcomm"

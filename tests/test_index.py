@@ -1,0 +1,160 @@
+"""The index folder: what build writes, and every check load makes before answering."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ampere_qa import Retriever, build_index
+from ampere_qa import index as index_mod
+from ampere_qa.errors import IndexMismatchError, IndexNotFoundError
+from ampere_qa.index import MANIFEST, load_index, read_manifest
+
+from .conftest import FakeEmbedder
+
+
+@pytest.fixture
+def built(tmp_path, corpus_copy, fake_embedder) -> Path:
+    idx = tmp_path / "index"
+    build_index(corpus_copy, idx, embedder=fake_embedder)
+    return idx
+
+
+def _manifest(idx: Path) -> dict:
+    return json.loads((idx / MANIFEST).read_text())
+
+
+def _file(idx: Path, role: str) -> Path:
+    return idx / _manifest(idx)["files"][role]["name"]
+
+
+def test_manifest_records_what_was_built(built, corpus_copy):
+    m = _manifest(built)
+    assert m["format_version"] == 1
+    assert m["passage_count"] == 5 and m["dimension"] == FakeEmbedder.dimension
+    assert m["model"] == {"name": FakeEmbedder.name, "fingerprint": "fake-fingerprint-1",
+                          "location": "(in memory)"}
+    assert m["normalization"] == "l2" and m["metric"] == "inner_product"
+    assert m["corpus"]["path"] == str(corpus_copy) and len(m["corpus"]["fingerprint"]) == 64
+    assert m["split"]["max_chars"] == 1000 and m["duplicates"] == {"exact": 4, "near": 0}
+    assert m["package_version"] and m["built_at"].endswith("Z")
+    assert sorted(p.name for p in built.iterdir()) == sorted(
+        [MANIFEST] + [f["name"] for f in m["files"].values()])
+
+
+def test_loaded_vectors_are_normalised_and_match_the_passages(built):
+    data = load_index(built)
+    assert data.faiss_index.ntotal == len(data.passages) == 5
+    norms = np.linalg.norm(data.sentence_vectors, axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-5)
+    assert data.sentence_owner.tolist() == [
+        i for i, p in enumerate(data.passages) for _ in p.sentences]
+
+
+def test_missing_index(tmp_path):
+    with pytest.raises(IndexNotFoundError, match="ampere-qa build"):
+        load_index(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("role", ["passages", "vectors", "sentences"])
+def test_truncated_or_corrupted_files_are_refused(built, role):
+    path = _file(built, role)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(IndexMismatchError, match="does not match its manifest.*ampere-qa build"):
+        load_index(built)
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(IndexMismatchError):
+        load_index(built)
+    path.unlink()
+    with pytest.raises(IndexMismatchError, match="missing"):
+        load_index(built)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "format", "no-files", "count"])
+def test_bad_manifests_are_refused(built, damage):
+    m = _manifest(built)
+    text = {
+        "garbage": '{"format_version": 1, "mod',
+        "format": json.dumps({**m, "format_version": 99}),
+        "no-files": json.dumps({**m, "files": {}}),
+        "count": json.dumps({**m, "passage_count": 6}),
+    }[damage]
+    (built / MANIFEST).write_text(text)
+    with pytest.raises(IndexMismatchError, match="ampere-qa build"):
+        load_index(built)
+
+
+def test_passages_and_vectors_of_different_counts(built, fake_embedder):
+    """A vectors file from another build, with a manifest that agrees with it, is still caught."""
+    import faiss
+
+    m = _manifest(built)
+    vecs = np.eye(4, FakeEmbedder.dimension, dtype=np.float32)
+    raw = index_mod.serialize_faiss(vecs)
+    name = "vectors.other.faiss"
+    (built / name).write_bytes(raw)
+    m["files"]["vectors"] = {"name": name, "sha256": index_mod._sha256(raw), "bytes": len(raw)}
+    (built / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(IndexMismatchError, match="4 vectors for 5 passages"):
+        load_index(built)
+    assert faiss  # the real library wrote the file
+
+
+def test_other_model_or_dimension_is_refused(built):
+    class Other(FakeEmbedder):
+        def fingerprint(self) -> str:
+            return "another-model"
+
+    with pytest.raises(IndexMismatchError, match="other model weights"):
+        Retriever.load(built, embedder=Other())
+
+    class Smaller(FakeEmbedder):
+        dimension = 128
+
+    with pytest.raises(IndexMismatchError, match="128-dimensional"):
+        Retriever.load(built, embedder=Smaller())
+
+
+def test_a_build_that_dies_before_commit_leaves_the_old_index(built, corpus_copy, monkeypatch):
+    before = read_manifest(built)
+    answer_before = Retriever.load(built, embedder=FakeEmbedder()).search("Qui dirige Ampere ?", 2)
+    (corpus_copy / "more.txt").write_text("Un nouveau paragraphe sur Ampere.", encoding="utf-8")
+    real = index_mod._write_atomic
+
+    def die_on_manifest(path: Path, data: bytes) -> None:
+        if path.name == MANIFEST:
+            raise KeyboardInterrupt  # as if killed just before the commit
+        real(path, data)
+
+    monkeypatch.setattr(index_mod, "_write_atomic", die_on_manifest)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(corpus_copy, built, embedder=FakeEmbedder())
+    monkeypatch.undo()
+    assert read_manifest(built) == before
+    after = Retriever.load(built, embedder=FakeEmbedder()).search("Qui dirige Ampere ?", 2)
+    assert after == answer_before
+    # The next successful build commits and removes the superseded files.
+    build_index(corpus_copy, built, embedder=FakeEmbedder())
+    assert read_manifest(built)["passage_count"] == 6
+    assert len(list(built.iterdir())) == 4
+
+
+def test_stale_when_the_corpus_changes(built, corpus_copy):
+    r = Retriever.load(built, embedder=FakeEmbedder())
+    assert r.is_stale() is False
+    (corpus_copy / "renault-ampere-article.txt").write_text("Autre texte.", encoding="utf-8")
+    assert r.is_stale() is True
+
+
+def test_read_only_index_can_be_queried(built):
+    for p in [built, *built.iterdir()]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        hits = Retriever.load(built, embedder=FakeEmbedder()).search("Qualcomm", 1)
+        assert "Qualcomm" in hits[0].text
+    finally:
+        built.chmod(0o755)

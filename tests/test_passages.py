@@ -1,0 +1,129 @@
+"""Splitting, span round-trip and deduplication, on the shipped article and on small texts."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ampere_qa.corpus import read_corpus
+from ampere_qa.passages import (
+    SplitSettings,
+    chunks,
+    deduplicate,
+    normalize,
+    paragraphs,
+    sentences,
+    split_documents,
+)
+
+from .conftest import CORPUS
+
+
+def test_shipped_article_splits_into_its_paragraphs_each_once():
+    corpus = read_corpus(CORPUS)
+    raw = split_documents(corpus.documents, SplitSettings())
+    merged, report = deduplicate(raw, SplitSettings())
+    text = corpus.documents[0].text
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(raw) == len(lines) == 9
+    assert len(merged) == len(set(lines)) == 5
+    assert (report.exact, report.near) == (4, 0)
+    # Every distinct paragraph appears once, and every location of it is kept.
+    assert sorted(p.text for p in merged) == sorted(set(lines))
+    assert sum(len(p.locations) for p in merged) == 9
+    for p in merged:
+        for loc in p.locations:
+            assert text[loc.start:loc.end] == p.text
+
+
+def test_spans_round_trip_and_ids_are_stable():
+    corpus = read_corpus(CORPUS)
+    a = split_documents(corpus.documents, SplitSettings())
+    b = split_documents(corpus.documents, SplitSettings())
+    assert [p.id for p in a] == [p.id for p in b]
+    assert len({p.id for p in a}) == len(a)  # ids include the span, so duplicates differ
+    for p in a:
+        assert corpus.documents[0].text[p.start:p.end] == p.text
+        assert p.sentence_texts()[0] == p.text[: len(p.sentence_texts()[0])]
+
+
+def test_sentences_of_a_paragraph():
+    text = ('Ampere, décrit comme "un nouveau modèle", englobe des usines. Selon Renault, il est '
+            'agile ! Est-ce vrai ? M. Dupont le dit. Le prix est de 1.5 M€. Fin')
+    got = [text[a:b] for a, b in sentences(text)]
+    assert got == [
+        'Ampere, décrit comme "un nouveau modèle", englobe des usines.',
+        "Selon Renault, il est agile !",
+        "Est-ce vrai ?",
+        "M. Dupont le dit.",
+        "Le prix est de 1.5 M€.",
+        "Fin",
+    ]
+
+
+def test_paragraphs_blank_lines_and_hard_wrapped_markdown():
+    text = "# Titre\n\nUne phrase coupée\nen deux lignes.\nUne autre.\n\n\nDernier"
+    got = [text[a:b] for a, b in paragraphs(text)]
+    assert got == ["# Titre", "Une phrase coupée\nen deux lignes.", "Une autre.", "Dernier"]
+
+
+def test_long_paragraph_is_cut_on_sentence_boundaries():
+    sentence = "Renault regroupe ses activités électriques dans une entité nommée Ampere. "
+    text = sentence * 40
+    pieces = list(chunks(text, max_chars=300))
+    assert len(pieces) > 5
+    for (a, b), sents in pieces:
+        assert b - a <= 300
+        assert text[a:b].endswith(".")
+        assert sents[0][0] == a and sents[-1][1] == b
+
+
+def test_one_giant_sentence_is_hard_split_under_the_limit():
+    text = "mot " * 2000
+    pieces = list(chunks(text, max_chars=500))
+    assert all(b - a <= 500 for (a, b), _ in pieces)
+    assert "".join(text[a:b] for (a, b), _ in pieces).replace(" ", "") == text.replace(" ", "")
+
+
+def _passages(texts: list[str]):
+    from ampere_qa.corpus import Document
+
+    doc = Document("x.txt", "\n\n".join(texts), "0")
+    return split_documents([doc], SplitSettings(max_chars=5000))
+
+
+def test_near_duplicates_collapse_but_different_paragraphs_stay():
+    base = ("Renault envisage également d'introduire Ampere en bourse au cours du premier "
+            "semestre 2024, malgré les incertitudes entourant la valeur réelle de l'entreprise, "
+            "selon plusieurs analystes du secteur automobile interrogés cette semaine à Paris.")
+    one_word = base.replace("plusieurs", "quelques")
+    other = ("Nissan et Mitsubishi, membres de l'Alliance, ont confirmé leur intention "
+             "d'investir, tout comme le spécialiste des semi-conducteurs Qualcomm.")
+    merged, report = deduplicate(_passages([base, one_word, other]), SplitSettings())
+    assert (report.exact, report.near) == (0, 1)
+    assert [p.text for p in merged] == [base, other]
+    assert len(merged[0].locations) == 2
+
+
+def test_exact_duplicates_ignore_case_spacing_and_punctuation():
+    merged, report = deduplicate(
+        _passages(["Ampere est lancé.", "AMPERE  est lancé !", "Ampere n'est pas lancé."]),
+        SplitSettings(),
+    )
+    assert (report.exact, report.near) == (1, 0)
+    assert len(merged) == 2
+
+
+def test_normalize_is_nfc_and_casefolded():
+    assert normalize("E\u0301lectrique, ÉLECTRIQUE!") == "électrique électrique"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400),
+       st.integers(min_value=20, max_value=400))
+def test_any_text_round_trips(text, max_chars):
+    for (a, b), sents in chunks(text, max_chars):
+        assert a < b
+        assert text[a:b] == text[a:b].strip()
+        for sa, sb in sents:
+            assert a <= sa < sb <= b
