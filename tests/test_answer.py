@@ -63,9 +63,13 @@ def test_no_excerpt_is_cited_twice(fake_retriever):
         assert len(ids) == len(set(ids)) >= 1
 
 
-def test_nothing_relevant_is_not_found(fake_retriever):
-    ans = fake_retriever.answer("zzz qqq xxx")
+def test_below_the_cut_off_is_not_found(fake_retriever, monkeypatch):
+    best = fake_retriever.search("Qualcomm", 1)[0].score
+    monkeypatch.setattr(search, "MIN_PASSAGE_SCORE", best + 1e-3)
+    ans = fake_retriever.answer("Qualcomm")
     assert not ans.answered and ans.citations == ()
+    monkeypatch.setattr(search, "MIN_PASSAGE_SCORE", best - 1e-3)
+    assert fake_retriever.answer("Qualcomm").answered
 
 
 def test_search_ranks_and_bounds_k(fake_retriever):
