@@ -48,7 +48,7 @@ def test_manifest_records_what_was_built(built, corpus_copy):
 def test_loaded_vectors_are_normalised_and_match_the_passages(built):
     data = load_index(built)
     assert data.faiss_index.ntotal == len(data.passages) == 5
-    norms = np.linalg.norm(data.sentence_vectors, axis=1)
+    norms = np.linalg.norm(data.leave_one_out, axis=1)
     assert np.allclose(norms, 1.0, atol=1e-5)
     assert data.sentence_owner.tolist() == [
         i for i, p in enumerate(data.passages) for _ in p.sentences]
@@ -59,12 +59,12 @@ def test_missing_index(tmp_path):
         load_index(tmp_path / "nowhere")
 
 
-@pytest.mark.parametrize("role", ["passages", "vectors", "sentences"])
+@pytest.mark.parametrize("role", ["passages", "vectors", "leave_one_out"])
 def test_truncated_or_corrupted_files_are_refused(built, role):
     path = _file(built, role)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(IndexMismatchError, match="does not match its manifest.*ampere-qa build"):
+    with pytest.raises(IndexMismatchError, match=r"does not match its manifest.*ampere-qa build"):
         load_index(built)
     path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     with pytest.raises(IndexMismatchError):

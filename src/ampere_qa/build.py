@@ -12,7 +12,7 @@ import numpy as np
 from .corpus import Skipped, read_corpus
 from .embedding import Embedder, load_embedder
 from .index import write_index
-from .passages import SplitSettings, deduplicate, split_documents
+from .passages import Passage, SplitSettings, deduplicate, split_documents
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,15 @@ class BuildReport:
         return d
 
 
+def leave_one_out_texts(passage: Passage) -> list[str]:
+    """The passage's text once per sentence, with that sentence removed."""
+    spans = passage.sentences
+    return [
+        " ".join(passage.text[a:b] for j, (a, b) in enumerate(spans) if j != i)
+        for i in range(len(spans))
+    ]
+
+
 def build_index(
     corpus_dir: str | Path = "corpus",
     index_dir: str | Path = "index",
@@ -56,9 +65,10 @@ def build_index(
     passages, dedup = deduplicate(split_documents(corpus.documents, settings), settings)
     embedder = embedder or load_embedder(model)
 
-    # Passages and their sentences go through the model in one stream, so the bar shows
-    # the whole job and batches stay full.
-    texts = [p.text for p in passages] + [s for p in passages for s in p.sentence_texts()]
+    # Each passage, and each passage with one sentence left out: at query time the sentence
+    # whose removal costs the passage the most similarity is the one that answers (see search).
+    # Both go through the model in one stream, so the bar shows the whole job.
+    texts = [p.text for p in passages] + [t for p in passages for t in leave_one_out_texts(p)]
     bar = None
     if progress:
         from tqdm import tqdm

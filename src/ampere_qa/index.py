@@ -1,11 +1,11 @@
-"""The index on disk: passages, their vectors in FAISS, sentence vectors, and the manifest.
+"""The index on disk: passages, their vectors in FAISS, leave-one-out vectors, the manifest.
 
 Layout of an index folder::
 
     manifest.json                 what was built, from what, with which model; checked on load
     passages.<hash>.jsonl         one passage a line (text, locations, sentence spans)
     vectors.<hash>.faiss          FAISS inner-product index over L2-normalised passage vectors
-    sentences.<hash>.npy          L2-normalised sentence vectors, passage by passage
+    leave_one_out.<hash>.npy      per sentence, the vector of its passage without that sentence
 
 Data files carry their content hash in their name and the manifest names them, so replacing
 ``manifest.json`` (one atomic rename) is the single moment a new build becomes visible: a build
@@ -44,19 +44,26 @@ class IndexData:
     manifest: dict[str, Any]
     passages: list[Passage]
     faiss_index: Any
-    sentence_vectors: np.ndarray
-    sentence_owner: np.ndarray  # row -> passage number, aligned with sentence_vectors
-    sentence_start: np.ndarray  # passage number -> its first sentence row
+    leave_one_out: np.ndarray  # one row per sentence, passage by passage
+    sentence_owner: np.ndarray  # row -> passage number
+    sentence_start: np.ndarray  # passage number -> its first row
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write through a temporary file in the same folder, fsync, then rename into place."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the index from other users
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -89,18 +96,18 @@ def write_index(
     index_dir: Path,
     passages: list[Passage],
     passage_vectors: np.ndarray,
-    sentence_vectors: np.ndarray,
+    leave_one_out: np.ndarray,
     manifest: dict[str, Any],
 ) -> dict[str, Any]:
     """Write data files, then commit them by replacing the manifest; remove superseded files."""
     index_dir.mkdir(parents=True, exist_ok=True)
     lines = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in passages)
     npy = io.BytesIO()
-    np.save(npy, np.ascontiguousarray(sentence_vectors, dtype=np.float32))
+    np.save(npy, np.ascontiguousarray(leave_one_out, dtype=np.float32))
     blobs = {
         "passages": ("jsonl", lines.encode()),
         "vectors": ("faiss", serialize_faiss(np.ascontiguousarray(passage_vectors, np.float32))),
-        "sentences": ("npy", npy.getvalue()),
+        "leave_one_out": ("npy", npy.getvalue()),
     }
     files: dict[str, dict[str, Any]] = {}
     for role, (ext, data) in blobs.items():
@@ -115,7 +122,7 @@ def write_index(
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **manifest,
         "passage_count": len(passages),
-        "sentence_count": int(sentence_vectors.shape[0]),
+        "sentence_count": int(leave_one_out.shape[0]),
         "dimension": int(passage_vectors.shape[1]),
         "normalization": "l2",
         "metric": "inner_product",
@@ -175,14 +182,14 @@ def load_index(index_dir: Path | str) -> IndexData:
     files = manifest["files"]
     try:
         raw = {role: _read_checked(index_dir, files[role], hint)
-               for role in ("passages", "vectors", "sentences")}
+               for role in ("passages", "vectors", "leave_one_out")}
     except (KeyError, TypeError, AttributeError):
         raise IndexMismatchError(f"{index_dir / MANIFEST} lists no valid data files: {hint}") from None
 
     try:
         passages = [Passage.from_dict(json.loads(line))
                     for line in raw["passages"].decode("utf-8").splitlines() if line.strip()]
-        sentence_vectors = np.load(io.BytesIO(raw["sentences"]), allow_pickle=False)
+        leave_one_out = np.load(io.BytesIO(raw["leave_one_out"]), allow_pickle=False)
         faiss_index = faiss.deserialize_index(np.frombuffer(raw["vectors"], dtype=np.uint8))
     except Exception as exc:  # any parse failure of a hash-checked file means a broken build
         raise IndexMismatchError(f"index files in {index_dir} cannot be read ({exc}): {hint}") from None
@@ -193,8 +200,8 @@ def load_index(index_dir: Path | str) -> IndexData:
         (len(passages) != n, f"{len(passages)} passages, manifest says {n}"),
         (faiss_index.ntotal != n, f"{faiss_index.ntotal} vectors for {n} passages"),
         (faiss_index.d != dim, f"vectors of dimension {faiss_index.d}, manifest says {dim}"),
-        (sentence_vectors.shape != (n_sent, dim),
-         f"sentence vectors shaped {sentence_vectors.shape}, expected {(n_sent, dim)}"),
+        (leave_one_out.shape != (n_sent, dim),
+         f"leave-one-out vectors shaped {leave_one_out.shape}, expected {(n_sent, dim)}"),
     ]
     for bad, what in problems:
         if bad:
@@ -206,7 +213,7 @@ def load_index(index_dir: Path | str) -> IndexData:
         manifest=manifest,
         passages=passages,
         faiss_index=faiss_index,
-        sentence_vectors=sentence_vectors.astype(np.float32, copy=False),
+        leave_one_out=leave_one_out.astype(np.float32, copy=False),
         sentence_owner=np.repeat(np.arange(len(passages)), counts),
         sentence_start=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         if len(passages) else np.zeros(0, np.int64),

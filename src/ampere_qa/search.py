@@ -21,8 +21,10 @@ MAX_QUESTION_CHARS = 1000
 # Below this cosine between question and best passage, the article is taken not to answer
 # it. First calibration for the bundled e5 model on a handful of on- and off-topic questions.
 MIN_PASSAGE_SCORE = 0.80
-# A further sentence joins the answer when its score is this close to the best one.
-SECOND_SENTENCE_MARGIN = 0.01
+# Passages this close to the best one also lend sentences to the answer.
+TIE_MARGIN = 0.005
+# A second sentence joins the answer when it contributes this share of the best one's effect.
+SECOND_SENTENCE_SHARE = 0.8
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -139,21 +141,29 @@ class Retriever:
         return answers.compose(text, lang.code, lang.reply, self._pick_sentences(qv, hits))
 
     def _pick_sentences(self, qv: np.ndarray, hits: list[Hit]) -> list[tuple[Hit, tuple[int, int]]]:
-        """Score every sentence of the hits by its own similarity and its passage's, and keep
-        the best, plus any within ``SECOND_SENTENCE_MARGIN`` of it (at most two)."""
-        scored: list[tuple[float, Hit, tuple[int, int]]] = []
+        """The sentence(s) that make the best passage relevant.
+
+        A sentence's contribution is the passage's similarity minus that of the passage without
+        it (vectors computed at build time). Sentences alone are poor evidence for e5-small
+        (a sentence that merely names "Ampere" scores high); their effect inside their passage
+        is what tells the answering one. Passages tied with the first (within
+        ``TIE_MARGIN``) compete too; a second sentence joins when it contributes nearly as much.
+        """
+        candidates: list[tuple[float, Hit, tuple[int, int]]] = []
         for hit in hits:
+            if hit.score < hits[0].score - TIE_MARGIN:
+                break
             pi = self._row[hit.passage_id]
             passage = self.data.passages[pi]
             first = int(self.data.sentence_start[pi])
-            sims = self.data.sentence_vectors[first:first + len(passage.sentences)] @ qv
-            for span, sim in zip(passage.sentences, sims, strict=True):
-                scored.append((0.5 * float(sim) + 0.5 * hit.score, hit, span))
-        scored.sort(key=lambda t: -t[0])
-        best = scored[0][0]
-        picks = [(h, s) for sc, h, s in scored[:2] if sc >= best - SECOND_SENTENCE_MARGIN]
-        # Quote in reading order when both come from one passage.
-        picks.sort(key=lambda t: (t[0].rank, t[1][0]))
+            without = self.data.leave_one_out[first:first + len(passage.sentences)] @ qv
+            candidates += [(hit.score - float(w), hit, span)
+                           for span, w in zip(passage.sentences, without, strict=True)]
+        candidates.sort(key=lambda t: -t[0])
+        best = candidates[0][0]
+        picks = [(h, s) for c, h, s in candidates[:2]
+                 if c == best or (best > 0 and c >= SECOND_SENTENCE_SHARE * best)]
+        picks.sort(key=lambda t: (t[0].rank, t[1][0]))  # reading order
         return picks
 
 
