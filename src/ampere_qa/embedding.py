@@ -29,7 +29,9 @@ class Embedder(Protocol):
     """What the index and the retriever need from a model (a fake one serves unit tests)."""
 
     name: str
-    dimension: int
+
+    @property
+    def dimension(self) -> int: ...
 
     def fingerprint(self) -> str: ...
 
@@ -103,7 +105,9 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimension(self) -> int:
-        dim = self.model.get_sentence_embedding_dimension()
+        # Renamed get_embedding_dimension in sentence-transformers 6; older releases lack it.
+        get = getattr(self.model, "get_embedding_dimension", None)
+        dim = get() if get else self.model.get_sentence_embedding_dimension()
         if not dim:
             raise ModelError(f"model {self.name!r} does not report an embedding dimension")
         return int(dim)
