@@ -1,0 +1,45 @@
+# The README's commands. `make run` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Where torch comes from. Here `torch==2.13.0` resolves to a local CPU wheel; elsewhere use
+# PyTorch's CPU index: make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP_ARGS ?=
+
+.PHONY: setup run serve test test-fast lint model index chromium clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0 $(TORCH_PIP_ARGS)
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+setup: $(STAMP)
+
+model: setup
+	$(BIN)/ampere-qa model install
+
+run: model
+	$(BIN)/ampere-qa ask "Qui dirige Ampere ?"
+
+# Browser tests drive Debian's Chromium; Playwright never downloads a browser here.
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
+
+test: setup chromium
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not integration and not browser"
+
+lint: setup
+	$(BIN)/ruff check src tests scripts app.py
+	$(BIN)/mypy
+
+index: model
+	$(BIN)/ampere-qa build --corpus corpus --index index
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

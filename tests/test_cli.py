@@ -1,0 +1,126 @@
+"""The ampere-qa command as a user runs it: exit codes, stdout, one-line errors on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import INDEX, ROOT
+
+
+def run(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ampere_qa", *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, fragment: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr
+    assert any(fragment in line for line in lines), proc.stderr
+    if code == 1:
+        assert len(lines) == 1 and lines[0].startswith("error: ")
+
+
+def test_import_and_help_load_neither_torch_nor_gradio():
+    code = ("import sys, ampere_qa, ampere_qa.cli; "
+            "heavy = {'torch', 'gradio', 'sentence_transformers', 'faiss'} & set(sys.modules); "
+            "print(sorted(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    proc = run("--help")
+    assert proc.returncode == 0 and "ask" in proc.stdout and "build" in proc.stdout
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\x01\x02"])
+def test_empty_question_is_bad_input(question):
+    assert_one_line_error(run("ask", question), 2, "question is empty")
+
+
+def test_over_long_question_is_bad_input():
+    assert_one_line_error(run("ask", "a" * 5000), 2, "limit is 1000")
+
+
+def test_bad_option_is_usage_error():
+    proc = run("ask", "Qui ?", "-k", "0")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_missing_index_says_how_to_build(tmp_path):
+    proc = run("ask", "Qui dirige Ampere ?", "--index", str(tmp_path / "none"))
+    assert_one_line_error(proc, 1, "ampere-qa build")
+
+
+def test_corrupted_manifest_is_a_clear_error(tmp_path):
+    (tmp_path / "manifest.json").write_text("{broken")
+    assert_one_line_error(run("info", "--index", str(tmp_path)), 1, "corrupted")
+
+
+def test_build_rejects_a_binary_corpus_file(tmp_path):
+    (tmp_path / "ok.txt").write_text("Bonjour.", encoding="utf-8")
+    (tmp_path / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    proc = run("build", "--corpus", str(tmp_path), "--index", str(tmp_path / "idx"))
+    assert_one_line_error(proc, 2, "photo.txt looks binary")
+    assert not (tmp_path / "idx").exists()
+
+
+def test_build_missing_corpus(tmp_path):
+    assert_one_line_error(run("build", "--corpus", str(tmp_path / "nope")), 2, "not found")
+
+
+def test_info_of_the_committed_index():
+    proc = run("info", "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["passages"] == 5 and info["dimension"] == 384
+    assert info["model"] == "bundled:multilingual-e5-small"
+    assert info["stale"] is False
+    assert "multilingual-e5-small" in info["model_location"]
+    text = run("info").stdout
+    assert "model location" in text and "passages" in text
+
+
+@pytest.mark.integration
+def test_ask_json_is_exactly_one_object_with_the_contract(model_cache):
+    proc = run("ask", "Qui dirige Ampere ?", "--json", env={"AMPERE_QA_CACHE": str(model_cache)})
+    assert proc.returncode == 0, proc.stderr
+    obj = json.loads(proc.stdout)  # fails if anything else is printed
+    assert set(obj) == {"question", "language", "answered", "answer", "citations"}
+    assert obj["language"] == "fr" and obj["answered"] is True
+    assert "Luca de Meo" in obj["answer"]
+    c = obj["citations"][0]
+    assert set(c) == {"rank", "passage_id", "source", "start", "end", "text", "score"}
+    article = (ROOT / c["source"]).read_text(encoding="utf-8")
+    assert article[c["start"]:c["end"]] == c["text"]
+    assert c["rank"] == 1 and 0 < c["score"] <= 1
+
+
+@pytest.mark.integration
+def test_ask_not_found_is_success_in_the_question_language(model_cache):
+    proc = run("ask", "What is the capital of Australia?", env={"AMPERE_QA_CACHE": str(model_cache)})
+    assert proc.returncode == 0, proc.stderr
+    assert "could not find" in proc.stdout and "question language: en" in proc.stdout
+
+
+@pytest.mark.integration
+def test_build_prints_a_summary_and_the_index_answers(tmp_path, model_cache):
+    idx = tmp_path / "idx"
+    env = {"AMPERE_QA_CACHE": str(model_cache)}
+    proc = run("build", "--corpus", "corpus", "--index", str(idx), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Indexed 1 file(s) into 5 passages" in proc.stdout
+    assert "collapsed 4 duplicate(s) (4 exact, 0 near)" in proc.stdout
+    built = json.loads((idx / "manifest.json").read_text())
+    committed = json.loads((INDEX / "manifest.json").read_text())
+    # Same corpus, same model: the same passages, ids and corpus fingerprint as the committed index.
+    assert built["files"]["passages"] == committed["files"]["passages"]
+    assert built["corpus"] == committed["corpus"]
+    proc = run("ask", "How many engineers work at Ampere?", "--index", str(idx), "--json", env=env)
+    assert "35 %" in json.loads(proc.stdout)["answer"]
