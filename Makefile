@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # PyTorch's CPU index: make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup run serve test test-fast lint model index chromium clean
+.PHONY: setup run ask test test-fast lint model index chromium clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ setup: $(STAMP)
 model: setup
 	$(BIN)/ampere-qa model install
 
+# The web page on http://127.0.0.1:7860 (builds the index first if it is missing).
 run: model
+	$(BIN)/python app.py
+
+ask: model
 	$(BIN)/ampere-qa ask "Qui dirige Ampere ?"
 
 # Browser tests drive Debian's Chromium; Playwright never downloads a browser here.

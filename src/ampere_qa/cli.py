@@ -166,6 +166,22 @@ def info(index_dir: str, as_json: bool) -> None:
                    f"run: ampere-qa build --index {index_dir}", err=True)
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on (0.0.0.0 exposes the page to the network).")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--index", "index_dir", default="index", show_default=True, help=INDEX_HELP)
+def serve(host: str, port: int, index_dir: str) -> None:
+    """Start the web page and its HTTP API (/ask) on the index.
+
+    \b
+    ampere-qa serve --port 7860
+    """
+    from .web import serve as serve_page
+
+    serve_page(index_dir, host=host, port=port)
+
+
 @cli.group()
 def model() -> None:
     """Manage the bundled embedding model."""

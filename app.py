@@ -1,0 +1,50 @@
+"""Start the Ampere Q&A web page and its HTTP API.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--index index]
+
+
+Builds the index from ``corpus/`` first when it is missing. Prints
+``ampere-qa ready on http://HOST:PORT`` once the page accepts connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "src"))  # runs from a plain checkout too
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Ampere Q&A web page and HTTP API (/ask).")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    parser.add_argument("--port", type=int, default=7860, help="port to listen on")
+    parser.add_argument("--index", default=str(ROOT / "index"), help="index folder")
+    parser.add_argument("--corpus", default=str(ROOT / "corpus"),
+                        help="corpus folder, used only when the index must be built")
+    args = parser.parse_args(argv)
+
+    from ampere_qa import build_index
+    from ampere_qa.errors import AmpereError
+    from ampere_qa.index import MANIFEST
+    from ampere_qa.web import serve
+
+    try:
+        if not (Path(args.index) / MANIFEST).exists():
+            print(f"No index in {args.index}: building it from {args.corpus} …", flush=True)
+            report = build_index(args.corpus, args.index, progress=True)
+            print(f"Indexed {report.files} file(s) into {report.passages} passages "
+                  f"in {report.seconds:.1f} s", flush=True)
+        serve(args.index, host=args.host, port=args.port)
+    except AmpereError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
