@@ -158,3 +158,19 @@ def test_read_only_index_can_be_queried(built):
         assert "Qualcomm" in hits[0].text
     finally:
         built.chmod(0o755)
+
+
+def test_committed_index_is_up_to_date_with_corpus_and_splitter(monkeypatch):
+    """Fails when corpus/ or the splitting code changed and `make index` was not run."""
+    from ampere_qa.corpus import read_corpus
+    from ampere_qa.passages import SplitSettings, deduplicate, split_documents
+
+    from .conftest import INDEX, ROOT
+
+    monkeypatch.chdir(ROOT)
+    manifest = read_manifest(INDEX)
+    corpus = read_corpus(manifest["corpus"]["path"])
+    assert manifest["corpus"]["fingerprint"] == corpus.fingerprint, "run: make index"
+    assert manifest["split"] == SplitSettings().to_dict(), "run: make index"
+    passages, _ = deduplicate(split_documents(corpus.documents, SplitSettings()), SplitSettings())
+    assert load_index(INDEX).passages == passages, "run: make index"
