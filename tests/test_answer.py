@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ampere_qa import Retriever, build_index, search
+from ampere_qa import Retriever, build_index
 from ampere_qa.answer import compose, not_found
 from ampere_qa.errors import BadInputError
 from ampere_qa.search import MAX_QUESTION_CHARS, Hit, clean_question
@@ -18,8 +18,8 @@ CITATION_KEYS = {"rank", "passage_id", "source", "start", "end", "text", "score"
 @pytest.fixture
 def fake_retriever(tmp_path, corpus_copy, fake_embedder, monkeypatch):
     build_index(corpus_copy, tmp_path / "i", embedder=fake_embedder)
-    # The fake embedder's scores are lower than a real model's; rescale the cut-off to it.
-    monkeypatch.setattr(search, "MIN_PASSAGE_SCORE", 0.1)
+    # Hashed trigrams know nothing of topics: the off-topic cut-off is real-model business.
+    monkeypatch.setattr(Retriever, "cutoff", -1.0)
     return Retriever.load(tmp_path / "i", embedder=fake_embedder)
 
 
@@ -66,12 +66,24 @@ def test_no_excerpt_is_cited_twice(fake_retriever):
 
 
 def test_below_the_cut_off_is_not_found(fake_retriever, monkeypatch):
-    best = fake_retriever.search("Qualcomm", 1)[0].score
-    monkeypatch.setattr(search, "MIN_PASSAGE_SCORE", best + 1e-3)
+    relevance = fake_retriever.relevance("Qualcomm")
+    monkeypatch.setattr(Retriever, "cutoff", relevance + 1e-3)
     ans = fake_retriever.answer("Qualcomm")
     assert not ans.answered and ans.citations == ()
-    monkeypatch.setattr(search, "MIN_PASSAGE_SCORE", best - 1e-3)
+    monkeypatch.setattr(Retriever, "cutoff", relevance - 1e-3)
     assert fake_retriever.answer("Qualcomm").answered
+
+
+def test_relevance_is_best_passage_minus_best_background(fake_retriever):
+    import numpy as np
+
+    q = "Qualcomm semi-conducteurs"
+    qv = fake_retriever.embedder.embed_queries([q])[0]
+    background = float((fake_retriever.data.vectors.background @ qv).max())
+    best = fake_retriever.search(q, 1)[0].score
+    assert fake_retriever.relevance(q) == pytest.approx(best - background)
+    assert np.isclose(best, float((fake_retriever.data.sentence_index.reconstruct_n(
+        0, fake_retriever.data.sentence_index.ntotal) @ qv).max()))
 
 
 def test_search_ranks_and_bounds_k(fake_retriever):

@@ -47,9 +47,13 @@ def test_manifest_records_what_was_built(built, corpus_copy):
 
 def test_loaded_vectors_are_normalised_and_match_the_passages(built):
     data = load_index(built)
-    assert data.faiss_index.ntotal == len(data.passages) == 5
-    norms = np.linalg.norm(data.leave_one_out, axis=1)
-    assert np.allclose(norms, 1.0, atol=1e-5)
+    assert len(data.passages) == 5
+    assert data.sentence_index.ntotal == sum(len(p.sentences) for p in data.passages) == 13
+    sentences = data.sentence_index.reconstruct_n(0, 13)
+    for arr in (sentences, data.vectors.passage_vectors, data.vectors.leave_one_out,
+                data.vectors.background):
+        assert np.allclose(np.linalg.norm(arr, axis=1), 1.0, atol=1e-5)
+    assert data.vectors.background.shape[0] >= 50
     assert data.sentence_owner.tolist() == [
         i for i, p in enumerate(data.passages) for _ in p.sentences]
 
@@ -59,7 +63,7 @@ def test_missing_index(tmp_path):
         load_index(tmp_path / "nowhere")
 
 
-@pytest.mark.parametrize("role", ["passages", "vectors", "leave_one_out"])
+@pytest.mark.parametrize("role", ["passages", "sentences", "passage_vectors", "leave_one_out", "background"])
 def test_truncated_or_corrupted_files_are_refused(built, role):
     path = _file(built, role)
     data = path.read_bytes()
@@ -95,11 +99,11 @@ def test_passages_and_vectors_of_different_counts(built, fake_embedder):
     m = _manifest(built)
     vecs = np.eye(4, FakeEmbedder.dimension, dtype=np.float32)
     raw = index_mod.serialize_faiss(vecs)
-    name = "vectors.other.faiss"
+    name = "sentences.other.faiss"
     (built / name).write_bytes(raw)
-    m["files"]["vectors"] = {"name": name, "sha256": index_mod._sha256(raw), "bytes": len(raw)}
+    m["files"]["sentences"] = {"name": name, "sha256": index_mod._sha256(raw), "bytes": len(raw)}
     (built / MANIFEST).write_text(json.dumps(m))
-    with pytest.raises(IndexMismatchError, match="4 vectors for 5 passages"):
+    with pytest.raises(IndexMismatchError, match="4 sentence vectors for 13 sentences"):
         load_index(built)
     assert faiss  # the real library wrote the file
 
@@ -140,7 +144,7 @@ def test_a_build_that_dies_before_commit_leaves_the_old_index(built, corpus_copy
     # The next successful build commits and removes the superseded files.
     build_index(corpus_copy, built, embedder=FakeEmbedder())
     assert read_manifest(built)["passage_count"] == 6
-    assert len(list(built.iterdir())) == 4
+    assert len(list(built.iterdir())) == 6  # manifest + five data files, nothing superseded
 
 
 def test_stale_when_the_corpus_changes(built, corpus_copy):

@@ -11,8 +11,9 @@ import numpy as np
 
 from .corpus import Skipped, read_corpus
 from .embedding import Embedder, load_embedder
-from .index import write_index
+from .index import Vectors, write_index
 from .passages import Passage, SplitSettings, deduplicate, split_documents
+from .search import MIN_RELEVANCE
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,14 @@ class BuildReport:
         d["skipped"] = [asdict(s) for s in self.skipped]
         d["seconds"] = round(self.seconds, 3)
         return d
+
+
+def background_texts() -> list[str]:
+    """The shipped off-topic anchors (``data/background.txt``), comments and blanks dropped."""
+    from importlib.resources import files
+
+    text = files("ampere_qa").joinpath("data/background.txt").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def leave_one_out_texts(passage: Passage) -> list[str]:
@@ -65,10 +74,16 @@ def build_index(
     passages, dedup = deduplicate(split_documents(corpus.documents, settings), settings)
     embedder = embedder or load_embedder(model)
 
-    # Each passage, and each passage with one sentence left out: at query time the sentence
-    # whose removal costs the passage the most similarity is the one that answers (see search).
-    # Both go through the model in one stream, so the bar shows the whole job.
-    texts = [p.text for p in passages] + [t for p in passages for t in leave_one_out_texts(p)]
+    # Everything the retriever needs goes through the model in one stream, so the bar shows
+    # the whole job: the passages, their sentences, each passage with one sentence left out
+    # (see search: which sentence answers), and the off-topic anchors.
+    groups = {
+        "passage_vectors": [p.text for p in passages],
+        "sentences": [s for p in passages for s in p.sentence_texts()],
+        "leave_one_out": [t for p in passages for t in leave_one_out_texts(p)],
+        "background": background_texts(),
+    }
+    texts = [t for group in groups.values() for t in group]
     bar = None
     if progress:
         from tqdm import tqdm
@@ -76,17 +91,18 @@ def build_index(
         embedder.dimension  # noqa: B018 - load the model before the bar starts
         bar = tqdm(total=len(texts), desc="embedding", unit="text", leave=False)
     try:
-        vectors = embedder.embed_passages(texts, progress=bar.update if bar else None)
+        flat = embedder.embed_passages(texts, progress=bar.update if bar else None)
     finally:
         if bar:
             bar.close()
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    flat = np.ascontiguousarray(flat, dtype=np.float32)
+    bounds = np.cumsum([0] + [len(g) for g in groups.values()])
+    vectors = Vectors(**{role: flat[a:b] for role, a, b in zip(groups, bounds, bounds[1:], strict=False)})
 
     write_index(
         Path(index_dir),
         passages,
-        vectors[: len(passages)],
-        vectors[len(passages):],
+        vectors,
         {
             "model": {
                 "name": embedder.name,
@@ -100,13 +116,14 @@ def build_index(
             },
             "split": settings.to_dict(),
             "duplicates": {"exact": dedup.exact, "near": dedup.near},
+            "answer": {"min_relevance": MIN_RELEVANCE},
         },
     )
     return BuildReport(
         index=str(index_dir),
         files=len(corpus.documents),
         passages=len(passages),
-        sentences=len(texts) - len(passages),
+        sentences=len(groups["sentences"]),
         duplicates_collapsed=dedup.collapsed,
         exact_duplicates=dedup.exact,
         near_duplicates=dedup.near,

@@ -1,13 +1,16 @@
-"""The index on disk: passages, their vectors in FAISS, leave-one-out vectors, the manifest.
+"""The index on disk: passages, their vectors (sentences in FAISS), and the manifest.
 
 Layout of an index folder::
 
-    manifest.json                 what was built, from what, with which model; checked on load
-    passages.<hash>.jsonl         one passage a line (text, locations, sentence spans)
-    vectors.<hash>.faiss          FAISS inner-product index over L2-normalised passage vectors
-    leave_one_out.<hash>.npy      per sentence, the vector of its passage without that sentence
+    manifest.json                  what was built, from what, with which model; checked on load
+    passages.<hash>.jsonl          one passage a line (text, locations, sentence spans)
+    sentences.<hash>.faiss         FAISS inner-product index over every sentence's vector
+    passage_vectors.<hash>.npy     one vector per passage
+    leave_one_out.<hash>.npy       per sentence, the vector of its passage without it
+    background.<hash>.npy          generic unrelated sentences: what "off-topic" looks like
 
-Data files carry their content hash in their name and the manifest names them, so replacing
+All vectors are float32 and L2-normalised, so inner product is cosine similarity. Data files
+carry their content hash in their name and the manifest names them, so replacing
 ``manifest.json`` (one atomic rename) is the single moment a new build becomes visible: a build
 killed at any point before leaves the previous index whole and loadable.
 """
@@ -19,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -34,6 +38,19 @@ from .passages import Passage
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 REBUILD_HINT = "rebuild it with: ampere-qa build --corpus CORPUS_DIR --index {index}"
+ARRAYS = ("passage_vectors", "leave_one_out", "background")
+# Data files written by any version of write_index: superseded ones are removed after a commit.
+_DATA_FILE = re.compile(r"^[a-z_]+\.[0-9a-f]{12}\.(?:jsonl|faiss|npy)$")
+
+
+@dataclass
+class Vectors:
+    """What build embeds, row-aligned with the passages and, passage by passage, their sentences."""
+
+    sentences: np.ndarray
+    passage_vectors: np.ndarray
+    leave_one_out: np.ndarray
+    background: np.ndarray
 
 
 @dataclass
@@ -43,10 +60,10 @@ class IndexData:
     path: Path
     manifest: dict[str, Any]
     passages: list[Passage]
-    faiss_index: Any
-    leave_one_out: np.ndarray  # one row per sentence, passage by passage
-    sentence_owner: np.ndarray  # row -> passage number
-    sentence_start: np.ndarray  # passage number -> its first row
+    sentence_index: Any  # faiss.IndexFlatIP over Vectors.sentences
+    vectors: Vectors  # .sentences is empty: FAISS holds them
+    sentence_owner: np.ndarray  # sentence row -> passage number
+    sentence_start: np.ndarray  # passage number -> its first sentence row
 
 
 def _sha256(data: bytes) -> str:
@@ -93,22 +110,19 @@ def serialize_faiss(vectors: np.ndarray) -> bytes:
 
 
 def write_index(
-    index_dir: Path,
-    passages: list[Passage],
-    passage_vectors: np.ndarray,
-    leave_one_out: np.ndarray,
-    manifest: dict[str, Any],
+    index_dir: Path, passages: list[Passage], vectors: Vectors, manifest: dict[str, Any]
 ) -> dict[str, Any]:
     """Write data files, then commit them by replacing the manifest; remove superseded files."""
     index_dir.mkdir(parents=True, exist_ok=True)
     lines = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in passages)
-    npy = io.BytesIO()
-    np.save(npy, np.ascontiguousarray(leave_one_out, dtype=np.float32))
     blobs = {
         "passages": ("jsonl", lines.encode()),
-        "vectors": ("faiss", serialize_faiss(np.ascontiguousarray(passage_vectors, np.float32))),
-        "leave_one_out": ("npy", npy.getvalue()),
+        "sentences": ("faiss", serialize_faiss(np.ascontiguousarray(vectors.sentences, np.float32))),
     }
+    for role in ARRAYS:
+        npy = io.BytesIO()
+        np.save(npy, np.ascontiguousarray(getattr(vectors, role), dtype=np.float32))
+        blobs[role] = ("npy", npy.getvalue())
     files: dict[str, dict[str, Any]] = {}
     for role, (ext, data) in blobs.items():
         digest = _sha256(data)
@@ -122,8 +136,8 @@ def write_index(
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **manifest,
         "passage_count": len(passages),
-        "sentence_count": int(leave_one_out.shape[0]),
-        "dimension": int(passage_vectors.shape[1]),
+        "sentence_count": int(vectors.sentences.shape[0]),
+        "dimension": int(vectors.sentences.shape[1]),
         "normalization": "l2",
         "metric": "inner_product",
         "faiss_index": "IndexFlatIP",
@@ -132,9 +146,9 @@ def write_index(
     _fsync_dir(index_dir)
     _write_atomic(index_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
     _fsync_dir(index_dir)
-    keep = {f["name"] for f in files.values()} | {MANIFEST}
+    keep = {f["name"] for f in files.values()}
     for old in index_dir.iterdir():
-        if old.name not in keep and old.name.split(".")[0] in blobs and old.is_file():
+        if old.name not in keep and _DATA_FILE.match(old.name) and old.is_file():
             with contextlib.suppress(OSError):
                 old.unlink()
     return manifest
@@ -182,38 +196,42 @@ def load_index(index_dir: Path | str) -> IndexData:
     files = manifest["files"]
     try:
         raw = {role: _read_checked(index_dir, files[role], hint)
-               for role in ("passages", "vectors", "leave_one_out")}
+               for role in ("passages", "sentences", *ARRAYS)}
     except (KeyError, TypeError, AttributeError):
         raise IndexMismatchError(f"{index_dir / MANIFEST} lists no valid data files: {hint}") from None
 
     try:
         passages = [Passage.from_dict(json.loads(line))
                     for line in raw["passages"].decode("utf-8").splitlines() if line.strip()]
-        leave_one_out = np.load(io.BytesIO(raw["leave_one_out"]), allow_pickle=False)
-        faiss_index = faiss.deserialize_index(np.frombuffer(raw["vectors"], dtype=np.uint8))
+        arrays = {role: np.load(io.BytesIO(raw[role]), allow_pickle=False) for role in ARRAYS}
+        sentence_index = faiss.deserialize_index(np.frombuffer(raw["sentences"], dtype=np.uint8))
     except Exception as exc:  # any parse failure of a hash-checked file means a broken build
         raise IndexMismatchError(f"index files in {index_dir} cannot be read ({exc}): {hint}") from None
 
     n, dim = manifest["passage_count"], manifest["dimension"]
     n_sent = sum(len(p.sentences) for p in passages)
+    shapes = {"passage_vectors": (n, dim), "leave_one_out": (n_sent, dim)}
     problems = [
         (len(passages) != n, f"{len(passages)} passages, manifest says {n}"),
-        (faiss_index.ntotal != n, f"{faiss_index.ntotal} vectors for {n} passages"),
-        (faiss_index.d != dim, f"vectors of dimension {faiss_index.d}, manifest says {dim}"),
-        (leave_one_out.shape != (n_sent, dim),
-         f"leave-one-out vectors shaped {leave_one_out.shape}, expected {(n_sent, dim)}"),
+        (sentence_index.ntotal != n_sent, f"{sentence_index.ntotal} sentence vectors for {n_sent} sentences"),
+        (sentence_index.d != dim, f"vectors of dimension {sentence_index.d}, manifest says {dim}"),
+        *((arrays[role].shape != shape, f"{role} shaped {arrays[role].shape}, expected {shape}")
+          for role, shape in shapes.items()),
+        (arrays["background"].ndim != 2 or arrays["background"].shape[1] != dim,
+         f"background vectors shaped {arrays['background'].shape}"),
     ]
     for bad, what in problems:
         if bad:
             raise IndexMismatchError(f"index in {index_dir} is inconsistent ({what}): {hint}")
 
     counts = np.array([len(p.sentences) for p in passages], dtype=np.int64)
+    empty = np.zeros((0, dim), np.float32)
     return IndexData(
         path=index_dir,
         manifest=manifest,
         passages=passages,
-        faiss_index=faiss_index,
-        leave_one_out=leave_one_out.astype(np.float32, copy=False),
+        sentence_index=sentence_index,
+        vectors=Vectors(sentences=empty, **{r: a.astype(np.float32, copy=False) for r, a in arrays.items()}),
         sentence_owner=np.repeat(np.arange(len(passages)), counts),
         sentence_start=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         if len(passages) else np.zeros(0, np.int64),
