@@ -166,6 +166,33 @@ def info(index_dir: str, as_json: bool) -> None:
                    f"run: ampere-qa build --index {index_dir}", err=True)
 
 
+@cli.command("eval")
+@click.argument("file", default="eval/questions.jsonl", required=False)
+@click.option("--index", "index_dir", default="index", show_default=True, help=INDEX_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics and failures as JSON.")
+@click.option("--plot", "plot_path", default=None, metavar="FILE.png",
+              help="Also draw the score distributions and the not-found cut-off.")
+def eval_(file: str, index_dir: str, as_json: bool, plot_path: str | None) -> None:
+    """Measure answer quality on a labelled set, beside plain BM25 and dense baselines.
+
+    \b
+    ampere-qa eval                        # the committed set, eval/questions.jsonl
+    ampere-qa eval my-set.jsonl --json --plot scores.png
+    """
+    from .evaluate import evaluate, format_report, load_questions, plot
+    from .search import Retriever
+
+    questions = load_questions(file)
+    retriever = Retriever.load(index_dir)
+    report = evaluate(retriever, questions, progress=not as_json)
+    if plot_path:
+        plot(report, retriever.cutoff, plot_path)
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        click.echo(format_report(report))
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on (0.0.0.0 exposes the page to the network).")

@@ -1,0 +1,306 @@
+"""Measuring answer quality on a labelled question set, beside two plain baselines.
+
+A set is JSON Lines, one object a line::
+
+    {"id": "fr-001", "lang": "fr", "question": "Qui dirige Ampere ?",
+     "gold": ["Luca de Meo"], "answerable": true}
+
+``gold`` lists exact substrings of the article; a retrieved excerpt or an answer is correct when it
+contains any one of them. Unanswerable questions have no gold and should get "not found".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import BadInputError
+from .language import detect
+
+if TYPE_CHECKING:
+    from .search import Retriever
+
+DEPTH = 10  # MRR@10
+MAX_FALSE_ABSTENTION = 0.05
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    lang: str
+    question: str
+    gold: tuple[str, ...]
+    answerable: bool
+
+    def matches(self, text: str) -> bool:
+        return any(g in text for g in self.gold)
+
+
+def load_questions(path: str | Path) -> list[Question]:
+    """Read and validate a set; a malformed line is a :class:`BadInputError` naming it."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"cannot read evaluation set {path}: {exc}") from None
+    out: list[Question] = []
+    seen: set[str] = set()
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            d = json.loads(line)
+            q = Question(str(d["id"]), str(d["lang"]), str(d["question"]),
+                         tuple(str(g) for g in d["gold"]), bool(d["answerable"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadInputError(f"{where}: not a question object ({exc})") from None
+        if q.answerable != bool(q.gold):
+            raise BadInputError(f"{where}: answerable questions need gold strings, others none")
+        if q.id in seen:
+            raise BadInputError(f"{where}: duplicate id {q.id!r}")
+        seen.add(q.id)
+        out.append(q)
+    if not out:
+        raise BadInputError(f"{path} holds no questions")
+    return out
+
+
+Ranker = Callable[[str], list[str]]  # question -> passage texts, best first
+
+
+@dataclass
+class Tally:
+    """Running sums for one system and one group of questions."""
+
+    answerable: int = 0
+    unanswerable: int = 0
+    hit1: int = 0
+    hit3: int = 0
+    rr: float = 0.0
+    answer_hit: int = 0
+    abstained_ok: int = 0
+    abstained_wrong: int = 0
+    language_ok: int = 0
+    duplicate_citations: int = 0
+    has_answers: bool = False
+
+    def add_ranking(self, q: Question, texts: Sequence[str]) -> None:
+        rank = next((i for i, t in enumerate(texts[:DEPTH], 1) if q.matches(t)), None)
+        self.hit1 += rank == 1
+        self.hit3 += rank is not None and rank <= 3
+        self.rr += 1.0 / rank if rank else 0.0
+
+    def metrics(self) -> dict[str, float | int | None]:
+        a, u = self.answerable, self.unanswerable
+
+        def ratio(x: float, n: int) -> float | None:
+            return round(x / n, 4) if n else None
+
+        out: dict[str, float | int | None] = {
+            "answerable": a, "unanswerable": u,
+            "hit@1": ratio(self.hit1, a), "hit@3": ratio(self.hit3, a), "mrr@10": ratio(self.rr, a),
+        }
+        if self.has_answers:
+            out.update({
+                "answer_hit": ratio(self.answer_hit, a),
+                "abstention": ratio(self.abstained_ok, u),
+                "false_abstention": ratio(self.abstained_wrong, a),
+                "language_accuracy": ratio(self.language_ok, a + u),
+                "duplicate_citations": self.duplicate_citations,
+            })
+        return out
+
+
+@dataclass
+class Report:
+    """Metrics per system (ours and the baselines) and per question language."""
+
+    systems: dict[str, dict[str, dict[str, Any]]]
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    scores: list[dict[str, Any]] = field(default_factory=list)  # relevance per question
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"systems": self.systems, "calibration": self.calibration, "failures": self.failures}
+
+
+def bm25_ranker(passages: Sequence[str]) -> Ranker:
+    """Plain BM25 (bm25s, lower-cased words, no stemming) over the given paragraphs."""
+    import bm25s
+
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(list(passages), stopwords=None, show_progress=False),
+                    show_progress=False)
+
+    def rank(question: str) -> list[str]:
+        tokens = bm25s.tokenize([question], stopwords=None, show_progress=False)
+        if not tokens.vocab:
+            return []
+        k = min(DEPTH, len(passages))
+        docs, _ = retriever.retrieve(tokens, k=k, show_progress=False)
+        return [passages[int(i)] for i in docs[0]]
+
+    return rank
+
+
+def dense_ranker(retriever: Retriever, passages: Sequence[str]) -> Ranker:
+    """Plain dense retrieval: cosine between the question and each whole paragraph."""
+    vectors = retriever.embedder.embed_passages(list(passages))
+
+    def rank(question: str) -> list[str]:
+        sims = vectors @ retriever.embedder.embed_queries([question])[0]
+        return [passages[int(i)] for i in np.argsort(-sims)[:DEPTH]]
+
+    return rank
+
+
+def paragraphs_of(retriever: Retriever) -> list[str]:
+    """The baselines' units: the distinct paragraphs of the indexed passages."""
+    from .passages import paragraphs
+
+    seen: dict[str, None] = {}
+    for p in retriever.data.passages:
+        for a, b in paragraphs(p.text):
+            seen.setdefault(p.text[a:b])
+    return list(seen)
+
+
+def evaluate(retriever: Retriever, questions: Sequence[Question],
+             progress: bool = False) -> Report:
+    """Run every question through ampere-qa and both baselines; tally per language."""
+    paras = paragraphs_of(retriever)
+    rankers: dict[str, Ranker] = {
+        "ampere-qa": lambda q: [h.text for h in retriever.search(q, k=DEPTH)],
+        "bm25-paragraphs": bm25_ranker(paras),
+        "dense-paragraphs": dense_ranker(retriever, paras),
+    }
+    groups = sorted({q.lang for q in questions} | {"all"})
+    tallies = {name: {g: Tally() for g in groups} for name in rankers}
+    report = Report(systems={})
+    items: Sequence[Question] = questions
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(questions, desc="evaluating", unit="question", leave=False)
+    for q in items:
+        mine = retriever.answer(q.question)
+        texts = [c.text for c in mine.citations]
+        for name, ranker in rankers.items():
+            ranking = ranker(q.question)
+            for g in (q.lang, "all"):
+                t = tallies[name][g]
+                if q.answerable:
+                    t.answerable += 1
+                    t.add_ranking(q, ranking)
+                else:
+                    t.unanswerable += 1
+                if name != "ampere-qa":
+                    continue
+                t.has_answers = True
+                t.language_ok += detect(q.question).code == q.lang
+                t.duplicate_citations += len(texts) != len(set(texts))
+                if q.answerable:
+                    t.answer_hit += mine.answered and q.matches(mine.answer)
+                    t.abstained_wrong += not mine.answered
+                else:
+                    t.abstained_ok += not mine.answered
+        right = mine.answered and q.matches(mine.answer) if q.answerable else not mine.answered
+        if not right:
+            report.failures.append({"id": q.id, "question": q.question, "answered": mine.answered,
+                                    "answer": mine.answer})
+        report.scores.append({"id": q.id, "answerable": q.answerable,
+                              "score": retriever.relevance(q.question)})
+    report.systems = {name: {g: t.metrics() for g, t in by.items()} for name, by in tallies.items()}
+    report.calibration = calibrate(report.scores)
+    return report
+
+
+def threshold(answerable: Sequence[float], max_false_abstention: float) -> float:
+    """The highest cut-off that turns away at most that share of answerable questions."""
+    ordered = sorted(answerable)
+    return ordered[int(max_false_abstention * len(ordered))] if ordered else 0.0
+
+
+def calibrate(scores: Sequence[dict[str, Any]], max_false_abstention: float = MAX_FALSE_ABSTENTION,
+              folds: int = 5) -> dict[str, Any]:
+    """Learn the "not found" cut-off on relevance, and estimate how it generalises.
+
+    The cut-off is fitted on all but one fold and measured on the held-out fold, for each fold
+    (stratified by answerability, deterministic); the value to ship is fitted on everything.
+    """
+    yes = [s for s in scores if s["answerable"]]
+    no = [s for s in scores if not s["answerable"]]
+    held = {"false_abstention": 0, "abstention": 0}
+    for f in range(folds):
+        train = [s["score"] for i, s in enumerate(yes) if i % folds != f]
+        cut = threshold(train, max_false_abstention)
+        held["false_abstention"] += sum(s["score"] < cut for i, s in enumerate(yes) if i % folds == f)
+        held["abstention"] += sum(s["score"] < cut for i, s in enumerate(no) if i % folds == f)
+    return {
+        "min_relevance": round(threshold([s["score"] for s in yes], max_false_abstention), 4),
+        "target_false_abstention": max_false_abstention,
+        "cross_validated": {
+            "false_abstention": round(held["false_abstention"] / len(yes), 4) if yes else None,
+            "abstention": round(held["abstention"] / len(no), 4) if no else None,
+        },
+    }
+
+
+ROWS = ("hit@1", "hit@3", "mrr@10", "answer_hit", "abstention", "false_abstention",
+        "language_accuracy", "duplicate_citations")
+
+
+def format_report(report: Report) -> str:
+    """A plain-text table: one row per metric, one column per system and language."""
+    cols = [(s, g) for s in report.systems for g in report.systems[s] if g != "all"]
+    head = ["metric"] + [f"{s} {g}" for s, g in cols]
+    rows = [head]
+    for m in ROWS:
+        cells = [report.systems[s][g].get(m) for s, g in cols]
+        rows.append([m] + ["—" if c is None else (f"{c:.3f}" if isinstance(c, float) else str(c))
+                           for c in cells])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w)
+                       for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
+    counts = report.systems["ampere-qa"]["all"]
+    lines.append(f"\n{counts['answerable']} answerable and {counts['unanswerable']} unanswerable "
+                 f"questions; {len(report.failures)} answered wrongly (see --json).")
+    cal = report.calibration
+    if cal:
+        cv = cal["cross_validated"]
+        lines.append(f"Calibrated not-found cut-off: relevance < {cal['min_relevance']} "
+                     f"(5-fold cross-validated: false abstention {cv['false_abstention']}, "
+                     f"abstention {cv['abstention']}).")
+    return "\n".join(lines)
+
+
+def plot(report: Report, cutoff: float, path: str | Path) -> None:
+    """Histogram of the not-found decision score, answerable vs unanswerable, with the cut-off."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise BadInputError("--plot needs matplotlib: pip install 'ampere-qa[eval]'") from None
+    yes = [s["score"] for s in report.scores if s["answerable"]]
+    no = [s["score"] for s in report.scores if not s["answerable"]]
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    lo, hi = min([*yes, *no, cutoff]) - 0.01, max([*yes, *no, cutoff]) + 0.01
+    bins = [lo + (hi - lo) * i / 40 for i in range(41)]
+    ax.hist(yes, bins=bins, alpha=0.65, label=f"answerable ({len(yes)})", color="#2563eb")
+    ax.hist(no, bins=bins, alpha=0.65, label=f"unanswerable ({len(no)})", color="#dc2626")
+    ax.axvline(cutoff, color="black", linestyle="--", label=f"not-found cut-off ({cutoff:.3f})")
+    ax.set_xlabel("relevance: similarity to the article minus similarity to unrelated text")
+    ax.set_ylabel("questions")
+    ax.set_title("Where ampere-qa says \"not found\"")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
