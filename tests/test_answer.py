@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ampere_qa import Retriever, build_index
+from ampere_qa import Retriever, build_index, search
 from ampere_qa.answer import compose, not_found
 from ampere_qa.errors import BadInputError
 from ampere_qa.search import MAX_QUESTION_CHARS, Hit, clean_question
@@ -80,10 +80,13 @@ def test_relevance_is_best_passage_minus_best_background(fake_retriever):
     q = "Qualcomm semi-conducteurs"
     qv = fake_retriever.embedder.embed_queries([q])[0]
     background = float((fake_retriever.data.vectors.background @ qv).max())
-    best = fake_retriever.search(q, 1)[0].score
-    assert fake_retriever.relevance(q) == pytest.approx(best - background)
-    assert np.isclose(best, float((fake_retriever.data.sentence_index.reconstruct_n(
-        0, fake_retriever.data.sentence_index.ntotal) @ qv).max()))
+    index = fake_retriever.data.sentence_index
+    best_sentence = float((index.reconstruct_n(0, index.ntotal) @ qv).max())
+    assert fake_retriever.relevance(q) == pytest.approx(best_sentence - background)
+    # The top hit's score is that sentence's similarity plus the full word-match bonus.
+    top = fake_retriever.search(q, 1)[0]
+    assert top.score == pytest.approx(best_sentence + search.LEXICAL_WEIGHT)
+    assert np.isfinite(top.score)
 
 
 def test_search_ranks_and_bounds_k(fake_retriever):
