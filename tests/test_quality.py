@@ -30,6 +30,7 @@ HELD_OUT_OFF_TOPIC = [
     "Quel est le score du match d'hier soir ?", "Comment changer une roue de vélo ?",
     "Who is the president of the United States?", "Donne-moi une recette de ratatouille",
     "What is the square root of 144?", "Quelle langue parle-t-on au Brésil ?",
+    "What is the population of India?", "What is the boiling point of water?",
 ]
 
 
