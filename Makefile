@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # PyTorch's CPU index: make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup run ask test test-fast lint model index chromium clean
+.PHONY: setup run ask test test-fast lint model index chromium clean load audit
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,15 @@ lint: setup
 
 index: model
 	$(BIN)/ampere-qa build --corpus corpus --index index
+
+# 200 questions from 20 concurrent clients against a fresh `python app.py` (scripts/load_test.py).
+load: model
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/load_test.py --start --questions 200 --clients 20
+
+# Known vulnerabilities in the installed packages (needs the PyPI JSON API or OSV reachable).
+audit: setup
+	$(BIN)/pip install -q pip-audit
+	$(BIN)/pip-audit -l
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@ Builds the index from ``corpus/`` first when it is missing. Prints
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -17,10 +18,20 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))  # runs from a plain checkout too
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return port
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Ampere Q&A web page and HTTP API (/ask).")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
-    parser.add_argument("--port", type=int, default=7860, help="port to listen on")
+    parser.add_argument("--port", type=_port, default=7860, help="port to listen on")
     parser.add_argument("--index", default=str(ROOT / "index"), help="index folder")
     parser.add_argument("--corpus", default=str(ROOT / "corpus"),
                         help="corpus folder, used only when the index must be built")
@@ -43,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # e.g. the port is taken: one line, like the CLI
+        if os.environ.get("AMPERE_QA_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -157,11 +157,11 @@ def info(index_dir: str, as_json: bool) -> None:
     }
     if as_json:
         _echo_json(summary)
-        return
-    width = max(map(len, summary))
-    for key, value in summary.items():
-        click.echo(f"{key.replace('_', ' '):<{width}}  {value}")
-    if stale:
+    else:
+        width = max(map(len, summary))
+        for key, value in summary.items():
+            click.echo(f"{key.replace('_', ' '):<{width}}  {value}")
+    if stale:  # on stderr, so it never breaks the JSON on stdout
         click.echo(f"warning: the corpus changed since this index was built; "
                    f"run: ampere-qa build --index {index_dir}", err=True)
 

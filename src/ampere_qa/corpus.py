@@ -7,6 +7,7 @@ so that ``Document.text[start:end]`` is what the file says.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -17,8 +18,16 @@ from .errors import CorpusError
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".txt", ".md")
-# One article is a few kB; a file past this is almost certainly not prose meant for the index.
-MAX_FILE_BYTES = 64 * 1024 * 1024
+# One article is a few kB. Build embeds every passage, sentence and passage-minus-a-sentence
+# (~30 texts per kB of prose) at ~10-50 texts/s on a laptop CPU, so 2 MiB (a long book) already
+# means hours of embedding: a file past this is almost certainly not prose meant for the index,
+# and refusing it up front (from its size, before reading a byte) keeps memory bounded too.
+MAX_FILE_BYTES = 2 * 1024 * 1024
+# The same reasoning for the whole folder: many files just under the limit add up.
+MAX_CORPUS_BYTES = 8 * 1024 * 1024
+# Byte-order marks of encodings that hold NUL bytes, so they are named rather than called binary.
+_UTF16_32_BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32",
+                  b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
 
 
 @dataclass(frozen=True)
@@ -66,13 +75,18 @@ def read_document(path: Path) -> Document | Skipped:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise CorpusError(
-                f"{source} is {size / 2**20:.0f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit "
-                "for one corpus file: split it into smaller files"
+                f"{source} is {size / 2**20:.1f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit "
+                "for one corpus file (embedding it would take hours): remove it from the corpus, "
+                "or split it into smaller files if it really is text to index"
             )
         raw = path.read_bytes()
     except OSError as exc:
         raise CorpusError(f"cannot read {source}: {exc.strerror or exc}") from exc
     if b"\x00" in raw:
+        for bom, name in _UTF16_32_BOMS.items():
+            if raw.startswith(bom):
+                raise CorpusError(f"{source} is {name}, not UTF-8: convert it, "
+                                  f"e.g. iconv -f {name} -t UTF-8 {source}")
         raise CorpusError(f"{source} looks binary (it contains NUL bytes): remove it from the corpus")
     try:
         text = raw.decode("utf-8-sig")
@@ -101,7 +115,22 @@ def read_corpus(corpus: Path | str) -> Corpus:
     root = Path(corpus)
     docs: list[Document] = []
     skipped: list[Skipped] = []
-    for path in corpus_files(root):
+    files = corpus_files(root)
+    # Sizes first, before reading a byte: a huge file is named on its own, then the total counts.
+    total = 0
+    for path in files:
+        with contextlib.suppress(OSError):  # an unreadable file is reported by read_document
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                read_document(path)  # raises the per-file message
+            total += size
+    if total > MAX_CORPUS_BYTES:
+        raise CorpusError(
+            f"the corpus in {corpus} holds {total / 2**20:.1f} MB of .txt/.md files, over the "
+            f"{MAX_CORPUS_BYTES // 2**20} MB limit (embedding it would take hours): "
+            "keep only the articles to index there"
+        )
+    for path in files:
         got = read_document(path)
         if isinstance(got, Skipped):
             log.warning("skipped %s: %s", got.source, got.reason)

@@ -86,6 +86,8 @@ CSS = """
 .aqa-excerpt { border-left: 3px solid #d4d4d8; padding: 0.3em 0.7em; margin: 0.5em 0; }
 .aqa-source { font-size: 0.85em; opacity: 0.8; margin-bottom: 0.2em; }
 .aqa-excerpt mark { background: #fde68a; color: inherit; padding: 0 0.1em; }
+.aqa-stale { border: 1px solid #f59e0b; background: #fffbeb; color: #92400e; padding: 0.5em 0.8em;
+             border-radius: 6px; }
 .aqa-excerpts-title { font-size: 0.85em; font-weight: 600; opacity: 0.8; margin-top: 0.6em; }
 """
 
@@ -149,6 +151,22 @@ def render_answer(result: Answer) -> str:
             "</div>"
         )
     return "".join(blocks)
+
+
+def stale_notice(retriever: Retriever) -> str:
+    """The warning shown above the chat when the corpus changed since the index was built ("" if not)."""
+    try:
+        stale = retriever.is_stale()
+    except Exception:  # the check reads the corpus folder; never let it break the page
+        log.exception("checking whether the index is stale failed")
+        stale = None
+    if not stale:
+        return ""
+    index = retriever.data.path
+    text = (f"⚠ L'article a changé depuis la construction de l'index : les réponses peuvent être "
+            f"dépassées. · The corpus changed since the index was built: answers may be out of "
+            f"date. Run: ampere-qa build --index {index}")
+    return f'<div class="aqa-stale" role="alert">{text_to_html(text)}</div>'
 
 
 def _notice(text: str) -> str:
@@ -271,6 +289,10 @@ def create_app(retriever: Retriever) -> gr.Blocks:
             "anglais : la réponse cite l'article. · Ask a question about the article on "
             "Renault's Ampere, in French or English: the answer quotes the article."
         )
+        # Checked when the page is built and again on every page load, so a corpus changed while
+        # serving is reported to the next visitor.
+        first = stale_notice(retriever)
+        stale = gr.HTML(first, visible=bool(first), elem_id="aqa-stale")
         history = gr.State([])
         chatbot = gr.Chatbot(
             label="Ampere Q&A",
@@ -309,6 +331,13 @@ def create_app(retriever: Retriever) -> gr.Blocks:
         # The chat's own trash icon empties the chat: forget the history with it.
         chatbot.clear(clear, None, outs, api_visibility="private", queue=False)
         gr.api(ask, api_name="ask")
+
+        def refresh_stale() -> Any:
+            notice = stale_notice(retriever)
+            return gr.HTML(notice, visible=bool(notice))
+
+        demo.load(refresh_stale, None, stale, api_visibility="private", queue=False,
+                  show_progress="hidden")
     return demo
 
 

@@ -1,0 +1,138 @@
+"""The running server under concurrent clients (a small run of scripts/load_test.py), and its
+security basics: loopback only, no share link, no file served from a path in the request."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import socket
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from .conftest import INDEX, ROOT
+
+pytestmark = pytest.mark.integration
+
+# Growth allowed across the small run, after every client's warm-up question. Measured:
+# +54 MiB over 200 questions without warm-up, most of it the first requests' allocations.
+RSS_GROWTH_MIB = 64
+
+
+def _load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("load_test", ROOT / "scripts" / "load_test.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def load_test() -> ModuleType:
+    return _load_script()
+
+
+@pytest.fixture(scope="module")
+def app_server(load_test: ModuleType, model_cache: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
+    """``python app.py`` on a free loopback port: (process, URL)."""
+    log = tmp_path_factory.mktemp("load") / "server.log"
+    proc, url = load_test.start_server(str(INDEX), log_path=log)
+    try:
+        yield proc, url
+    finally:
+        load_test.stop_server(proc)
+
+
+def test_concurrent_clients_get_right_answers_and_memory_stays_flat(load_test, app_server):
+    proc, url = app_server
+    report = load_test.run_load(url, questions=40, clients=8, timeout=300, pid=proc.pid)
+    print(load_test.format_report(report))
+    assert report.errors == [] and report.wrong == [] and report.not_sent == 0
+    assert len(report.latencies) == 40
+    assert report.rss_before_kib and report.rss_after_kib
+    assert (report.rss_after_kib - report.rss_before_kib) / 1024 < RSS_GROWTH_MIB
+
+
+def test_the_load_script_only_targets_loopback(load_test):
+    with pytest.raises(SystemExit, match="loopback only"):
+        load_test.run_load("http://example.com:7860/", questions=1, clients=1)
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses with a socket in LISTEN state on ``port`` (from /proc/net/tcp{,6})."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            addr, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                if len(addr) == 8:
+                    found.add(socket.inet_ntop(socket.AF_INET, bytes.fromhex(addr)[::-1]))
+                else:
+                    raw = b"".join(bytes.fromhex(addr[i:i + 8])[::-1] for i in range(0, 32, 8))
+                    found.add(socket.inet_ntop(socket.AF_INET6, raw))
+    return found
+
+
+def test_defaults_are_loopback_and_no_share_link(app_server):
+    from ampere_qa import cli, web
+
+    _, url = app_server
+    port = urllib.parse.urlparse(url).port
+    assert port is not None
+    assert _listening_addresses(port) == {"127.0.0.1"}
+    params = inspect.signature(web.serve).parameters
+    assert params["host"].default == "127.0.0.1" and params["share"].default is False
+    host_option = next(p for p in cli.serve.params if p.name == "host")
+    assert host_option.default == "127.0.0.1"
+    app = (ROOT / "app.py").read_text(encoding="utf-8")
+    assert 'default="127.0.0.1"' in app and "share" not in app
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status, resp.read(200_000)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(200_000)
+
+
+SECRET_PATHS = ["/etc/passwd", str(ROOT / "pyproject.toml"), str(INDEX / "manifest.json"),
+                str(ROOT / "corpus" / "renault-ampere-article.txt")]
+FILE_ROUTES = ["gradio_api/file={}", "file={}", "gradio_api/file/{}", "gradio_api/upload?path={}",
+               "static/..%2F..%2F..%2F..{}", "assets/..%2F..%2F..%2F..{}",
+               "gradio_api/file=..%2F..%2F..%2F..{}", "favicon.ico/..%2F..{}"]
+
+
+@pytest.mark.parametrize("route", FILE_ROUTES)
+def test_no_route_serves_a_file_named_in_the_request(app_server, route):
+    _, url = app_server
+    markers = [b"root:x:0:0", b"[build-system]", b'"format_version"', b"Luca de Meo"]
+    for path in SECRET_PATHS:
+        status, body = _get(url + route.format(urllib.parse.quote(path, safe="/")))
+        assert not any(m in body for m in markers), (route, path, status)
+        assert status != 200 or b"<html" in body[:2000].lower(), (route, path, status)
+
+
+def test_the_api_takes_only_a_question_and_k(app_server):
+    from gradio_client import Client
+
+    _, url = app_server
+    api = Client(url, verbose=False).view_api(print_info=False, return_format="dict")
+    assert list(api["named_endpoints"]) == ["/ask"]
+    params = api["named_endpoints"]["/ask"]["parameters"]
+    assert [p["parameter_name"] for p in params] == ["question", "k"]
+    assert all(p["python_type"]["type"] in ("str", "int") for p in params)
