@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,7 +12,8 @@ import numpy as np
 
 from .corpus import Skipped, read_corpus
 from .embedding import Embedder, load_embedder
-from .index import Vectors, write_index
+from .errors import AmpereError
+from .index import MANIFEST, Vectors, load_index, write_index
 from .passages import Passage, SplitSettings, deduplicate, split_documents
 from .search import MIN_RELEVANCE
 
@@ -30,6 +32,8 @@ class BuildReport:
     skipped: tuple[Skipped, ...]
     seconds: float
     model: str
+    embedded: int = 0  # texts run through the model
+    reused: int = 0  # texts whose vectors came from the previous index (same model, same text)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -55,6 +59,46 @@ def leave_one_out_texts(passage: Passage) -> list[str]:
     ]
 
 
+def _texts_sha256(texts: list[str]) -> str:
+    return hashlib.sha256("\0".join(texts).encode()).hexdigest()
+
+
+def previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarray]:
+    """Text -> vector from the index already in ``index_dir``, if the same model built it.
+
+    A vector depends only on the model and the text (every text goes through the same
+    "passage" prompt), so a rebuild embeds only the texts it has not seen: a changed paragraph
+    costs its own passage, sentences and leave-one-out texts, not the whole corpus. Anything
+    unusable (no index, another model, a damaged file) means no reuse, never a failed build.
+    """
+    if not (index_dir / MANIFEST).exists():
+        return {}
+    try:
+        data = load_index(index_dir)
+        model = data.manifest["model"]
+        if (model.get("name") != embedder.name or model.get("fingerprint") != embedder.fingerprint()
+                or data.manifest["dimension"] != embedder.dimension):
+            return {}
+        index = data.sentence_index
+        sentences = (index.reconstruct_n(0, index.ntotal) if index.ntotal
+                     else np.zeros((0, embedder.dimension), np.float32))
+        vectors = data.vectors
+        out: dict[str, np.ndarray] = {}
+        row = 0
+        for i, p in enumerate(data.passages):
+            out[p.text] = vectors.passage_vectors[i]
+            for text, loo in zip(p.sentence_texts(), leave_one_out_texts(p), strict=True):
+                out[text] = sentences[row]
+                out[loo] = vectors.leave_one_out[row]
+                row += 1
+        anchors = background_texts()
+        if data.manifest.get("background_sha256") == _texts_sha256(anchors):
+            out.update(zip(anchors, vectors.background, strict=True))
+        return out
+    except (AmpereError, KeyError, TypeError, ValueError, RuntimeError):
+        return {}
+
+
 def build_index(
     corpus_dir: str | Path = "corpus",
     index_dir: str | Path = "index",
@@ -63,10 +107,14 @@ def build_index(
     settings: SplitSettings | None = None,
     embedder: Embedder | None = None,
     progress: bool = False,
+    reuse: bool = True,
+    faiss_kind: str | None = None,
 ) -> BuildReport:
     """Read, split, deduplicate and embed the corpus, then write the index atomically.
 
-    ``progress`` shows a bar on stderr while embedding, the only long step.
+    ``progress`` shows a bar on stderr while embedding, the only long step. With ``reuse``,
+    texts already embedded by the same model in the index being replaced are not re-embedded.
+    ``faiss_kind`` forces ``IndexFlatIP`` or ``IndexIVFFlat`` (default: by size, see index.py).
     """
     t0 = time.perf_counter()
     settings = settings or SplitSettings()
@@ -84,18 +132,25 @@ def build_index(
         "background": background_texts(),
     }
     texts = [t for group in groups.values() for t in group]
+    known = previous_vectors(Path(index_dir), embedder) if reuse else {}
+    # Each distinct text is embedded once (a one-sentence passage is also its own sentence).
+    todo = [t for t in dict.fromkeys(texts) if t not in known]
     bar = None
     if progress:
         from tqdm import tqdm
 
         embedder.dimension  # noqa: B018 - load the model before the bar starts
-        bar = tqdm(total=len(texts), desc="embedding", unit="text", leave=False)
+        bar = tqdm(total=len(todo), desc="embedding", unit="text", leave=False)
     try:
-        flat = embedder.embed_passages(texts, progress=bar.update if bar else None)
+        fresh = embedder.embed_passages(todo, progress=bar.update if bar else None) if todo else None
     finally:
         if bar:
             bar.close()
-    flat = np.ascontiguousarray(flat, dtype=np.float32)
+    if fresh is not None:
+        known.update(zip(todo, np.asarray(fresh, dtype=np.float32), strict=True))
+    flat = np.empty((len(texts), embedder.dimension), np.float32)
+    for row, text in enumerate(texts):
+        flat[row] = known[text]
     bounds = np.cumsum([0] + [len(g) for g in groups.values()])
     vectors = Vectors(**{role: flat[a:b] for role, a, b in zip(groups, bounds, bounds[1:], strict=False)})
 
@@ -117,7 +172,9 @@ def build_index(
             "split": settings.to_dict(),
             "duplicates": {"exact": dedup.exact, "near": dedup.near},
             "answer": {"min_relevance": MIN_RELEVANCE},
+            "background_sha256": _texts_sha256(groups["background"]),
         },
+        faiss_kind,
     )
     return BuildReport(
         index=str(index_dir),
@@ -130,4 +187,6 @@ def build_index(
         skipped=corpus.skipped,
         seconds=time.perf_counter() - t0,
         model=embedder.name,
+        embedded=len(todo),
+        reused=len(set(texts)) - len(todo),
     )

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 BUNDLED = "bundled"
 MODEL_ENV = "AMPERE_QA_MODEL"
+# torch threads for one question: a short query is too small to split across cores, and on a
+# shared 2-core machine a second spinning OpenMP thread makes it several times slower when the
+# other core is busy (BENCHMARKS.md: 1 thread 38 ms, 2 threads 175 ms median, under load).
+QUERY_THREADS = 1
 # Models known to need instruction prefixes when their folder does not declare prompts.
 _KNOWN_PROMPTS = {"e5": ("query: ", "passage: ")}
 
@@ -72,6 +76,8 @@ class SentenceTransformerEmbedder:
     Outputs are float32 and L2-normalised, so inner product is cosine similarity.
     """
 
+    # Texts per forward pass when building (batch sizes 16-128 measured in BENCHMARKS.md: within
+    # a few percent once texts are sorted by length; 32 keeps padding and peak memory small).
     batch_size = 32
 
     def __init__(self, name: str = BUNDLED, cache_dir: Path | None = None):
@@ -80,6 +86,8 @@ class SentenceTransformerEmbedder:
         self._model: SentenceTransformer | None = None
         self._path: str | None = None
         self._fingerprint: str | None = None
+        self._query_prefix: str | None = None  # see embed_queries
+        self._query_prefix_known = False
 
     @property
     def model(self) -> SentenceTransformer:
@@ -155,20 +163,59 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        _set_threads(QUERY_THREADS if len(texts) <= 2 else _cores())
+        if not self._query_prefix_known:
+            self._query_prefix = self._prefix(self._prompts()[0])
+            self._query_prefix_known = True
+        if self._query_prefix is not None:
+            # The same tokens as prompt=..., without sentence-transformers tokenising the
+            # prompt once more on every call to measure its length.
+            return self._encode([self._query_prefix + t for t in texts], {})
         return self._encode(texts, self._prompts()[0])
+
+    def _prefix(self, kwargs: dict) -> str | None:
+        """The prompt as a string to prepend, or None when the model pools without it."""
+        pooling = [m for m in self.model.modules() if type(m).__name__ == "Pooling"]
+        if not pooling or not all(getattr(m, "include_prompt", True) for m in pooling):
+            return None
+        if "prompt_name" in kwargs:
+            return str(self.model.prompts[kwargs["prompt_name"]])
+        return str(kwargs.get("prompt", ""))
 
     def embed_passages(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
+        """Embed in batches of similar length (longest first, as sentence-transformers does
+        within one call): sorting the whole stream, not each batch, is what saves the padding."""
         kwargs = self._prompts()[1]
-        parts = []
-        for i in range(0, len(texts), self.batch_size):
-            batch = texts[i:i + self.batch_size]
-            parts.append(self._encode(batch, kwargs))
+        _set_threads(_cores())
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.zeros((len(texts), self.dimension), np.float32)
+        for i in range(0, len(order), self.batch_size):
+            rows = order[i:i + self.batch_size]
+            out[rows] = self._encode([texts[j] for j in rows], kwargs)
             if progress:
-                progress(len(batch))
-        dim = self.dimension
-        return np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+                progress(len(rows))
+        return out
+
+    def warm_up(self) -> None:
+        """Load the model and run one query through it, so the first real question is not slow."""
+        self.embed_queries(["warm up"])
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _set_threads(n: int) -> None:
+    """Set torch's intra-op threads, only when it changes (the call is global to the process)."""
+    import torch
+
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 def load_embedder(name: str | None = None, cache_dir: Path | None = None) -> Embedder:

@@ -140,7 +140,7 @@ class Retriever:
         lexical = self.lexical.scores(text)
         top = float(lexical.max(initial=0.0))
         bonus = LEXICAL_WEIGHT * lexical / top if top > 0 else lexical
-        for i in np.argsort(-lexical)[:k]:
+        for i in _top_k(lexical, k):
             if lexical[i] > 0 and int(i) not in dense:  # found by words only: score it exactly
                 a = int(data.sentence_start[i])
                 vecs = index.reconstruct_n(a, len(data.passages[i].sentences))
@@ -219,6 +219,17 @@ class Retriever:
                  if c == best or (best > 0 and c >= SECOND_SENTENCE_SHARE * best)]
         picks.sort(key=lambda t: (t[0].rank, t[1][0]))  # reading order
         return picks
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores, ties going to the lower index (as a stable sort
+    would), in O(n) rather than a full sort: it matters at a million passages."""
+    if k >= len(scores):
+        return np.arange(len(scores))
+    kth = -np.partition(-scores, k - 1)[k - 1]
+    above = np.flatnonzero(scores > kth)
+    tied = np.flatnonzero(scores == kth)[: k - len(above)]
+    return np.concatenate([above, tied])
 
 
 def corpus_is_stale(index_dir: Path, manifest: dict[str, Any]) -> bool | None:
