@@ -178,3 +178,12 @@ def test_committed_index_is_up_to_date_with_corpus_and_splitter(monkeypatch):
     assert manifest["split"] == SplitSettings().to_dict(), "run: make index"
     passages, _ = deduplicate(split_documents(corpus.documents, SplitSettings()), SplitSettings())
     assert load_index(INDEX).passages == passages, "run: make index"
+
+
+def test_temporary_files_of_a_killed_write_are_removed_by_the_next_build(built, corpus_copy):
+    leftover = built / ".sentences.0123456789ab.faiss.k3j2.tmp"
+    leftover.write_bytes(b"half")
+    unrelated = built / "notes.txt"
+    unrelated.write_text("mine")
+    build_index(corpus_copy, built, embedder=FakeEmbedder())
+    assert not leftover.exists() and unrelated.exists()

@@ -86,6 +86,7 @@ def build(corpus_dir: str, index_dir: str, model: str | None, as_json: bool) -> 
         f"({report.sentences} sentences); collapsed {report.duplicates_collapsed} duplicate(s) "
         f"({report.exact_duplicates} exact, {report.near_duplicates} near) "
         f"in {report.seconds:.1f} s -> {report.index}"
+        + (f" (embedded {report.embedded} texts, reused {report.reused})" if report.reused else "")
     )
 
 

@@ -57,6 +57,8 @@ REBUILD_HINT = "rebuild it with: ampere-qa build --corpus CORPUS_DIR --index {in
 ARRAYS = ("passage_vectors", "leave_one_out", "background")
 # Data files written by any version of write_index: superseded ones are removed after a commit.
 _DATA_FILE = re.compile(r"^[a-z_]+\.[0-9a-f]{12}\.(?:jsonl|faiss|npy)$")
+# Temporary files of a build killed mid-write (_write_atomic): removed by the next commit.
+_TEMP_FILE = re.compile(r"^\.(?:[a-z_]+\.[0-9a-f]{12}\.(?:jsonl|faiss|npy)|manifest\.json)\..+\.tmp$")
 
 
 @dataclass
@@ -218,7 +220,8 @@ def write_index(
     _fsync_dir(index_dir)
     keep = {f["name"] for f in files.values()}
     for old in index_dir.iterdir():
-        if old.name not in keep and _DATA_FILE.match(old.name) and old.is_file():
+        superseded = _DATA_FILE.match(old.name) or _TEMP_FILE.match(old.name)
+        if old.name not in keep and superseded and old.is_file():
             with contextlib.suppress(OSError):
                 old.unlink()
     return manifest
