@@ -127,14 +127,14 @@ def test_a_build_that_dies_before_commit_leaves_the_old_index(built, corpus_copy
     before = read_manifest(built)
     answer_before = Retriever.load(built, embedder=FakeEmbedder()).search("Qui dirige Ampere ?", 2)
     (corpus_copy / "more.txt").write_text("Un nouveau paragraphe sur Ampere.", encoding="utf-8")
-    real = index_mod._write_atomic
+    real = index_mod.write_atomic
 
     def die_on_manifest(path: Path, data: bytes) -> None:
         if path.name == MANIFEST:
             raise KeyboardInterrupt  # as if killed just before the commit
         real(path, data)
 
-    monkeypatch.setattr(index_mod, "_write_atomic", die_on_manifest)
+    monkeypatch.setattr(index_mod, "write_atomic", die_on_manifest)
     with pytest.raises(KeyboardInterrupt):
         build_index(corpus_copy, built, embedder=FakeEmbedder())
     monkeypatch.undo()

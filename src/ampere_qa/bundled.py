@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ampere_qa.atomic import fsync_dir, write_atomic
 from ampere_qa.errors import ModelError
 
 if TYPE_CHECKING:
@@ -547,22 +548,6 @@ def _small_files(f: _E5File) -> dict[str, Any]:
     }
 
 
-def _fsync_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def is_complete(model_dir: Path) -> bool:
     """A directory is usable once its marker (written last, before the rename) is valid."""
     try:
@@ -612,9 +597,10 @@ def convert(source: Path, out_dir: Path, progress: bool = True) -> Path:
         f = _parse(source)
         _write_safetensors(f, tmp / "model.safetensors", progress)
         tokenizer = _build_tokenizer(f)
-        _fsync_write(tmp / "tokenizer.json", tokenizer.to_str().encode("utf-8"))
+        write_atomic(tmp / "tokenizer.json", tokenizer.to_str().encode("utf-8"))
         for rel, content in _small_files(f).items():
-            _fsync_write(tmp / rel, json.dumps(content, indent=2, ensure_ascii=False).encode())
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(tmp / rel, json.dumps(content, indent=2, ensure_ascii=False).encode())
         (tmp / "2_Normalize").mkdir(exist_ok=True)
         marker = {
             "model_id": BUNDLED_MODEL_ID,
@@ -623,13 +609,13 @@ def convert(source: Path, out_dir: Path, progress: bool = True) -> Path:
             "source_sha256": _sha256(source),
             "converter_version": CONVERTER_VERSION,
         }
-        _fsync_write(tmp / MARKER_FILE, json.dumps(marker, indent=2).encode())  # last
+        write_atomic(tmp / MARKER_FILE, json.dumps(marker, indent=2).encode())  # last
         for sub in (tmp / "1_Pooling", tmp / "2_Normalize", tmp):
-            _fsync_dir(sub)
+            fsync_dir(sub)
         if out_dir.exists():  # incomplete or outdated leftover: replace it
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
-        _fsync_dir(out_dir.parent)
+        fsync_dir(out_dir.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -666,7 +652,7 @@ def _source_sha256(source: Path, models: Path) -> str:
     digest = _sha256(source)
     with contextlib.suppress(OSError):
         models.mkdir(parents=True, exist_ok=True)
-        _fsync_write(note, json.dumps({key: digest}).encode())
+        write_atomic(note, json.dumps({key: digest}).encode())
     return digest
 
 

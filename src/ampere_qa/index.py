@@ -29,9 +29,7 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .atomic import fsync_dir, write_atomic
 from .errors import IndexMismatchError, IndexNotFoundError
 from .passages import Passage
 
@@ -86,37 +85,6 @@ class IndexData:
 
 def _sha256(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomic(path: Path, data: bytes | memoryview) -> None:
-    """Write through a temporary file in the same folder, fsync, then rename into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the index from other users
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _sample_sha256(data: bytes | memoryview, size: int) -> str:
@@ -200,7 +168,7 @@ def write_index(
         if len(view) > FULL_HASH_MAX_BYTES:
             files[role]["sample_sha256"] = _sample_sha256(view, len(view))
         if not _intact(index_dir, files[role]):  # same name, same content: a file can be kept
-            _write_atomic(index_dir / name, view)
+            write_atomic(index_dir / name, view)
     del blobs
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -215,9 +183,9 @@ def write_index(
         **faiss_info,
         "files": files,
     }
-    _fsync_dir(index_dir)
-    _write_atomic(index_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
-    _fsync_dir(index_dir)
+    fsync_dir(index_dir)
+    write_atomic(index_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+    fsync_dir(index_dir)
     keep = {f["name"] for f in files.values()}
     for old in index_dir.iterdir():
         superseded = _DATA_FILE.match(old.name) or _TEMP_FILE.match(old.name)
