@@ -117,7 +117,7 @@ def _free_port() -> int:
 
 def _ask_http(port: int, question: str) -> None:
     base = f"http://127.0.0.1:{port}/gradio_api/call/ask"
-    req = urllib.request.Request(base, json.dumps({"data": [question]}).encode(),
+    req = urllib.request.Request(base, json.dumps({"data": [question, 3]}).encode(),
                                  {"Content-Type": "application/json"})
     event = json.loads(urllib.request.urlopen(req, timeout=60).read())["event_id"]
     body = urllib.request.urlopen(f"{base}/{event}", timeout=60).read().decode()
