@@ -21,10 +21,6 @@ if TYPE_CHECKING:
 
 BUNDLED = "bundled"
 MODEL_ENV = "AMPERE_QA_MODEL"
-# torch threads for one question: a short query is too small to split across cores, and on a
-# shared 2-core machine a second spinning OpenMP thread makes it several times slower when the
-# other core is busy (BENCHMARKS.md: 1 thread 38 ms, 2 threads 175 ms median, under load).
-QUERY_THREADS = 1
 # Models known to need instruction prefixes when their folder does not declare prompts.
 _KNOWN_PROMPTS = {"e5": ("query: ", "passage: ")}
 
@@ -79,6 +75,11 @@ class SentenceTransformerEmbedder:
     # Texts per forward pass when building (batch sizes 16-128 measured in BENCHMARKS.md: within
     # a few percent once texts are sorted by length; 32 keeps padding and peak memory small).
     batch_size = 32
+    # torch threads for one question; None means every core. One question alone runs fastest on
+    # all cores (BENCHMARKS.md: 18 ms on 2 threads, 28 ms on 1, idle machine), but a server
+    # answering several at once should give each one thread: spinning OpenMP threads fighting
+    # for the same cores made a query 175-1,100 ms instead of 38 ms under load.
+    query_threads: int | None = None
 
     def __init__(self, name: str = BUNDLED, cache_dir: Path | None = None):
         self.name = canonical_name(name)
@@ -163,7 +164,7 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        _set_threads(QUERY_THREADS if len(texts) <= 2 else _cores())
+        _set_threads(self.query_threads or _cores())
         if not self._query_prefix_known:
             self._query_prefix = self._prefix(self._prompts()[0])
             self._query_prefix_known = True

@@ -67,8 +67,10 @@ def detect(text: str) -> Language:
     parts = [p for w in words for p in re.split(r"['’]", w) if p]
     fr = sum(p in _FR for p in parts) + 0.5 * len(_FR_CHARS.findall(text))
     en = sum(p in _EN for p in parts)
-    if fr != en and len(words) < 6 and max(fr, en) > 0.25 * len(words):
-        # Decided by function words whatever langdetect says (see below): skip its ~3 ms.
+    decisive = len(words) < 6 or max(fr, en) >= 2 * min(fr, en) + 2
+    if fr != en and max(fr, en) > 0.25 * len(words) and decisive:
+        # Function words decide: langdetect could not change the outcome below (or, for a long
+        # question with a clear majority, only if ≥ 0.99 sure of the minority): skip its ~3 ms.
         lead = "fr" if fr > en else "en"
         return Language(lead, lead)
     probs = _langdetect_probs(text) if words else {}

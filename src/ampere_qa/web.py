@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .answer import Answer
+from .embedding import SentenceTransformerEmbedder
 from .errors import AmpereError, BadInputError
 from .language import detect
 from .search import MAX_QUESTION_CHARS, Retriever, clean_question
@@ -366,6 +367,8 @@ def serve(
     if retriever.is_stale():
         print(f"warning: the corpus changed since {index_dir} was built; "
               f"run: ampere-qa build --index {index_dir}", file=sys.stderr, flush=True)
+    if isinstance(retriever.embedder, SentenceTransformerEmbedder):
+        retriever.embedder.query_threads = 1  # several questions at once share the cores
     retriever.answer("Qui dirige Ampere ?")  # loads the model before the first visitor waits
     demo = create_app(retriever)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
