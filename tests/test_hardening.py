@@ -33,6 +33,15 @@ EXTRA = ("Ampere prévoit aussi un nouveau centre de recherche consacré aux bat
          "selon un porte-parole du groupe. Les premiers essais commenceront au printemps.")
 
 
+def _many_paragraphs(n: int) -> str:
+    """``n`` distinct three-sentence paragraphs: ~7 texts each to embed."""
+    return "\n\n".join(
+        f"Le site numéro {i} d'Ampere accueillera {10 * i} ingénieurs en {2025 + i % 5}. "
+        f"{EXTRA} Le projet {i} sera présenté aux investisseurs le {1 + i % 28} mars."
+        for i in range(n)
+    )
+
+
 def _env(model_cache: Path | None = None) -> dict[str, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     if model_cache:
@@ -145,7 +154,9 @@ def test_a_build_killed_leaves_the_previous_index_answering(point, tmp_path, mod
     idx = copy_index(tmp_path / "index")
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)
-    (corpus / "extra.txt").write_text(EXTRA, encoding="utf-8")  # the new build would differ
+    # The new build differs by enough new text to embed for several seconds (vectors of the
+    # unchanged article are reused from the previous index and cost nothing).
+    (corpus / "extra.txt").write_text(_many_paragraphs(40), encoding="utf-8")
     manifest_before = (idx / "manifest.json").read_bytes()
     answer_before = _answer(idx, real_embedder)
     # The write-phase points race a fast writer: on the rare miss, try again.
