@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -100,3 +103,14 @@ def retriever(real_embedder):
     from ampere_qa import Retriever
 
     return Retriever.load(INDEX, embedder=real_embedder)
+
+
+@pytest.fixture(scope="session")
+def load_script() -> ModuleType:
+    """scripts/load_test.py as a module: its start_server/stop_server run the real app."""
+    spec = importlib.util.spec_from_file_location("load_test", ROOT / "scripts" / "load_test.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module

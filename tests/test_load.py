@@ -3,10 +3,8 @@ security basics: loopback only, no share link, no file served from a path in the
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import socket
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,18 +26,9 @@ pytestmark = pytest.mark.integration
 RSS_GROWTH_MIB = 32
 
 
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("load_test", ROOT / "scripts" / "load_test.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def load_test() -> ModuleType:
-    return _load_script()
+def load_test(load_script: ModuleType) -> ModuleType:
+    return load_script
 
 
 @pytest.fixture(scope="module")

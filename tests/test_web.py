@@ -7,14 +7,8 @@ gradio_client, the page with Playwright and Debian's Chromium.
 from __future__ import annotations
 
 import html
-import os
-import queue
-import re
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +22,6 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
 ]
-READY = re.compile(r"^ampere-qa ready on (http://\S+)$")
 ARTICLE = CORPUS / "renault-ampere-article.txt"
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
 
@@ -87,61 +80,23 @@ def test_friendly_messages_for_empty_and_long_questions():
 
 # --- the real server -------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``python app.py --port <free>``; yields its URL once it printed the ready line."""
+def server(load_script, model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python app.py --port <free>`` (scripts/load_test.py starts it); yields its URL once ready."""
     tmp = tmp_path_factory.mktemp("web")
     # The committed index when it is there; otherwise app.py builds one (into a temp folder,
     # never into the checkout).
     index = INDEX if (INDEX / "manifest.json").exists() else tmp / "index"
-    port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "AMPERE_QA_CACHE": str(model_cache), "GRADIO_ANALYTICS_ENABLED": "False",
-           "PYTHONUNBUFFERED": "1"}
-    log = (tmp / "server.log").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--index", str(index)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    url = None
-    deadline = time.monotonic() + 180
+    log = tmp / "server.log"
     try:
-        while url is None:
-            try:
-                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                line = None
-            if line is None:
-                log.seek(0)
-                pytest.fail(f"server not ready (exit code {proc.poll()}):\n{log.read()[-3000:]}")
-            m = READY.match(line.strip())
-            if m:
-                url = m.group(1)
-        assert url == f"http://127.0.0.1:{port}"
-        yield url + "/"
+        proc, url = load_script.start_server(str(index), log_path=log)
+    except RuntimeError as exc:
+        pytest.fail(f"{exc}:\n{log.read_text(errors='replace')[-3000:]}")
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        load_script.stop_server(proc)
 
 
 @pytest.fixture(scope="module")
