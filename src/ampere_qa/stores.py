@@ -152,6 +152,10 @@ class MilvusStore:
         """Make the collection searchable (a server releases collections; Lite after a restart)."""
         self.client.load_collection(self.collection)
 
+    def flush(self) -> None:
+        """Seal written rows into indexed segments (Milvus Lite searches unsealed rows ~100x slower)."""
+        self.client.flush(self.collection)
+
     def drop(self) -> None:
         self.client.drop_collection(self.collection)
 
@@ -252,6 +256,7 @@ def write_milvus(config: dict[str, Any], keys: np.ndarray, sentences: np.ndarray
     new = ~np.isin(keys, present)
     store.delete(gone)
     store.upsert(keys[new], sentences[new])
+    store.flush()
     store.set_meta(meta)
     return int(new.sum()), len(gone)
 
