@@ -294,13 +294,11 @@ def test_ask_says_the_index_is_stale_and_still_answers(stale_checkout, model_cac
 
 
 @pytest.mark.integration
-def test_the_page_shows_a_stale_notice(stale_checkout, real_embedder, monkeypatch):
+def test_the_page_shows_a_stale_notice(stale_checkout, real_embedder, monkeypatch, load_script):
     import urllib.request
 
     from ampere_qa import Retriever
     from ampere_qa.web import create_app, stale_notice
-
-    from .test_web import _free_port
 
     assert stale_notice(Retriever.load(INDEX, embedder=real_embedder)) == ""
     monkeypatch.chdir(stale_checkout)  # the manifest records the corpus as "corpus"
@@ -309,7 +307,7 @@ def test_the_page_shows_a_stale_notice(stale_checkout, real_embedder, monkeypatc
     notice = html.unescape(stale_notice(retriever))
     assert "corpus changed" in notice and "ampere-qa build --index index" in notice
     demo = create_app(retriever)
-    port = _free_port()
+    port = load_script.free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 ssr_mode=False)
     try:
