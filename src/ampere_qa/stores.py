@@ -112,7 +112,8 @@ def _client(uri: str) -> Any:
     try:
         return MilvusClient(uri=uri)
     except Exception as exc:
-        raise StoreUnavailableError(f"cannot reach Milvus at {uri} ({exc})") from None
+        lite = "" if "://" in uri else "; a Milvus Lite file is opened by one process at a time"
+        raise StoreUnavailableError(f"cannot reach Milvus at {uri} ({exc}){lite}") from None
 
 
 def normalize_uri(uri: str) -> str:
