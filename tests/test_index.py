@@ -187,3 +187,24 @@ def test_temporary_files_of_a_killed_write_are_removed_by_the_next_build(built, 
     unrelated.write_text("mine")
     build_index(corpus_copy, built, embedder=FakeEmbedder())
     assert not leftover.exists() and unrelated.exists()
+
+
+def test_faiss_store_behind_the_seam(built):
+    """The FAISS store numbers rows by position: search and get agree with the raw index,
+    upsert appends, delete renumbers (build rewrites FAISS whole, so nothing relies on more)."""
+    from ampere_qa.stores import FaissStore
+
+    data = load_index(built)
+    store = data.store
+    assert isinstance(store, FaissStore) and data.sentence_keys is None
+    n = store.count()
+    vecs = store.get(np.arange(n))
+    scores, ids = store.search(vecs[2], 3)
+    assert ids[0] == 2 and abs(scores[0] - 1.0) < 1e-5
+    np.testing.assert_array_equal(store.get(np.array([3, 1])), vecs[[3, 1]])
+    store.upsert(np.array([n]), vecs[:1])
+    assert store.count() == n + 1
+    with pytest.raises(ValueError, match="only appending"):
+        store.upsert(np.array([0]), vecs[:1])
+    store.delete(np.array([n]))
+    assert store.count() == n

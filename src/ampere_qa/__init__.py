@@ -21,6 +21,7 @@ from .errors import (
     IndexNotFoundError,
     IndexUnusableError,
     ModelError,
+    StoreUnavailableError,
 )
 from .passages import Location, Passage, SplitSettings
 from .search import Hit, Retriever
@@ -41,6 +42,7 @@ __all__ = [
     "Passage",
     "Retriever",
     "SplitSettings",
+    "StoreUnavailableError",
     "__version__",
     "build_index",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from dataclasses import asdict, dataclass
@@ -12,7 +13,7 @@ import numpy as np
 
 from .corpus import Skipped, read_corpus
 from .embedding import Embedder, load_embedder
-from .errors import AmpereError
+from .errors import AmpereError, BadInputError
 from .index import MANIFEST, Vectors, load_index, write_index
 from .passages import Passage, SplitSettings, deduplicate, split_documents
 from .search import MIN_RELEVANCE
@@ -34,6 +35,9 @@ class BuildReport:
     model: str
     embedded: int = 0  # texts run through the model
     reused: int = 0  # texts whose vectors came from the previous index (same model, same text)
+    store: str = "faiss"  # where the sentence vectors went (see stores.py)
+    upserted: int = 0  # Milvus only: sentence rows written (new or changed passages)
+    deleted: int = 0  # Milvus only: sentence rows removed (passages gone)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -79,9 +83,9 @@ def previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarra
         if (model.get("name") != embedder.name or model.get("fingerprint") != embedder.fingerprint()
                 or data.manifest["dimension"] != embedder.dimension):
             return {}
-        index = data.sentence_index
-        sentences = (index.reconstruct_n(0, index.ntotal) if index.ntotal
-                     else np.zeros((0, embedder.dimension), np.float32))
+        rows = np.arange(len(data.sentence_owner))
+        sentences = (data.store.get(rows if data.sentence_keys is None else data.sentence_keys)
+                     if len(rows) else np.zeros((0, embedder.dimension), np.float32))
         vectors = data.vectors
         out: dict[str, np.ndarray] = {}
         row = 0
@@ -97,6 +101,8 @@ def previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarra
         return out
     except (AmpereError, KeyError, TypeError, ValueError, RuntimeError):
         return {}
+    except Exception:  # a Milvus collection gone or unreachable: no reuse, never a failed build
+        return {}
 
 
 def build_index(
@@ -109,14 +115,22 @@ def build_index(
     progress: bool = False,
     reuse: bool = True,
     faiss_kind: str | None = None,
+    store: str | None = None,
+    uri: str | None = None,
+    collection: str | None = None,
 ) -> BuildReport:
     """Read, split, deduplicate and embed the corpus, then write the index atomically.
 
     ``progress`` shows a bar on stderr while embedding, the only long step. With ``reuse``,
     texts already embedded by the same model in the index being replaced are not re-embedded.
     ``faiss_kind`` forces ``IndexFlatIP`` or ``IndexIVFFlat`` (default: by size, see index.py).
+    ``store`` is ``faiss`` (files in the index folder) or ``milvus`` (the collection
+    ``collection`` at ``uri``: a local ``.db`` path runs Milvus Lite, ``http://...`` a server);
+    by default the store of the index being replaced, else FAISS. A Milvus rebuild upserts the
+    sentence rows of new passages and deletes those of passages gone; nothing else is written.
     """
     t0 = time.perf_counter()
+    store_config = _store_config(Path(index_dir), store, uri, collection)
     settings = settings or SplitSettings()
     corpus = read_corpus(corpus_dir)
     passages, dedup = deduplicate(split_documents(corpus.documents, settings), settings)
@@ -154,7 +168,7 @@ def build_index(
     bounds = np.cumsum([0] + [len(g) for g in groups.values()])
     vectors = Vectors(**{role: flat[a:b] for role, a, b in zip(groups, bounds, bounds[1:], strict=False)})
 
-    write_index(
+    written = write_index(
         Path(index_dir),
         passages,
         vectors,
@@ -175,7 +189,9 @@ def build_index(
             "background_sha256": _texts_sha256(groups["background"]),
         },
         faiss_kind,
+        store_config,
     )
+    changes = written["store_changes"]
     return BuildReport(
         index=str(index_dir),
         files=len(corpus.documents),
@@ -189,4 +205,33 @@ def build_index(
         model=embedder.name,
         embedded=len(todo),
         reused=len(set(texts)) - len(todo),
+        store=store_config["kind"] if store_config else "faiss",
+        upserted=changes["upserted"],
+        deleted=changes["deleted"],
     )
+
+
+def _store_config(index_dir: Path, store: str | None, uri: str | None,
+                  collection: str | None) -> dict[str, Any] | None:
+    """The manifest's ``store`` entry for this build; None for FAISS (the manifest stays as before)."""
+    from . import stores
+    from .index import read_manifest, store_kind
+
+    previous: dict[str, Any] = {}
+    if (index_dir / MANIFEST).exists():
+        with contextlib.suppress(AmpereError, OSError, ValueError):
+            manifest = read_manifest(index_dir)
+            previous = manifest.get("store", {}) if store_kind(manifest) == "milvus" else {}
+    kind = store or ("milvus" if previous or uri else "faiss")
+    if kind == "faiss":
+        if uri or collection:
+            raise BadInputError("--uri and --collection only apply to --store milvus")
+        return None
+    if kind != "milvus":
+        raise BadInputError(f"unknown vector store {kind!r}: use faiss or milvus")
+    uri = uri or previous.get("uri")
+    if not uri:
+        raise BadInputError("--store milvus needs --uri: a local file (x.db, Milvus Lite) or "
+                            "http://host:19530 (a Milvus server)")
+    return {"kind": "milvus", "uri": stores.normalize_uri(uri),
+            "collection": collection or previous.get("collection") or stores.DEFAULT_COLLECTION}

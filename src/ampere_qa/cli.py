@@ -66,16 +66,25 @@ def cli() -> None:
 @click.option("--model", default=None,
               help="sentence-transformers model id or path [default: $AMPERE_QA_MODEL or "
                    "the bundled multilingual-e5-small].")
+@click.option("--store", type=click.Choice(["faiss", "milvus"]), default=None,
+              help="Where the sentence vectors go: FAISS files in the index folder, or a Milvus "
+                   "collection [default: the current index's store, else faiss].")
+@click.option("--uri", default=None,
+              help="Milvus: a local file (x.db, runs Milvus Lite) or http://host:19530.")
+@click.option("--collection", default=None, help="Milvus collection name [default: ampere_qa].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def build(corpus_dir: str, index_dir: str, model: str | None, as_json: bool) -> None:
+def build(corpus_dir: str, index_dir: str, model: str | None, store: str | None, uri: str | None,
+          collection: str | None, as_json: bool) -> None:
     """Rebuild the index from the corpus (the previous index stays usable until it is done).
 
     \b
     ampere-qa build --corpus corpus --index index
+    ampere-qa build --store milvus --uri vectors.db      # Milvus Lite
     """
     from .build import build_index
 
-    report = build_index(corpus_dir, index_dir, model, progress=not as_json)
+    report = build_index(corpus_dir, index_dir, model, progress=not as_json, store=store, uri=uri,
+                         collection=collection)
     if as_json:
         _echo_json(report.to_dict())
         return
@@ -87,6 +96,8 @@ def build(corpus_dir: str, index_dir: str, model: str | None, as_json: bool) -> 
         f"({report.exact_duplicates} exact, {report.near_duplicates} near) "
         f"in {report.seconds:.1f} s -> {report.index}"
         + (f" (embedded {report.embedded} texts, reused {report.reused})" if report.reused else "")
+        + (f"; Milvus rows upserted {report.upserted}, deleted {report.deleted}"
+           if report.store == "milvus" else "")
     )
 
 
@@ -154,6 +165,7 @@ def info(index_dir: str, as_json: bool) -> None:
         "model_location": model_location(model["name"]),
         "corpus": manifest["corpus"].get("path"),
         "corpus_files": len(manifest["corpus"].get("files", [])),
+        "store": manifest.get("store", {"kind": "faiss"}),
         "stale": stale,
     }
     if as_json:

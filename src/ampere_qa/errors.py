@@ -35,3 +35,7 @@ class IndexNotFoundError(IndexUnusableError):
 
 class IndexMismatchError(IndexUnusableError):
     """The index files disagree with their manifest, with each other, or with the model."""
+
+
+class StoreUnavailableError(AmpereError):
+    """The vector store the index names cannot be used here (client missing, server unreachable)."""

@@ -81,6 +81,8 @@ class IndexData:
     vectors: Vectors  # .sentences is empty: FAISS holds them
     sentence_owner: np.ndarray  # sentence row -> passage number
     sentence_start: np.ndarray  # passage number -> its first sentence row
+    store: Any = None  # stores.VectorStore holding the sentence vectors (FaissStore by default)
+    sentence_keys: np.ndarray | None = None  # store id of each sentence row, when not the row itself
 
 
 def _sha256(data: bytes | memoryview) -> str:
@@ -143,18 +145,29 @@ def write_index(
     vectors: Vectors,
     manifest: dict[str, Any],
     faiss_kind: str | None = None,
+    store: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write data files, then commit them by replacing the manifest; remove superseded files."""
-    import faiss
+    """Write data files, then commit them by replacing the manifest; remove superseded files.
 
+    With ``store`` (``{"kind": "milvus", "uri": ..., "collection": ...}``) the sentence vectors
+    go to that Milvus collection instead of a FAISS file: rows of new passages are upserted,
+    rows of passages gone deleted, before the manifest is replaced. A build killed in between
+    leaves a collection the old manifest no longer matches, which load refuses with the rebuild
+    command. The result's ``"store_changes"`` (not written) counts rows upserted and deleted.
+    """
     index_dir.mkdir(parents=True, exist_ok=True)
     lines = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in passages)
-    sentence_index, faiss_info = make_faiss(np.ascontiguousarray(vectors.sentences, np.float32), faiss_kind)
     blobs: dict[str, tuple[str, Any]] = {  # bytes-like: bytes, numpy buffers, memoryviews
         "passages": ("jsonl", lines.encode()),
-        "sentences": ("faiss", faiss.serialize_index(sentence_index)),
     }
-    del sentence_index
+    faiss_info: dict[str, Any] = {}
+    if store is None:
+        import faiss
+
+        sentence_index, faiss_info = make_faiss(np.ascontiguousarray(vectors.sentences, np.float32),
+                                                faiss_kind)
+        blobs["sentences"] = ("faiss", faiss.serialize_index(sentence_index))
+        del sentence_index
     for role in ARRAYS:
         npy = io.BytesIO()
         np.save(npy, np.ascontiguousarray(getattr(vectors, role), dtype=np.float32))
@@ -181,8 +194,16 @@ def write_index(
         "normalization": "l2",
         "metric": "inner_product",
         **faiss_info,
+        **({"store": store} if store else {}),
         "files": files,
     }
+    changes = (0, 0)
+    if store is not None:
+        from . import stores
+
+        changes = stores.write_milvus(
+            store, stores.sentence_keys(passages), vectors.sentences, manifest["model"]["fingerprint"],
+            stores.collection_meta(manifest, files["passages"]["sha256"]))
     fsync_dir(index_dir)
     write_atomic(index_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
     fsync_dir(index_dir)
@@ -192,7 +213,7 @@ def write_index(
         if old.name not in keep and superseded and old.is_file():
             with contextlib.suppress(OSError):
                 old.unlink()
-    return manifest
+    return {**manifest, "store_changes": {"upserted": changes[0], "deleted": changes[1]}}
 
 
 def read_manifest(index_dir: Path) -> dict[str, Any]:
@@ -277,12 +298,21 @@ def load_index(index_dir: Path | str) -> IndexData:
     hint = REBUILD_HINT.format(index=index_dir)
     manifest = read_manifest(index_dir)
     files = manifest["files"]
+    kind = store_kind(manifest)
+    if kind not in ("faiss", "milvus"):
+        raise IndexMismatchError(f"index in {index_dir} keeps its vectors in an unknown store "
+                                 f"{kind!r}: {hint}")
+    if kind == "milvus":
+        store = manifest["store"]
+        hint = REBUILD_HINT.format(index=index_dir) + (f" --store milvus --uri {store.get('uri')} "
+                                                       f"--collection {store.get('collection')}")
+    roles = ("passages", "sentences", *ARRAYS) if kind == "faiss" else ("passages", *ARRAYS)
     if manifest.get("faiss_index", "IndexFlatIP") not in ("IndexFlatIP", "IndexIVFFlat"):
         raise IndexMismatchError(f"index in {index_dir} uses FAISS index "
                                  f"{manifest.get('faiss_index')!r}, unknown to this ampere-qa: {hint}")
     try:
         checked = {role: _check_file(index_dir, files[role], hint)
-                   for role in ("passages", "sentences", *ARRAYS)}
+                   for role in roles}
     except (KeyError, TypeError, AttributeError):
         raise IndexMismatchError(f"{index_dir / MANIFEST} lists no valid data files: {hint}") from None
 
@@ -296,17 +326,27 @@ def load_index(index_dir: Path | str) -> IndexData:
             else np.load(path, mmap_mode="r", allow_pickle=False)
             for role in ARRAYS for path, raw in (checked[role],)
         }
-        sentence_index = _open_faiss(*checked["sentences"], manifest)
+        sentence_index = _open_faiss(*checked["sentences"], manifest) if kind == "faiss" else None
     except Exception as exc:  # any parse failure of a hash-checked file means a broken build
         raise IndexMismatchError(f"index files in {index_dir} cannot be read ({exc}): {hint}") from None
 
     n, dim = manifest["passage_count"], manifest["dimension"]
     n_sent = sum(len(p.sentences) for p in passages)
     shapes = {"passage_vectors": (n, dim), "leave_one_out": (n_sent, dim)}
+    if sentence_index is not None:
+        from .stores import FaissStore
+
+        store_rows, store_dim, keys = sentence_index.ntotal, sentence_index.d, None
+        vector_store: Any = FaissStore(sentence_index)
+    else:  # the collection is checked against the manifest's counts and fingerprints
+        from .stores import open_milvus, sentence_keys
+
+        vector_store = open_milvus(manifest, hint)
+        store_rows, store_dim, keys = manifest["sentence_count"], dim, sentence_keys(passages)
     problems = [
         (len(passages) != n, f"{len(passages)} passages, manifest says {n}"),
-        (sentence_index.ntotal != n_sent, f"{sentence_index.ntotal} sentence vectors for {n_sent} sentences"),
-        (sentence_index.d != dim, f"vectors of dimension {sentence_index.d}, manifest says {dim}"),
+        (store_rows != n_sent, f"{store_rows} sentence vectors for {n_sent} sentences"),
+        (store_dim != dim, f"vectors of dimension {store_dim}, manifest says {dim}"),
         *((arrays[role].shape != shape, f"{role} shaped {arrays[role].shape}, expected {shape}")
           for role, shape in shapes.items()),
         (arrays["background"].ndim != 2 or arrays["background"].shape[1] != dim,
@@ -327,4 +367,12 @@ def load_index(index_dir: Path | str) -> IndexData:
         sentence_owner=np.repeat(np.arange(len(passages)), counts),
         sentence_start=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         if len(passages) else np.zeros(0, np.int64),
+        store=vector_store,
+        sentence_keys=keys,
     )
+
+
+def store_kind(manifest: dict[str, Any]) -> str:
+    """Where the index keeps its sentence vectors: ``faiss`` (no ``store`` entry) or ``milvus``."""
+    store = manifest.get("store")
+    return str(store.get("kind")) if isinstance(store, dict) else "faiss"

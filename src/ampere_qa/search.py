@@ -83,6 +83,8 @@ class Retriever:
         self.data = data
         self.embedder = embedder
         self._row = {p.id: i for i, p in enumerate(data.passages)}
+        keys = data.sentence_keys  # store ids, when the store does not number rows by position
+        self._key_row = None if keys is None else {int(key): row for row, key in enumerate(keys)}
         self.lexical = LexicalIndex([p.text for p in data.passages])
 
     @classmethod
@@ -131,10 +133,12 @@ class Retriever:
         """
         data = self.data
         k = max(1, min(int(k), len(data.passages)))
-        index = data.sentence_index
-        sims, rows = index.search(qv.reshape(1, -1), min(index.ntotal, k * SENTENCES_PER_HIT))
+        store = data.store
+        sims, rows = store.search(qv, min(len(data.sentence_owner), k * SENTENCES_PER_HIT))
+        if self._key_row is not None:
+            rows = np.array([self._key_row.get(int(key), -1) for key in rows], np.int64)
         dense: dict[int, float] = {}
-        for sim, row in zip(sims[0], rows[0], strict=True):
+        for sim, row in zip(sims, rows, strict=True):
             if row >= 0:
                 dense.setdefault(int(data.sentence_owner[row]), float(sim))  # best comes first
         lexical = self.lexical.scores(text)
@@ -143,7 +147,8 @@ class Retriever:
         for i in _top_k(lexical, k):
             if lexical[i] > 0 and int(i) not in dense:  # found by words only: score it exactly
                 a = int(data.sentence_start[i])
-                vecs = index.reconstruct_n(a, len(data.passages[i].sentences))
+                ids = np.arange(a, a + len(data.passages[i].sentences))
+                vecs = store.get(ids if data.sentence_keys is None else data.sentence_keys[ids])
                 dense[int(i)] = float((vecs @ qv).max())
         fused = sorted(((score + float(bonus[i]), i) for i, score in dense.items()), reverse=True)[:k]
         hits = [
@@ -151,7 +156,7 @@ class Retriever:
             for rank, (score, i) in enumerate(fused, start=1)
             for p in (data.passages[i],)
         ]
-        return hits, float(sims[0][0]) if rows[0][0] >= 0 else -1.0
+        return hits, float(sims[0]) if len(rows) and rows[0] >= 0 else -1.0
 
     def _embed(self, question: str) -> np.ndarray:
         return self.embedder.embed_queries([question])[0]

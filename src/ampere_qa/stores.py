@@ -1,0 +1,291 @@
+"""Where the sentence vectors live: FAISS files in the index folder (default) or a Milvus collection.
+
+Only the sentence vectors, the one part of an index that grows with the archive and that search
+scans, sit behind this seam. The rest (passages, per-passage and leave-one-out vectors, off-topic
+anchors, the manifest) stays in the index folder, and the manifest stays the source of truth: it
+records which store holds the vectors (``"store": {"kind": "milvus", "uri": ..., "collection":
+...}``; no entry means FAISS), and a collection that does not match it is refused on load.
+
+Ids. FAISS rows are positions (sentence row ``i`` of the passages in order), exactly as before.
+Milvus rows carry a 63-bit key hashed from the passage's text and the sentence's number in it
+(:func:`sentence_key`): the key depends on content only, so a paragraph shifted by an edit
+elsewhere keeps its rows, and a rebuild upserts the keys of new passages and deletes those of
+passages gone, nothing else.
+
+``pymilvus`` is an optional extra (``pip install 'ampere-qa[milvus]'``), imported only here. A
+local path (``x.db``) as URI runs Milvus Lite in-process; ``http://host:19530`` reaches a Milvus
+server or cluster (only Milvus Lite is tested here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import IndexMismatchError, StoreUnavailableError
+
+DEFAULT_COLLECTION = "ampere_qa"
+META_PROPERTY = "ampere_qa.meta"  # collection property: JSON tying the rows to one manifest
+_BATCH = 2000  # rows per upsert / get / delete request (well under Milvus's 64 MB message limit)
+
+
+class VectorStore(Protocol):
+    """What search and build need from wherever the sentence vectors are kept."""
+
+    kind: str
+
+    def count(self) -> int: ...
+
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+
+    def delete(self, ids: np.ndarray) -> None: ...
+
+    def search(self, qv: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (inner product) and ids of the ``k`` nearest vectors, best first."""
+        ...
+
+    def get(self, ids: np.ndarray) -> np.ndarray: ...
+
+
+def sentence_key(passage_text: str, number: int) -> int:
+    """The Milvus primary key of a passage's ``number``-th sentence (positive int64)."""
+    digest = hashlib.blake2b(f"{number}\0{passage_text}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def sentence_keys(passages: Sequence[Any]) -> np.ndarray:
+    """Keys of every sentence row, in row order (passage by passage)."""
+    return np.array([sentence_key(p.text, j) for p in passages for j in range(len(p.sentences))],
+                    dtype=np.int64)
+
+
+class FaissStore:
+    """The FAISS index as index.py builds it; ids are row positions.
+
+    FAISS is rebuilt whole on every build from reused vectors (a flat index of a few hundred
+    thousand rows takes well under a second, BENCHMARKS.md), so ``upsert`` only appends and
+    ``delete`` renumbers the rows after the removed ones.
+    """
+
+    kind = "faiss"
+
+    def __init__(self, index: Any):
+        self.index = index
+
+    def count(self) -> int:
+        return int(self.index.ntotal)
+
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        n = self.count()
+        if not np.array_equal(np.asarray(ids), np.arange(n, n + len(ids))):
+            raise ValueError("FAISS rows are positions: only appending rows is supported, rebuild instead")
+        self.index.add(np.ascontiguousarray(vectors, np.float32))
+
+    def delete(self, ids: np.ndarray) -> None:
+        self.index.remove_ids(np.asarray(ids, np.int64))
+
+    def search(self, qv: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        sims, rows = self.index.search(qv.reshape(1, -1), k)
+        return sims[0], rows[0]
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, np.int64)
+        if len(ids) and ids[-1] - ids[0] + 1 == len(ids) and np.all(np.diff(ids) == 1):
+            return self.index.reconstruct_n(int(ids[0]), len(ids))
+        return np.stack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else \
+            np.zeros((0, self.index.d), np.float32)
+
+
+def _client(uri: str) -> Any:
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:
+        raise StoreUnavailableError(
+            "this index keeps its vectors in Milvus, which needs pymilvus: "
+            "pip install 'ampere-qa[milvus]'"
+        ) from None
+    try:
+        return MilvusClient(uri=uri)
+    except Exception as exc:
+        lite = "" if "://" in uri else "; a Milvus Lite file is opened by one process at a time"
+        raise StoreUnavailableError(f"cannot reach Milvus at {uri} ({exc}){lite}") from None
+
+
+def normalize_uri(uri: str) -> str:
+    """A local Milvus Lite file is recorded as an absolute path; server URIs as given."""
+    return uri if "://" in uri else str(Path(uri).expanduser().resolve())
+
+
+class MilvusStore:
+    """A Milvus collection of (id INT64, vector FLOAT_VECTOR) rows, exact (FLAT) inner product."""
+
+    kind = "milvus"
+
+    def __init__(self, uri: str, collection: str = DEFAULT_COLLECTION):
+        self.uri = uri
+        self.collection = collection
+        self.client = _client(uri)
+
+    def config(self) -> dict[str, str]:
+        return {"kind": self.kind, "uri": self.uri, "collection": self.collection}
+
+    # -- schema and metadata
+    def exists(self) -> bool:
+        return bool(self.client.has_collection(self.collection))
+
+    def create(self, dimension: int, meta: dict[str, Any]) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, description="ampere-qa sentence vectors")
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        params = self.client.prepare_index_params()
+        params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+        self.client.create_collection(self.collection, schema=schema, index_params=params,
+                                      properties={META_PROPERTY: json.dumps(meta, sort_keys=True)})
+
+    def load(self) -> None:
+        """Make the collection searchable (a server releases collections; Lite after a restart)."""
+        self.client.load_collection(self.collection)
+
+    def flush(self) -> None:
+        """Seal written rows into indexed segments (Milvus Lite searches unsealed rows ~100x slower)."""
+        self.client.flush(self.collection)
+
+    def drop(self) -> None:
+        self.client.drop_collection(self.collection)
+
+    def dimension(self) -> int:
+        fields = self.client.describe_collection(self.collection)["fields"]
+        return int(next(f for f in fields if f["name"] == "vector")["params"]["dim"])
+
+    def meta(self) -> dict[str, Any]:
+        raw = self.client.describe_collection(self.collection).get("properties", {}).get(META_PROPERTY)
+        try:
+            return dict(json.loads(raw)) if raw else {}
+        except (TypeError, ValueError):
+            return {}
+
+    def set_meta(self, meta: dict[str, Any]) -> None:
+        self.client.alter_collection_properties(
+            self.collection, properties={META_PROPERTY: json.dumps(meta, sort_keys=True)})
+
+    # -- rows
+    def count(self) -> int:
+        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def ids(self) -> np.ndarray:
+        """Every id in the collection (what a rebuild compares with the new passages)."""
+        import logging
+
+        out: list[int] = []
+        # pymilvus warns on every iterator that Milvus Lite serves no server timestamp.
+        logging.getLogger("pymilvus").setLevel(logging.ERROR)
+        it = self.client.query_iterator(self.collection, batch_size=10_000, filter="", output_fields=["id"])
+        try:
+            while batch := it.next():
+                out += [int(r["id"]) for r in batch]
+        finally:
+            it.close()
+        return np.array(out, dtype=np.int64)
+
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        vectors = np.asarray(vectors, np.float32)
+        for a in range(0, len(ids), _BATCH):
+            rows = [{"id": int(i), "vector": v.tolist()}
+                    for i, v in zip(ids[a:a + _BATCH], vectors[a:a + _BATCH], strict=True)]
+            self.client.upsert(self.collection, rows)
+
+    def delete(self, ids: np.ndarray) -> None:
+        for a in range(0, len(ids), _BATCH):
+            self.client.delete(self.collection, ids=[int(i) for i in ids[a:a + _BATCH]])
+
+    def search(self, qv: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        res = self.client.search(self.collection, [np.asarray(qv, np.float32).tolist()], limit=k,
+                                 output_fields=["id"], search_params={"metric_type": "IP"})[0]
+        return (np.array([h["distance"] for h in res], np.float32),
+                np.array([h["id"] for h in res], np.int64))
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        """Vectors of ``ids``, in that order (a missing id is an error)."""
+        found: dict[int, list[float]] = {}
+        for a in range(0, len(ids), _BATCH):
+            for r in self.client.get(self.collection, ids=[int(i) for i in ids[a:a + _BATCH]],
+                                     output_fields=["vector"]):
+                found[int(r["id"])] = r["vector"]
+        missing = [int(i) for i in ids if int(i) not in found]
+        if missing:
+            raise KeyError(f"{len(missing)} ids missing from Milvus collection {self.collection}")
+        return np.array([found[int(i)] for i in ids], np.float32).reshape(len(ids), -1)
+
+
+def collection_meta(manifest: dict[str, Any], passages_sha256: str) -> dict[str, Any]:
+    """What ties a collection to one build: checked against the manifest on every load."""
+    return {
+        "model_fingerprint": manifest["model"].get("fingerprint"),
+        "corpus_fingerprint": manifest["corpus"].get("fingerprint"),
+        "passages_sha256": passages_sha256,
+        "dimension": manifest["dimension"],
+        "sentence_count": manifest["sentence_count"],
+    }
+
+
+def write_milvus(config: dict[str, Any], keys: np.ndarray, sentences: np.ndarray,
+                 model_fingerprint: str, meta: dict[str, Any]) -> tuple[int, int]:
+    """Bring the collection to exactly ``keys``: upsert the missing rows, delete the others.
+
+    Rows already there under a key are kept (a key is a hash of the text, and the collection's
+    model fingerprint is checked first: another model's collection is dropped and refilled).
+    Returns (rows upserted, rows deleted).
+    """
+    store = MilvusStore(config["uri"], config.get("collection", DEFAULT_COLLECTION))
+    dim = int(sentences.shape[1])
+    if store.exists() and (store.meta().get("model_fingerprint") != model_fingerprint
+                           or store.dimension() != dim):
+        store.drop()
+    if not store.exists():
+        store.create(dim, {})
+    store.load()
+    present = store.ids()
+    gone = np.setdiff1d(present, keys)
+    new = ~np.isin(keys, present)
+    store.delete(gone)
+    store.upsert(keys[new], sentences[new])
+    store.flush()
+    store.set_meta(meta)
+    return int(new.sum()), len(gone)
+
+
+def open_milvus(manifest: dict[str, Any], hint: str) -> MilvusStore:
+    """The manifest's collection, refused unless its rows and metadata are the manifest's."""
+    config = manifest.get("store", {})
+    store = MilvusStore(str(config.get("uri", "")), str(config.get("collection", DEFAULT_COLLECTION)))
+    where = f"Milvus collection {store.collection!r} at {store.uri}"
+    try:
+        if not store.exists():
+            raise IndexMismatchError(f"{where} does not exist: {hint}")
+        store.load()
+        meta = store.meta()
+        found_dim, found_rows = store.dimension(), store.count()
+    except IndexMismatchError:
+        raise
+    except Exception as exc:  # pymilvus raises its own MilvusException on any server error
+        raise StoreUnavailableError(f"cannot read {where} ({exc})") from None
+    expected = collection_meta(manifest, manifest["files"]["passages"]["sha256"])
+    checks = [
+        ("dimension", found_dim, manifest["dimension"]),
+        ("row count", found_rows, manifest["sentence_count"]),
+        *((key.replace("_", " "), meta.get(key), value) for key, value in expected.items()),
+    ]
+    for what, found, wanted in checks:
+        if found != wanted:
+            raise IndexMismatchError(
+                f"{where} does not match the index manifest ({what}: {found!r}, manifest says "
+                f"{wanted!r}): {hint}")
+    return store

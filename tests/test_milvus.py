@@ -1,0 +1,204 @@
+"""The Milvus store on Milvus Lite (a local .db file): same answers and metrics as FAISS,
+incremental updates that touch only what changed, and collections that disagree with their
+manifest refused. Needs the [milvus] extra (part of [test]); skipped without it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ampere_qa import Retriever, build_index
+from ampere_qa.errors import IndexMismatchError, StoreUnavailableError
+from ampere_qa.index import MANIFEST, load_index
+
+from .conftest import INDEX, ROOT, FakeEmbedder
+from .test_scale import CountingEmbedder
+
+HAVE_PYMILVUS = importlib.util.find_spec("pymilvus") is not None
+needs_milvus = pytest.mark.skipif(
+    not HAVE_PYMILVUS, reason="pymilvus is not installed: pip install 'ampere-qa[milvus]' (in [test])")
+pytestmark = [pytest.mark.integration, pytest.mark.milvus]
+
+# Scores of the same vectors through FAISS and through Milvus differ only by float32 rounding.
+SCORE_TOLERANCE = 1e-4
+QUESTIONS = ("Qui dirige Ampere ?", "Combien de salariés compte Ampere ?", "Who leads Ampere?",
+             "How many engineers work at Ampere?", "Quels modèles d'ici 2025 ?")
+
+
+class MemoEmbedder:
+    """The real model, each question embedded once: both evaluations (four lookups per question
+    each) then cost one encode per question, and both stores see the very same query vectors."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self._memo = inner, inner.name, {}
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint()
+
+    def location(self) -> str:
+        return self.inner.location()
+
+    def embed_passages(self, texts, progress=None):
+        return self.inner.embed_passages(texts, progress)
+
+    def embed_queries(self, texts):
+        todo = [t for t in texts if t not in self._memo]
+        if todo:
+            self._memo.update(zip(todo, self.inner.embed_queries(todo), strict=True))
+        return np.stack([self._memo[t] for t in texts])
+
+
+def _collection_ids(idx: Path) -> set[int]:
+    return {int(i) for i in load_index(idx).store.ids()}
+
+
+def _keys(idx: Path) -> set[int]:
+    keys = load_index(idx).sentence_keys
+    assert keys is not None
+    return {int(k) for k in keys}
+
+
+@needs_milvus
+def test_same_answers_and_metrics_as_faiss(tmp_path, real_embedder):
+    """CLI build into Milvus Lite (vectors reused from the committed FAISS index: nothing is
+    re-embedded), then the same hits for French and English questions and the same metrics on
+    the committed evaluation set."""
+    from click.testing import CliRunner
+
+    from ampere_qa.cli import cli
+    from ampere_qa.evaluate import evaluate, load_questions
+
+    idx = tmp_path / "index"
+    shutil.copytree(INDEX, idx)
+    db = tmp_path / "vectors.db"
+    result = CliRunner().invoke(cli, ["build", "--corpus", str(ROOT / "corpus"), "--index", str(idx),
+                                      "--store", "milvus", "--uri", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{"):])
+    assert report["store"] == "milvus" and report["embedded"] == 0
+    assert report["upserted"] == report["sentences"] and report["deleted"] == 0
+    manifest = json.loads((idx / MANIFEST).read_text())
+    assert manifest["store"] == {"kind": "milvus", "uri": str(db.resolve()), "collection": "ampere_qa"}
+    assert "sentences" not in manifest["files"]  # the vectors are in Milvus, not in a FAISS file
+
+    memo = MemoEmbedder(real_embedder)
+    retriever = Retriever.load(INDEX, embedder=memo)
+    milvus = Retriever.load(idx, embedder=memo)
+    for q in QUESTIONS:
+        a, b = retriever.search(q, 5), milvus.search(q, 5)
+        # Passage ids hash the source path, given here as an absolute path: compare spans.
+        assert [(h.text, h.start, h.end) for h in a] == [(h.text, h.start, h.end) for h in b], q
+        np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=SCORE_TOLERANCE)
+        assert retriever.answer(q).to_dict()["answer"] == milvus.answer(q).to_dict()["answer"]
+
+    questions = load_questions(ROOT / "eval" / "questions.jsonl")
+    faiss_metrics = evaluate(retriever, questions).systems
+    milvus_metrics = evaluate(milvus, questions).systems
+    assert faiss_metrics == milvus_metrics  # hit@1, hit@3, MRR, answer hit, abstention: identical
+
+
+@needs_milvus
+def test_incremental_updates_touch_only_what_changed(tmp_path, corpus_copy):
+    """Add a document, change a paragraph, delete a file: the same texts are embedded as with
+    FAISS, only the affected sentence rows are upserted or deleted, and nothing stale remains."""
+    idx, ref, db = tmp_path / "index", tmp_path / "faiss", str(tmp_path / "x.db")
+
+    def both() -> tuple:
+        m, f = CountingEmbedder(), CountingEmbedder()
+        rm = build_index(corpus_copy, idx, embedder=m, store="milvus", uri=db)
+        rf = build_index(corpus_copy, ref, embedder=f)
+        assert rm.embedded == m.texts == rf.embedded == f.texts  # same reuse as FAISS
+        assert _collection_ids(idx) == _keys(idx)  # exactly the current sentences, nothing stale
+        assert load_index(idx).store.count() == rm.sentences
+        r = Retriever.load(idx, embedder=FakeEmbedder())
+        assert [h.passage_id for h in r.search("Cléon", 3)] == \
+            [h.passage_id for h in Retriever.load(ref, embedder=FakeEmbedder()).search("Cléon", 3)]
+        return rm, r
+
+    first, _ = both()
+    assert first.upserted == first.sentences and first.deleted == 0
+
+    again, _ = both()  # nothing changed: nothing embedded, nothing written
+    assert (again.embedded, again.upserted, again.deleted) == (0, 0, 0)
+
+    (corpus_copy / "second.txt").write_text(
+        "Le laboratoire de Grenoble teste des batteries sodium-ion. Il emploie quarante chercheurs.",
+        encoding="utf-8")
+    added, r = both()
+    # The passage, its 2 sentences (also their leave-one-out texts): 3 texts, 2 rows.
+    assert (added.embedded, added.upserted, added.deleted) == (3, 2, 0)
+    assert r.search("batteries sodium-ion Grenoble", 1)[0].source.endswith("second.txt")
+
+    article = corpus_copy / "renault-ampere-article.txt"
+    text = article.read_text(encoding="utf-8")
+    old = "L'entité rassemble maintenant 11 000 salariés du groupe"
+    assert text.count(old) >= 1
+    article.write_text(text.replace(old, "L'entité rassemble maintenant 12 500 salariés du groupe"),
+                       encoding="utf-8")
+    changed, r = both()
+    # Only the edited paragraph's passage: its rows replaced (same number of sentences).
+    assert changed.upserted == changed.deleted > 0 and 0 < changed.embedded < first.embedded
+    top = r.search("Combien de salariés rassemble l'entité ?", 1)[0]
+    assert "12 500" in top.text and "11 000 salariés" not in " ".join(
+        p.text for p in load_index(idx).passages)
+
+    (corpus_copy / "second.txt").unlink()
+    removed, r = both()
+    assert (removed.embedded, removed.upserted, removed.deleted) == (0, 0, 2)
+    assert all(not h.source.endswith("second.txt") for h in r.search("batteries sodium-ion", 5))
+
+
+@needs_milvus
+def test_a_collection_that_disagrees_with_the_manifest_is_refused(tmp_path, corpus_copy):
+    db = str(tmp_path / "x.db")
+    idx = tmp_path / "index"
+    build_index(corpus_copy, idx, embedder=FakeEmbedder(), store="milvus", uri=db)
+    Retriever.load(idx, embedder=FakeEmbedder())
+
+    # Another build into the same collection: other passages, other corpus fingerprint.
+    other = tmp_path / "other-corpus"
+    other.mkdir()
+    (other / "a.txt").write_text("Un tout autre texte. Sur un autre sujet.", encoding="utf-8")
+    build_index(other, tmp_path / "other-index", embedder=FakeEmbedder(), store="milvus", uri=db)
+    with pytest.raises(IndexMismatchError, match=r"does not match the index manifest.*ampere-qa build"):
+        Retriever.load(idx, embedder=FakeEmbedder())
+
+    # Rebuilt, then rows removed behind the manifest's back: the row count is refused.
+    build_index(corpus_copy, idx, embedder=FakeEmbedder())  # store kept from the manifest
+    data = load_index(idx)
+    data.store.delete(np.asarray(data.sentence_keys[:1]))
+    with pytest.raises(IndexMismatchError, match="row count"):
+        load_index(idx)
+
+    # The collection dropped altogether.
+    data.store.drop()
+    with pytest.raises(IndexMismatchError, match=r"does not exist.*--store milvus"):
+        load_index(idx)
+
+
+@needs_milvus
+def test_build_options_are_checked(tmp_path, corpus_copy):
+    from ampere_qa.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="--uri"):
+        build_index(corpus_copy, tmp_path / "i", embedder=FakeEmbedder(), store="milvus")
+    with pytest.raises(BadInputError, match="--store milvus"):
+        build_index(corpus_copy, tmp_path / "i", embedder=FakeEmbedder(), store="faiss", uri="x.db")
+
+
+def test_missing_pymilvus_names_the_extra(monkeypatch):
+    from ampere_qa import stores
+
+    monkeypatch.setitem(sys.modules, "pymilvus", None)  # import pymilvus -> ImportError
+    with pytest.raises(StoreUnavailableError, match=r"pip install 'ampere-qa\[milvus\]'"):
+        stores.MilvusStore("x.db")
