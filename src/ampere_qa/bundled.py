@@ -488,31 +488,26 @@ def _small_files(f: _E5File) -> dict[str, Any]:
     """Every JSON file of the directory except the completion marker."""
     p = f.pieces
     sp = f.specials
+    special_tokens = {
+        "bos_token": p[sp["bos"]],
+        "eos_token": p[sp["eos"]],
+        "cls_token": p[sp["bos"]],
+        "sep_token": p[sp["eos"]],
+        "pad_token": p[sp["pad"]],
+        "unk_token": p[sp["unk"]],
+        "mask_token": "<mask>",
+    }
     return {
         "config.json": _config(f),
         "tokenizer_config.json": {
             # Not XLMRobertaTokenizer: transformers 5 would rebuild the pipeline (pitfall 8).
             "tokenizer_class": "PreTrainedTokenizerFast",
-            "bos_token": p[sp["bos"]],
-            "eos_token": p[sp["eos"]],
-            "cls_token": p[sp["bos"]],
-            "sep_token": p[sp["eos"]],
-            "pad_token": p[sp["pad"]],
-            "unk_token": p[sp["unk"]],
-            "mask_token": "<mask>",
+            **special_tokens,
             "model_max_length": f.max_pos,
             "clean_up_tokenization_spaces": False,
             "model_input_names": ["input_ids", "attention_mask"],
         },
-        "special_tokens_map.json": {
-            "bos_token": p[sp["bos"]],
-            "eos_token": p[sp["eos"]],
-            "cls_token": p[sp["bos"]],
-            "sep_token": p[sp["eos"]],
-            "pad_token": p[sp["pad"]],
-            "unk_token": p[sp["unk"]],
-            "mask_token": "<mask>",
-        },
+        "special_tokens_map.json": special_tokens,
         "modules.json": [
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
             {
