@@ -83,6 +83,8 @@ def test_relevance_is_best_passage_minus_best_background(fake_retriever):
     index = fake_retriever.data.sentence_index
     best_sentence = float((index.reconstruct_n(0, index.ntotal) @ qv).max())
     assert fake_retriever.relevance(q) == pytest.approx(best_sentence - background)
+    assert fake_retriever.answer(q).relevance == pytest.approx(fake_retriever.relevance(q))
+    assert "relevance" not in fake_retriever.answer(q).to_dict()
     # The top hit's score is that sentence's similarity plus the full word-match bonus.
     top = fake_retriever.search(q, 1)[0]
     assert top.score == pytest.approx(best_sentence + search.LEXICAL_WEIGHT)

@@ -70,6 +70,8 @@ class Answer:
     answer: str
     citations: tuple[Citation, ...] = ()
     reply_language: str = "en"
+    # What the "not found" decision compared with the cut-off (Retriever.relevance); not JSON.
+    relevance: float | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -215,7 +215,7 @@ def evaluate(retriever: Retriever, questions: Sequence[Question],
             report.failures.append({"id": q.id, "question": q.question, "answered": mine.answered,
                                     "answer": mine.answer})
         report.scores.append({"id": q.id, "answerable": q.answerable,
-                              "score": retriever.relevance(q.question)})
+                              "score": mine.relevance})
     report.systems = {name: {g: t.metrics() for g, t in by.items()} for name, by in tallies.items()}
     report.calibration = calibrate(report.scores)
     return report

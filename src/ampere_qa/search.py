@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -193,9 +193,12 @@ class Retriever:
         lang = language.detect(text)
         qv = self._embed(text)
         hits, best_sentence = self._rank(text, qv, k)
-        if not hits or self._relevance(qv, best_sentence) < self.cutoff:
-            return answers.not_found(text, lang.code, lang.reply)
-        return answers.compose(text, lang.code, lang.reply, self._pick_sentences(qv, hits))
+        relevance = self._relevance(qv, best_sentence)
+        if not hits or relevance < self.cutoff:
+            result = answers.not_found(text, lang.code, lang.reply)
+        else:
+            result = answers.compose(text, lang.code, lang.reply, self._pick_sentences(qv, hits))
+        return replace(result, relevance=relevance)
 
     def _pick_sentences(self, qv: np.ndarray, hits: list[Hit]) -> list[tuple[Hit, tuple[int, int]]]:
         """The sentence(s) that make the best passage relevant.
