@@ -1,11 +1,14 @@
-"""Writing files so that a crash never leaves a half-written one where a reader looks."""
+"""Files written so that a crash never leaves a half-written one where a reader looks, and
+files opened for reading only when they are what they claim to be."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 
 def _umask() -> int:
@@ -14,9 +17,13 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, data: bytes | memoryview) -> None:
-    """Write through a temporary file in the same folder, fsync, then rename into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def write_atomic(path: Path, data: bytes | memoryview, prefix: str = ".") -> None:
+    """Write through a temporary file in the same folder, fsync, then rename into place.
+
+    The temporary file is named ``{prefix}{name}.XXXX.tmp``: a folder shared with the user
+    gets a prefix that marks it as ours, so a killed write can be cleaned up by name.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from other users
         with os.fdopen(fd, "wb") as f:
@@ -28,6 +35,27 @@ def write_atomic(path: Path, data: bytes | memoryview) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for reading, refusing anything but a regular file with ``NotRegularFile``.
+
+    ``O_NONBLOCK`` keeps a FIFO from blocking the open itself (a plain ``open`` would wait
+    forever for a writer); regular files ignore the flag.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class NotRegularFile(OSError):
+    """A path that should be a plain file is a FIFO, a device, a folder…"""
 
 
 def fsync_dir(path: Path) -> None:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import NotRegularFile, open_regular
 from .errors import CorpusError
 
 log = logging.getLogger(__name__)
@@ -47,20 +50,96 @@ class Skipped:
     reason: str
 
 
-def corpus_files(corpus: Path) -> list[Path]:
-    """The ``.txt``/``.md`` files under ``corpus`` (or ``corpus`` itself), in a stable order."""
+def display_name(path: Path | str) -> str:
+    """``path`` as text that can always be printed and written as JSON.
+
+    POSIX file names are bytes; Python decodes the non-UTF-8 ones into lone surrogates, which
+    no UTF-8 stream can encode. Those bytes are shown as U+FFFD instead.
+    """
+    return os.fsencode(path).decode("utf-8", "replace")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def corpus_files(corpus: Path) -> tuple[list[Path], list[Skipped]]:
+    """The ``.txt``/``.md`` files under ``corpus`` (or ``corpus`` itself), in a stable order,
+    and the candidates left out with the reason.
+
+    Only regular files whose real location is inside the corpus folder are read: a link to
+    ``/etc/passwd`` or ``/proc/...`` would otherwise be indexed and quoted to anyone who asks,
+    and a FIFO would block the build forever. Links to folders are not followed. A file whose
+    name is not valid UTF-8 cannot be recorded or shown, so it is skipped too.
+    """
     if corpus.is_file():
-        return [corpus]
+        return [corpus], []
     if not corpus.is_dir():
-        raise CorpusError(f"corpus folder not found: {corpus}")
-    files = sorted(
-        p for p in corpus.rglob("*")
-        if p.suffix.lower() in SUFFIXES and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(corpus).parts)
+        raise CorpusError(f"corpus folder not found: {display_name(corpus)}")
+    root = corpus.resolve()
+    files: list[Path] = []
+    skipped: list[Skipped] = []
+    for folder, dirs, names in os.walk(corpus):  # followlinks=False: linked folders stay out
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            path = Path(folder) / name
+            if name.startswith(".") or path.suffix.lower() not in SUFFIXES:
+                continue
+            reason = _refusal(path, root)
+            if reason:
+                skipped.append(Skipped(display_name(path), reason))
+            else:
+                files.append(path)
+    if not files and not skipped:
+        raise CorpusError(f"no .txt or .md files in {display_name(corpus)}: put the article(s) there first")
+    return sorted(files), skipped
+
+
+def _refusal(path: Path, root: Path) -> str | None:
+    """Why ``path`` must not be read as a corpus file, or None."""
+    if display_name(path) != str(path):
+        return "its name is not valid UTF-8: rename it"
+    try:
+        real = path.resolve(strict=True)
+        st = real.stat()
+    except (OSError, RuntimeError):  # a dangling or looping link
+        return "it is a broken link"
+    if not _inside(real, root):
+        return "it links outside the corpus folder"
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file"
+    return None
+
+
+def _too_big(source: str, size: int | None = None) -> CorpusError:
+    what = f"is {size / 2**20:.1f} MB, over" if size is not None else "is over"
+    return CorpusError(
+        f"{source} {what} the {MAX_FILE_BYTES // 2**20} MB limit for one corpus file "
+        "(embedding it would take hours): remove it from the corpus, or split it into smaller "
+        "files if it really is text to index"
     )
-    if not files:
-        raise CorpusError(f"no .txt or .md files in {corpus}: put the article(s) there first")
-    return files
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The file's bytes, refusing it once more than ``MAX_FILE_BYTES`` arrive.
+
+    The size on disk is checked first (no byte read for a file known to be too big), and the
+    read itself is bounded too: some files report a size of 0 and yield megabytes.
+    """
+    source = display_name(path)
+    try:
+        with open_regular(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise _too_big(source, size)
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except NotRegularFile:
+        raise CorpusError(f"{source} is not a regular file: remove it from the corpus") from None
+    except OSError as exc:
+        raise CorpusError(f"cannot read {source}: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_FILE_BYTES:
+        raise _too_big(source)
+    return raw
 
 
 def read_document(path: Path) -> Document | Skipped:
@@ -70,18 +149,8 @@ def read_document(path: Path) -> Document | Skipped:
     likely means the wrong file was copied in: indexing around it would silently lose content,
     so it stops the build with a message naming the file.
     """
-    source = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise CorpusError(
-                f"{source} is {size / 2**20:.1f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit "
-                "for one corpus file (embedding it would take hours): remove it from the corpus, "
-                "or split it into smaller files if it really is text to index"
-            )
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CorpusError(f"cannot read {source}: {exc.strerror or exc}") from exc
+    source = display_name(path)
+    raw = _read_bounded(path)
     if b"\x00" in raw:
         for bom, name in _UTF16_32_BOMS.items():
             if raw.startswith(bom):
@@ -114,32 +183,40 @@ def read_corpus(corpus: Path | str) -> Corpus:
     """All documents under ``corpus``, and the files skipped with their reasons."""
     root = Path(corpus)
     docs: list[Document] = []
-    skipped: list[Skipped] = []
-    files = corpus_files(root)
+    files, skipped = corpus_files(root)
     # Sizes first, before reading a byte: a huge file is named on its own, then the total counts.
     total = 0
     for path in files:
         with contextlib.suppress(OSError):  # an unreadable file is reported by read_document
             size = path.stat().st_size
             if size > MAX_FILE_BYTES:
-                read_document(path)  # raises the per-file message
+                raise _too_big(display_name(path), size)
             total += size
-    if total > MAX_CORPUS_BYTES:
-        raise CorpusError(
-            f"the corpus in {corpus} holds {total / 2**20:.1f} MB of .txt/.md files, over the "
-            f"{MAX_CORPUS_BYTES // 2**20} MB limit (embedding it would take hours): "
-            "keep only the articles to index there"
-        )
+    _check_total(corpus, total)
+    total = 0
     for path in files:
         got = read_document(path)
-        if isinstance(got, Skipped):
-            log.warning("skipped %s: %s", got.source, got.reason)
-            skipped.append(got)
-        else:
+        if isinstance(got, Document):
+            total += len(got.text.encode())  # what was actually read, whatever stat said
+            _check_total(corpus, total)
             docs.append(got)
+        else:
+            skipped.append(got)
+    for s in skipped:
+        log.warning("skipped %s: %s", s.source, s.reason)
     if not docs:
-        raise CorpusError(f"every file in {corpus} is empty: nothing to index")
-    return Corpus(str(corpus), tuple(docs), tuple(skipped), fingerprint(root, docs))
+        raise CorpusError(f"no readable, non-empty .txt or .md file in {display_name(corpus)}: "
+                          "nothing to index")
+    return Corpus(display_name(corpus), tuple(docs), tuple(skipped), fingerprint(root, docs))
+
+
+def _check_total(corpus: Path | str, total: int) -> None:
+    if total > MAX_CORPUS_BYTES:
+        raise CorpusError(
+            f"the corpus in {display_name(corpus)} holds {total / 2**20:.1f} MB of .txt/.md files, "
+            f"over the {MAX_CORPUS_BYTES // 2**20} MB limit (embedding it would take hours): "
+            "keep only the articles to index there"
+        )
 
 
 def fingerprint(root: Path, docs: list[Document]) -> str:
