@@ -282,7 +282,8 @@ def test_info_says_the_index_is_stale(stale_checkout):
     proc = run("info", "--json", cwd=stale_checkout)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["stale"] is True
-    assert "corpus changed" in proc.stderr and "ampere-qa build --index index" in proc.stderr
+    assert "corpus changed" in proc.stderr
+    assert "ampere-qa build --corpus corpus --index index" in proc.stderr  # the indexed corpus
 
 
 @pytest.mark.integration
@@ -301,11 +302,12 @@ def test_the_page_shows_a_stale_notice(stale_checkout, real_embedder, monkeypatc
     from ampere_qa.web import create_app, stale_notice
 
     assert stale_notice(Retriever.load(INDEX, embedder=real_embedder)) == ""
-    monkeypatch.chdir(stale_checkout)  # the manifest records the corpus as "corpus"
+    monkeypatch.chdir(stale_checkout)
     retriever = Retriever.load("index", embedder=real_embedder)
     assert retriever.is_stale() is True
     notice = html.unescape(stale_notice(retriever))
-    assert "corpus changed" in notice and "ampere-qa build --index index" in notice
+    assert "corpus changed" in notice and "ampere-qa build" in notice
+    assert str(stale_checkout) not in notice  # visitors are shown no server path
     demo = create_app(retriever)
     port = load_script.free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,

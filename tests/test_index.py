@@ -38,11 +38,12 @@ def test_manifest_records_what_was_built(built, corpus_copy):
     assert m["model"] == {"name": FakeEmbedder.name, "fingerprint": "fake-fingerprint-1",
                           "location": "(in memory)"}
     assert m["normalization"] == "l2" and m["metric"] == "inner_product"
-    assert m["corpus"]["path"] == str(corpus_copy) and len(m["corpus"]["fingerprint"]) == 64
+    assert m["corpus"]["path"] == "../corpus" and m["corpus"]["relative_to"] == "index"
+    assert len(m["corpus"]["fingerprint"]) == 64
     assert m["split"]["max_chars"] == 1000 and m["duplicates"] == {"exact": 4, "near": 0}
     assert m["package_version"] and m["built_at"].endswith("Z")
     assert sorted(p.name for p in built.iterdir()) == sorted(
-        [MANIFEST] + [f["name"] for f in m["files"].values()])
+        [MANIFEST, ".ampere-qa.lock"] + [f["name"] for f in m["files"].values()])
 
 
 def test_loaded_vectors_are_normalised_and_match_the_passages(built):
@@ -99,11 +100,11 @@ def test_passages_and_vectors_of_different_counts(built, fake_embedder):
     m = _manifest(built)
     vecs = np.eye(4, FakeEmbedder.dimension, dtype=np.float32)
     raw = index_mod.serialize_faiss(vecs)
-    name = "sentences.other.faiss"
+    name = f"sentences.{index_mod._sha256(raw)[:12]}.faiss"
     (built / name).write_bytes(raw)
     m["files"]["sentences"] = {"name": name, "sha256": index_mod._sha256(raw), "bytes": len(raw)}
     (built / MANIFEST).write_text(json.dumps(m))
-    with pytest.raises(IndexMismatchError, match="4 sentence vectors for 13 sentences"):
+    with pytest.raises(IndexMismatchError, match="4 vectors, the manifest says 13"):
         load_index(built)
     assert faiss  # the real library wrote the file
 
@@ -129,10 +130,10 @@ def test_a_build_that_dies_before_commit_leaves_the_old_index(built, corpus_copy
     (corpus_copy / "more.txt").write_text("Un nouveau paragraphe sur Ampere.", encoding="utf-8")
     real = index_mod.write_atomic
 
-    def die_on_manifest(path: Path, data: bytes) -> None:
+    def die_on_manifest(path: Path, data: bytes, **kw) -> None:
         if path.name == MANIFEST:
             raise KeyboardInterrupt  # as if killed just before the commit
-        real(path, data)
+        real(path, data, **kw)
 
     monkeypatch.setattr(index_mod, "write_atomic", die_on_manifest)
     with pytest.raises(KeyboardInterrupt):
@@ -144,7 +145,8 @@ def test_a_build_that_dies_before_commit_leaves_the_old_index(built, corpus_copy
     # The next successful build commits and removes the superseded files.
     build_index(corpus_copy, built, embedder=FakeEmbedder())
     assert read_manifest(built)["passage_count"] == 6
-    assert len(list(built.iterdir())) == 6  # manifest + five data files, nothing superseded
+    # manifest, lock and five data files: nothing superseded, no journal, no temporary file
+    assert len(list(built.iterdir())) == 7
 
 
 def test_stale_when_the_corpus_changes(built, corpus_copy):
@@ -171,9 +173,11 @@ def test_committed_index_is_up_to_date_with_corpus_and_splitter(monkeypatch):
 
     from .conftest import INDEX, ROOT
 
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(ROOT / "tests")  # the recorded corpus does not depend on the current folder
     manifest = read_manifest(INDEX)
-    corpus = read_corpus(manifest["corpus"]["path"])
+    assert index_mod.recorded_corpus(INDEX, manifest) == ROOT / "corpus"
+    monkeypatch.chdir(ROOT)  # passage ids hold the source path as given to build: corpus/…
+    corpus = read_corpus("corpus")
     assert manifest["corpus"]["fingerprint"] == corpus.fingerprint, "run: make index"
     assert manifest["split"] == SplitSettings().to_dict(), "run: make index"
     passages, _ = deduplicate(split_documents(corpus.documents, SplitSettings()), SplitSettings())
@@ -181,12 +185,16 @@ def test_committed_index_is_up_to_date_with_corpus_and_splitter(monkeypatch):
 
 
 def test_temporary_files_of_a_killed_write_are_removed_by_the_next_build(built, corpus_copy):
-    leftover = built / ".sentences.0123456789ab.faiss.k3j2.tmp"
+    leftover = built / ".ampere-qa-tmp.sentences.0123456789ab.faiss.k3j2.tmp"
     leftover.write_bytes(b"half")
-    unrelated = built / "notes.txt"
-    unrelated.write_text("mine")
+    # Files of the user's, even named like ours once were, are never removed.
+    unrelated = [built / "notes.txt", built / ".sentences.0123456789ab.faiss.k3j2.tmp",
+                 built / ".manifest.json.old.tmp", built / "passages.0123456789ab.jsonl"]
+    for path in unrelated:
+        path.write_text("mine")
     build_index(corpus_copy, built, embedder=FakeEmbedder())
-    assert not leftover.exists() and unrelated.exists()
+    assert not leftover.exists()
+    assert all(path.read_text() == "mine" for path in unrelated)
 
 
 def test_faiss_store_behind_the_seam(built):

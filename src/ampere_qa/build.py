@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 from dataclasses import asdict, dataclass
@@ -11,10 +10,19 @@ from typing import Any
 
 import numpy as np
 
+from . import folder
 from .corpus import Skipped, read_corpus
 from .embedding import Embedder, load_embedder
-from .errors import AmpereError, BadInputError
-from .index import MANIFEST, Vectors, load_index, write_index
+from .errors import AmpereError, BadInputError, IndexMismatchError, IndexNotFoundError
+from .index import (
+    MANIFEST,
+    Vectors,
+    corpus_entry,
+    load_index,
+    read_manifest,
+    recorded_corpus,
+    write_index,
+)
 from .passages import Passage, SplitSettings, deduplicate, split_documents
 from .search import MIN_RELEVANCE
 
@@ -75,8 +83,6 @@ def previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarra
     costs its own passage, sentences and leave-one-out texts, not the whole corpus. Anything
     unusable (no index, another model, a damaged file) means no reuse, never a failed build.
     """
-    if not (index_dir / MANIFEST).exists():
-        return {}
     try:
         data = load_index(index_dir)
         model = data.manifest["model"]
@@ -106,7 +112,7 @@ def previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarra
 
 
 def build_index(
-    corpus_dir: str | Path = "corpus",
+    corpus_dir: str | Path | None = None,
     index_dir: str | Path = "index",
     model: str | None = None,
     *,
@@ -118,8 +124,14 @@ def build_index(
     store: str | None = None,
     uri: str | None = None,
     collection: str | None = None,
+    force: bool = False,
 ) -> BuildReport:
     """Read, split, deduplicate and embed the corpus, then write the index atomically.
+
+    ``corpus_dir`` defaults to the corpus the index in ``index_dir`` was built from, else
+    ``corpus``. ``index_dir`` must be new, empty or hold an ampere-qa index: a folder holding
+    other files is refused unless ``force`` (even then, nothing ampere-qa did not write there is
+    removed). Builds into one folder wait for each other (a lock in the folder).
 
     ``progress`` shows a bar on stderr while embedding, the only long step. With ``reuse``,
     texts already embedded by the same model in the index being replaced are not re-embedded.
@@ -130,68 +142,51 @@ def build_index(
     sentence rows of new passages and deletes those of passages gone; nothing else is written.
     """
     t0 = time.perf_counter()
-    store_config = _store_config(Path(index_dir), store, uri, collection)
-    settings = settings or SplitSettings()
+    index_dir = Path(index_dir)
+    # Refusals that need no write come first, so a refused build leaves no trace (not even a
+    # folder or a lock file): someone else's folder, then an unreadable corpus.
+    previous = _previous_manifest(index_dir, force) if index_dir.is_dir() else None
+    if corpus_dir is None:
+        corpus_dir = (previous and recorded_corpus(index_dir, previous)) or "corpus"
     corpus = read_corpus(corpus_dir)
-    passages, dedup = deduplicate(split_documents(corpus.documents, settings), settings)
-    embedder = embedder or load_embedder(model)
+    folder.check_target(index_dir)  # before any long work: a file, a read-only or full disk
+    with folder.build_lock(index_dir):
+        previous = _previous_manifest(index_dir, force)  # again: another build may have run
+        folder.finish(index_dir, keep=_names(previous))  # what a killed build left behind
+        store_config = _store_config(previous, store, uri, collection)
+        if store_config:
+            from .stores import check_writable
 
-    # Everything the retriever needs goes through the model in one stream, so the bar shows
-    # the whole job: the passages, their sentences, each passage with one sentence left out
-    # (see search: which sentence answers), and the off-topic anchors.
-    groups = {
-        "passage_vectors": [p.text for p in passages],
-        "sentences": [s for p in passages for s in p.sentence_texts()],
-        "leave_one_out": [t for p in passages for t in leave_one_out_texts(p)],
-        "background": background_texts(),
-    }
-    texts = [t for group in groups.values() for t in group]
-    known = previous_vectors(Path(index_dir), embedder) if reuse else {}
-    # Each distinct text is embedded once (a one-sentence passage is also its own sentence).
-    todo = [t for t in dict.fromkeys(texts) if t not in known]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        embedder.dimension  # noqa: B018 - load the model before the bar starts
-        bar = tqdm(total=len(todo), desc="embedding", unit="text", leave=False)
-    try:
-        fresh = embedder.embed_passages(todo, progress=bar.update if bar else None) if todo else None
-    finally:
-        if bar:
-            bar.close()
-    if fresh is not None:
-        known.update(zip(todo, np.asarray(fresh, dtype=np.float32), strict=True))
-    flat = np.empty((len(texts), embedder.dimension), np.float32)
-    for row, text in enumerate(texts):
-        flat[row] = known[text]
-    bounds = np.cumsum([0] + [len(g) for g in groups.values()])
-    vectors = Vectors(**{role: flat[a:b] for role, a, b in zip(groups, bounds, bounds[1:], strict=False)})
-
-    written = write_index(
-        Path(index_dir),
-        passages,
-        vectors,
-        {
-            "model": {
-                "name": embedder.name,
-                "fingerprint": embedder.fingerprint(),
-                "location": embedder.location(),
+            check_writable(store_config)  # someone else's collection: refused before any work
+        settings = settings or SplitSettings()
+        passages, dedup = deduplicate(split_documents(corpus.documents, settings), settings)
+        embedder = embedder or load_embedder(model)
+        groups = _texts(passages)
+        known = previous_vectors(index_dir, embedder) if reuse and previous else {}
+        todo = _embed_new(embedder, groups, known, progress)
+        written = write_index(
+            index_dir, passages, _vectors(embedder, groups, known),
+            {
+                "model": {
+                    "name": embedder.name,
+                    "fingerprint": embedder.fingerprint(),
+                    "location": embedder.location(),
+                },
+                "corpus": {
+                    **corpus_entry(corpus_dir, index_dir),
+                    "fingerprint": corpus.fingerprint,
+                    "files": [{"source": d.source, "sha256": d.sha256} for d in corpus.documents],
+                },
+                "split": settings.to_dict(),
+                "duplicates": {"exact": dedup.exact, "near": dedup.near},
+                "answer": {"min_relevance": MIN_RELEVANCE},
+                "background_sha256": _texts_sha256(groups["background"]),
             },
-            "corpus": {
-                "path": corpus.root,
-                "fingerprint": corpus.fingerprint,
-                "files": [{"source": d.source, "sha256": d.sha256} for d in corpus.documents],
-            },
-            "split": settings.to_dict(),
-            "duplicates": {"exact": dedup.exact, "near": dedup.near},
-            "answer": {"min_relevance": MIN_RELEVANCE},
-            "background_sha256": _texts_sha256(groups["background"]),
-        },
-        faiss_kind,
-        store_config,
-    )
+            faiss_kind,
+            store_config,
+        )
     changes = written["store_changes"]
+    texts = {t for group in groups.values() for t in group}
     return BuildReport(
         index=str(index_dir),
         files=len(corpus.documents),
@@ -204,34 +199,98 @@ def build_index(
         seconds=time.perf_counter() - t0,
         model=embedder.name,
         embedded=len(todo),
-        reused=len(set(texts)) - len(todo),
+        reused=len(texts) - len(todo),
         store=store_config["kind"] if store_config else "faiss",
         upserted=changes["upserted"],
         deleted=changes["deleted"],
     )
 
 
-def _store_config(index_dir: Path, store: str | None, uri: str | None,
+def _previous_manifest(index_dir: Path, force: bool) -> dict[str, Any] | None:
+    """The manifest of the ampere-qa index already in ``index_dir``; None when there is none.
+
+    A folder holding anything else is refused unless ``force``: build writes a manifest and
+    data files there, and it must never be mistaken for a place it may tidy up.
+    """
+    try:
+        return read_manifest(index_dir)
+    except IndexNotFoundError:
+        others = folder.foreign_entries(index_dir, ())
+        problem = f"{index_dir} is not empty and holds no ampere-qa index"
+    except IndexMismatchError as exc:
+        others = [MANIFEST]
+        problem = f"{index_dir}/{MANIFEST} is not a readable ampere-qa manifest ({exc})"
+    if others and not force:
+        listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise BadInputError(
+            f"{problem} (found: {listed}): choose a new or empty folder, or pass --force to build "
+            f"there anyway (ampere-qa never removes files it did not write; --force does replace "
+            f"an unreadable {MANIFEST})")
+    return None
+
+
+def _names(manifest: dict[str, Any] | None) -> set[str]:
+    return {e["name"] for e in manifest["files"].values()} if manifest else set()
+
+
+def _texts(passages: list[Passage]) -> dict[str, list[str]]:
+    """Everything the retriever needs, by role, to go through the model in one stream (so the
+    bar shows the whole job): the passages, their sentences, each passage with one sentence
+    left out (see search: which sentence answers), and the off-topic anchors."""
+    return {
+        "passage_vectors": [p.text for p in passages],
+        "sentences": [s for p in passages for s in p.sentence_texts()],
+        "leave_one_out": [t for p in passages for t in leave_one_out_texts(p)],
+        "background": background_texts(),
+    }
+
+
+def _embed_new(embedder: Embedder, groups: dict[str, list[str]], known: dict[str, np.ndarray],
+               progress: bool) -> list[str]:
+    """Embed the distinct texts not in ``known`` (adding them to it); returns those texts."""
+    todo = [t for t in dict.fromkeys(t for g in groups.values() for t in g) if t not in known]
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        embedder.dimension  # noqa: B018 - load the model before the bar starts
+        bar = tqdm(total=len(todo), desc="embedding", unit="text", leave=False)
+    try:
+        fresh = embedder.embed_passages(todo, progress=bar.update if bar else None) if todo else None
+    finally:
+        if bar:
+            bar.close()
+    if fresh is not None:
+        known.update(zip(todo, np.asarray(fresh, dtype=np.float32), strict=True))
+    return todo
+
+
+def _vectors(embedder: Embedder, groups: dict[str, list[str]], known: dict[str, np.ndarray]) -> Vectors:
+    out = {}
+    for role, texts in groups.items():
+        out[role] = np.empty((len(texts), embedder.dimension), np.float32)
+        for row, text in enumerate(texts):
+            out[role][row] = known[text]
+    return Vectors(**out)
+
+
+def _store_config(previous: dict[str, Any] | None, store: str | None, uri: str | None,
                   collection: str | None) -> dict[str, Any] | None:
     """The manifest's ``store`` entry for this build; None for FAISS (the manifest stays as before)."""
     from . import stores
-    from .index import read_manifest, store_kind
 
-    previous: dict[str, Any] = {}
-    if (index_dir / MANIFEST).exists():
-        with contextlib.suppress(AmpereError, OSError, ValueError):
-            manifest = read_manifest(index_dir)
-            previous = manifest.get("store", {}) if store_kind(manifest) == "milvus" else {}
-    kind = store or ("milvus" if previous or uri else "faiss")
+    before = (previous or {}).get("store") or {}
+    before = before if before.get("kind") == "milvus" else {}
+    kind = store or ("milvus" if before or uri else "faiss")
     if kind == "faiss":
         if uri or collection:
             raise BadInputError("--uri and --collection only apply to --store milvus")
         return None
     if kind != "milvus":
         raise BadInputError(f"unknown vector store {kind!r}: use faiss or milvus")
-    uri = uri or previous.get("uri")
+    uri = uri or before.get("uri")
     if not uri:
         raise BadInputError("--store milvus needs --uri: a local file (x.db, Milvus Lite) or "
                             "http://host:19530 (a Milvus server)")
     return {"kind": "milvus", "uri": stores.normalize_uri(uri),
-            "collection": collection or previous.get("collection") or stores.DEFAULT_COLLECTION}
+            "collection": collection or before.get("collection") or stores.DEFAULT_COLLECTION}

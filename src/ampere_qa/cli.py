@@ -33,6 +33,8 @@ class _Group(click.Group):
             raise
         except AmpereError as exc:
             self._fail(str(exc), exc.exit_code)
+        except BrokenPipeError:
+            _reader_went_away()
         except KeyboardInterrupt:
             self._fail("interrupted", 130)
         except Exception as exc:
@@ -48,6 +50,14 @@ class _Group(click.Group):
         sys.exit(code)
 
 
+def _reader_went_away() -> None:
+    """``ampere-qa ask … | head -1``: the reader closed the pipe. Exit quietly, as Unix tools do
+    on SIGPIPE (status 141), and keep Python from complaining while it flushes stdout."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(141)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ampere-qa")
 def cli() -> None:
@@ -60,8 +70,9 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--corpus", "corpus_dir", default="corpus", show_default=True,
-              help="Folder of UTF-8 .txt/.md files.")
+@click.option("--corpus", "corpus_dir", default=None,
+              help="Folder of UTF-8 .txt/.md files [default: the one the index was built from, "
+                   "else ./corpus].")
 @click.option("--index", "index_dir", default="index", show_default=True, help=INDEX_HELP)
 @click.option("--model", default=None,
               help="sentence-transformers model id or path [default: $AMPERE_QA_MODEL or "
@@ -72,9 +83,11 @@ def cli() -> None:
 @click.option("--uri", default=None,
               help="Milvus: a local file (x.db, runs Milvus Lite) or http://host:19530.")
 @click.option("--collection", default=None, help="Milvus collection name [default: ampere_qa].")
+@click.option("--force", is_flag=True,
+              help="Build into a folder that holds other files (they are never removed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def build(corpus_dir: str, index_dir: str, model: str | None, store: str | None, uri: str | None,
-          collection: str | None, as_json: bool) -> None:
+def build(corpus_dir: str | None, index_dir: str, model: str | None, store: str | None,
+          uri: str | None, collection: str | None, force: bool, as_json: bool) -> None:
     """Rebuild the index from the corpus (the previous index stays usable until it is done).
 
     \b
@@ -84,7 +97,7 @@ def build(corpus_dir: str, index_dir: str, model: str | None, store: str | None,
     from .build import build_index
 
     report = build_index(corpus_dir, index_dir, model, progress=not as_json, store=store, uri=uri,
-                         collection=collection)
+                         collection=collection, force=force)
     if as_json:
         _echo_json(report.to_dict())
         return
@@ -115,13 +128,15 @@ def ask(question: str, index_dir: str, k: int, model: str | None, as_json: bool)
     ampere-qa ask "Qui dirige Ampere ?"
     ampere-qa ask "How many engineers work at Ampere?" --json
     """
+    from pathlib import Path
+
+    from .index import stale_warning
     from .search import Retriever, clean_question
 
     clean_question(question)  # bad input fails before the model loads
     retriever = Retriever.load(index_dir, model)
     if retriever.is_stale():
-        click.echo(f"warning: the corpus changed since {index_dir} was built; "
-                   f"run: ampere-qa build --index {index_dir}", err=True)
+        click.echo(f"warning: {stale_warning(Path(index_dir), retriever.manifest)}", err=True)
     result = retriever.answer(question, k=k)
     if as_json:
         _echo_json(result.to_dict())
@@ -145,11 +160,12 @@ def info(index_dir: str, as_json: bool) -> None:
     from pathlib import Path
 
     from .embedding import model_location
-    from .index import read_manifest
-    from .search import corpus_is_stale
+    from .index import check_files, corpus_is_stale, read_manifest, recorded_corpus, stale_warning
 
     manifest = read_manifest(Path(index_dir))
+    check_files(Path(index_dir), manifest)  # an index whose files are gone is not "fine"
     stale = corpus_is_stale(Path(index_dir), manifest)
+    corpus = recorded_corpus(Path(index_dir), manifest)
     model = manifest["model"]
     summary = {
         "index": index_dir,
@@ -163,7 +179,7 @@ def info(index_dir: str, as_json: bool) -> None:
         "model": model["name"],
         "model_fingerprint": model.get("fingerprint"),
         "model_location": model_location(model["name"]),
-        "corpus": manifest["corpus"].get("path"),
+        "corpus": str(corpus) if corpus else manifest["corpus"].get("path"),
         "corpus_files": len(manifest["corpus"].get("files", [])),
         "store": manifest.get("store", {"kind": "faiss"}),
         "stale": stale,
@@ -175,8 +191,7 @@ def info(index_dir: str, as_json: bool) -> None:
         for key, value in summary.items():
             click.echo(f"{key.replace('_', ' '):<{width}}  {value}")
     if stale:  # on stderr, so it never breaks the JSON on stdout
-        click.echo(f"warning: the corpus changed since this index was built; "
-                   f"run: ampere-qa build --index {index_dir}", err=True)
+        click.echo(f"warning: {stale_warning(Path(index_dir), manifest)}", err=True)
 
 
 @cli.command("eval")
@@ -245,4 +260,20 @@ def model_install(cache_dir: str | None) -> None:
 
 
 def main() -> None:
-    cli(prog_name="ampere-qa")
+    try:
+        cli(prog_name="ampere-qa", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        code = 1
+    else:
+        code = 0
+    try:  # stdout to a pipe is block-buffered: a reader gone shows up only now
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _reader_went_away()
+    sys.exit(code)

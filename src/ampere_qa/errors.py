@@ -37,5 +37,9 @@ class IndexMismatchError(IndexUnusableError):
     """The index files disagree with their manifest, with each other, or with the model."""
 
 
+class IndexBusyError(AmpereError):
+    """Another build holds the index folder for too long."""
+
+
 class StoreUnavailableError(AmpereError):
     """The vector store the index names cannot be used here (client missing, server unreachable)."""

@@ -25,11 +25,11 @@ or a file from another build, change the size or the ends). Big ``.npy`` arrays 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
-import re
+import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .atomic import fsync_dir, write_atomic
-from .errors import IndexMismatchError, IndexNotFoundError
+from . import __version__, folder
+from .atomic import NotRegularFile, fsync_dir, open_regular, write_atomic
+from .errors import BadInputError, IndexMismatchError, IndexNotFoundError
+from .faiss_format import LayoutError, check_layout
 from .passages import Passage
 
 FORMAT_VERSION = 1
@@ -52,12 +53,14 @@ IVF_PROBE_SHARE = 1 / 16
 FULL_HASH_MAX_BYTES = 64 * 2**20
 SAMPLE_BYTES = 2**20
 MANIFEST = "manifest.json"
-REBUILD_HINT = "rebuild it with: ampere-qa build --corpus CORPUS_DIR --index {index}"
+# The manifest records the corpus folder relative to the index folder: resolving it against the
+# current folder instead once rebuilt an index from whatever `corpus/` happened to be there.
+CORPUS_BASE = "index"
 ARRAYS = ("passage_vectors", "leave_one_out", "background")
-# Data files written by any version of write_index: superseded ones are removed after a commit.
-_DATA_FILE = re.compile(r"^[a-z_]+\.[0-9a-f]{12}\.(?:jsonl|faiss|npy)$")
-# Temporary files of a build killed mid-write (_write_atomic): removed by the next commit.
-_TEMP_FILE = re.compile(r"^\.(?:[a-z_]+\.[0-9a-f]{12}\.(?:jsonl|faiss|npy)|manifest\.json)\..+\.tmp$")
+# Extension of each data file; a manifest may name only ``{role}.{12 hex digits}.{ext}``.
+EXTENSIONS = {"passages": "jsonl", "sentences": "faiss", **{role: "npy" for role in ARRAYS}}
+# A manifest is a few kB (plus a line per corpus file): anything far bigger is not ours.
+MAX_MANIFEST_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -89,11 +92,18 @@ def _sha256(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _sample_sha256(data: bytes | memoryview, size: int) -> str:
-    """Hash of a file's size, first and last ``SAMPLE_BYTES``: the cheap check for big files."""
+def _sample_sha256(data: bytes | memoryview, size: int, head: int | None = None) -> str:
+    """Hash of a file's size, first and last ``SAMPLE_BYTES``: the cheap check for big files.
+
+    ``data`` is the whole file, or (with ``head``) its first ``head`` bytes then its tail.
+    """
     h = hashlib.sha256(str(size).encode())
-    h.update(data[:SAMPLE_BYTES])
-    h.update(data[max(0, size - SAMPLE_BYTES):])
+    if head is None:
+        h.update(data[:SAMPLE_BYTES])
+        h.update(data[max(0, size - SAMPLE_BYTES):])
+    else:
+        h.update(data[:head])
+        h.update(data[head:])
     return h.hexdigest()
 
 
@@ -139,6 +149,45 @@ def serialize_faiss(vectors: np.ndarray, kind: str | None = None) -> bytes:
     return faiss.serialize_index(make_faiss(vectors, kind)[0]).tobytes()
 
 
+def _blobs(passages: list[Passage], vectors: Vectors, with_faiss: bool,
+           faiss_kind: str | None) -> tuple[dict[str, memoryview], dict[str, Any]]:
+    """The bytes of every data file, by role, and the FAISS description for the manifest."""
+    lines = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in passages)
+    blobs: dict[str, memoryview] = {"passages": memoryview(lines.encode())}
+    faiss_info: dict[str, Any] = {}
+    if with_faiss:
+        import faiss
+
+        sentence_index, faiss_info = make_faiss(np.ascontiguousarray(vectors.sentences, np.float32),
+                                                faiss_kind)
+        blobs["sentences"] = faiss.serialize_index(sentence_index).data
+        del sentence_index
+    for role in ARRAYS:
+        npy = io.BytesIO()
+        np.save(npy, np.ascontiguousarray(getattr(vectors, role), dtype=np.float32))
+        blobs[role] = npy.getbuffer()
+    return {role: data.cast("B") for role, data in blobs.items()}, faiss_info
+
+
+def _file_entry(role: str, view: memoryview) -> dict[str, Any]:
+    digest = _sha256(view)
+    entry: dict[str, Any] = {"name": f"{role}.{digest[:12]}.{EXTENSIONS[role]}", "sha256": digest,
+                             "bytes": len(view)}
+    if len(view) > FULL_HASH_MAX_BYTES:
+        entry["sample_sha256"] = _sample_sha256(view, len(view))
+    return entry
+
+
+def previous_files(index_dir: Path) -> set[str]:
+    """Data files named by the manifest ampere-qa committed in ``index_dir`` (none if no valid one)."""
+    try:
+        return {e["name"] for e in read_manifest(index_dir)["files"].values()}
+    except IndexMismatchError:
+        return set()
+    except IndexNotFoundError:
+        return set()
+
+
 def write_index(
     index_dir: Path,
     passages: list[Passage],
@@ -149,39 +198,29 @@ def write_index(
 ) -> dict[str, Any]:
     """Write data files, then commit them by replacing the manifest; remove superseded files.
 
+    The caller holds the folder's build lock (:func:`folder.build_lock`). Only files this
+    build creates, or that the previous manifest named, are ever removed (see folder.py).
+
     With ``store`` (``{"kind": "milvus", "uri": ..., "collection": ...}``) the sentence vectors
     go to that Milvus collection instead of a FAISS file: rows of new passages are upserted,
     rows of passages gone deleted, before the manifest is replaced. A build killed in between
     leaves a collection the old manifest no longer matches, which load refuses with the rebuild
     command. The result's ``"store_changes"`` (not written) counts rows upserted and deleted.
     """
-    index_dir.mkdir(parents=True, exist_ok=True)
-    lines = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in passages)
-    blobs: dict[str, tuple[str, Any]] = {  # bytes-like: bytes, numpy buffers, memoryviews
-        "passages": ("jsonl", lines.encode()),
-    }
-    faiss_info: dict[str, Any] = {}
-    if store is None:
-        import faiss
-
-        sentence_index, faiss_info = make_faiss(np.ascontiguousarray(vectors.sentences, np.float32),
-                                                faiss_kind)
-        blobs["sentences"] = ("faiss", faiss.serialize_index(sentence_index))
-        del sentence_index
-    for role in ARRAYS:
-        npy = io.BytesIO()
-        np.save(npy, np.ascontiguousarray(getattr(vectors, role), dtype=np.float32))
-        blobs[role] = ("npy", npy.getbuffer())
-    files: dict[str, dict[str, Any]] = {}
-    for role, (ext, data) in blobs.items():
-        view = memoryview(data).cast("B")
-        digest = _sha256(view)
-        name = f"{role}.{digest[:12]}.{ext}"
-        files[role] = {"name": name, "sha256": digest, "bytes": len(view)}
-        if len(view) > FULL_HASH_MAX_BYTES:
-            files[role]["sample_sha256"] = _sample_sha256(view, len(view))
-        if not _intact(index_dir, files[role]):  # same name, same content: a file can be kept
-            write_atomic(index_dir / name, view)
+    blobs, faiss_info = _blobs(passages, vectors, store is None, faiss_kind)
+    files = {role: _file_entry(role, view) for role, view in blobs.items()}
+    new = {f["name"] for f in files.values()}
+    todo = [role for role, f in files.items() if not _intact(index_dir, f)]
+    previous = previous_files(index_dir)
+    in_the_way = [files[r]["name"] for r in todo
+                  if (index_dir / files[r]["name"]).exists() and files[r]["name"] not in previous]
+    if in_the_way:  # a file of that name ampere-qa cannot prove it wrote: never overwrite it
+        raise BadInputError(f"{index_dir / in_the_way[0]} is in the way and was not written by "
+                            "ampere-qa: move it elsewhere, or build into another folder")
+    folder.begin(index_dir, created=[files[r]["name"] for r in todo],
+                 superseded=sorted(previous - new))
+    for role in todo:  # same name, same content: an intact file is kept as it is
+        write_atomic(index_dir / files[role]["name"], blobs[role], prefix=folder.TEMP_PREFIX)
     del blobs
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -205,62 +244,137 @@ def write_index(
             store, stores.sentence_keys(passages), vectors.sentences, manifest["model"]["fingerprint"],
             stores.collection_meta(manifest, files["passages"]["sha256"]))
     fsync_dir(index_dir)
-    write_atomic(index_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+    write_atomic(index_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode(),
+                 prefix=folder.TEMP_PREFIX)
     fsync_dir(index_dir)
-    keep = {f["name"] for f in files.values()}
-    for old in index_dir.iterdir():
-        superseded = _DATA_FILE.match(old.name) or _TEMP_FILE.match(old.name)
-        if old.name not in keep and superseded and old.is_file():
-            with contextlib.suppress(OSError):
-                old.unlink()
+    folder.finish(index_dir, keep=new)
     return {**manifest, "store_changes": {"upserted": changes[0], "deleted": changes[1]}}
 
 
+# What a manifest must hold, and of which type, before anything else reads it: a damaged or
+# crafted field is refused with the rebuild hint instead of failing somewhere deep inside.
+_SCHEMA: dict[str, Any] = {
+    "format_version": int,
+    "model": {"name": str, "fingerprint": str},
+    "corpus": {"path": str, "fingerprint": str, "files": list},
+    "files": dict,
+    "passage_count": int,
+    "sentence_count": int,
+    "dimension": int,
+}
+_OPTIONAL: dict[str, Any] = {
+    "answer": {"min_relevance": (int, float)},
+    "faiss_index": str,
+    "faiss_params": {"nlist": int, "nprobe": int},
+    "store": {"kind": str, "uri": str, "collection": str},
+    "split": dict,
+    "background_sha256": str,
+}
+_FILE_ENTRY = {"name": str, "sha256": str, "bytes": int}
+
+
+def _schema_problem(value: Any, schema: Any, where: str, required: bool = True) -> str | None:
+    """The first place where ``value`` does not fit ``schema`` (a type or a dict of them)."""
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            return f"{where} is not an object"
+        for key, sub in schema.items():
+            if key not in value:
+                if required:
+                    return f"{where}.{key} is missing"
+                continue
+            problem = _schema_problem(value[key], sub, f"{where}.{key}")
+            if problem:
+                return problem
+        return None
+    ok = isinstance(value, schema) and not (isinstance(value, bool) and schema is not bool)
+    if schema is int and ok and value < 0:
+        return f"{where} is negative"
+    return None if ok else f"{where} has the wrong type ({type(value).__name__})"
+
+
+def validate_manifest(manifest: Any) -> str | None:
+    """What is wrong with a parsed manifest, or None when every field has the expected type."""
+    problem = _schema_problem(manifest, _SCHEMA, "manifest")
+    if problem:
+        return problem
+    for key, sub in _OPTIONAL.items():
+        if key in manifest:
+            problem = _schema_problem(manifest[key], sub, f"manifest.{key}",
+                                      required=key not in ("answer", "faiss_params", "store"))
+            if problem:
+                return problem
+    for role, entry in manifest["files"].items():
+        problem = _schema_problem(entry, _FILE_ENTRY, f"manifest.files.{role}")
+        if problem:
+            return problem
+    return None
+
+
 def read_manifest(index_dir: Path) -> dict[str, Any]:
-    hint = REBUILD_HINT.format(index=index_dir)
+    hint = rebuild_hint(index_dir)
     path = index_dir / MANIFEST
     if not path.exists():
         raise IndexNotFoundError(f"no index in {index_dir} (no {MANIFEST}): {hint}")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IndexMismatchError(f"{path} is unreadable or corrupted ({exc}): {hint}") from None
+        with open_regular(path) as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise ValueError(f"over {MAX_MANIFEST_BYTES // 2**20} MB")
+        manifest = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise IndexMismatchError(f"{path} is unreadable or corrupted ({detail}): {hint}") from None
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         found = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise IndexMismatchError(
             f"{path} has format version {found!r}, this ampere-qa reads {FORMAT_VERSION}: {hint}"
         )
-    for key in ("model", "files", "passage_count", "dimension", "corpus"):
-        if key not in manifest:
-            raise IndexMismatchError(f"{path} lacks {key!r}: {hint}")
+    problem = validate_manifest(manifest)
+    if problem:
+        raise IndexMismatchError(f"{path} is damaged ({problem}): {hint}")
     return manifest
 
 
-def _check_file(index_dir: Path, entry: dict[str, Any], hint: str) -> tuple[Path, bytes | None]:
+def _data_path(index_dir: Path, role: str, entry: dict[str, Any], hint: str) -> Path:
+    """Where the manifest's file for ``role`` is, refused unless it is a plain data-file name
+    of that role (no folder, no link out): a manifest must not make ampere-qa read ``/dev/zero``
+    or a file outside the index folder."""
+    name = entry.get("name")
+    ok = (isinstance(name, str) and folder.DATA_FILE.match(name) and name.startswith(f"{role}.")
+          and name.endswith(f".{EXTENSIONS.get(role)}"))
+    path = index_dir / str(name)
+    if ok and path.is_symlink():
+        ok = path.resolve().parent == index_dir.resolve()
+    if not ok:
+        raise IndexMismatchError(f"{index_dir / MANIFEST} names {name!r} for its {role} file, "
+                                 f"not a data file of this index folder: {hint}")
+    return path
+
+
+def _check_file(index_dir: Path, role: str, entry: dict[str, Any], hint: str) -> tuple[Path, bytes | None]:
     """The file's path, and its bytes when it was small enough to read and hash whole.
 
-    A big file is checked by its size and the hash of its ends (see the module docstring) and
-    left for the caller to read or memory-map.
+    Its name and size are checked before a byte is read. A big file is checked by its size and
+    the hash of its ends (see the module docstring) and left for the caller to memory-map.
     """
-    path = index_dir / str(entry.get("name", ""))
+    path = _data_path(index_dir, role, entry, hint)
     mismatch = IndexMismatchError(f"index file {path} does not match its manifest (corrupted or "
                                   f"changed since the build): {hint}")
     try:
-        size = path.stat().st_size
-        if size > FULL_HASH_MAX_BYTES and "sample_sha256" in entry:
-            if size != entry.get("bytes"):
+        with open_regular(path) as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_size != entry["bytes"]:
                 raise mismatch
-            with path.open("rb") as fh:
+            if st.st_size > FULL_HASH_MAX_BYTES and "sample_sha256" in entry:
                 head = fh.read(SAMPLE_BYTES)
-                fh.seek(max(0, size - SAMPLE_BYTES))
-                tail = fh.read()
-            h = hashlib.sha256(str(size).encode())
-            h.update(head)
-            h.update(tail)
-            if h.hexdigest() != entry["sample_sha256"]:
-                raise mismatch
-            return path, None
-        data = path.read_bytes()
+                fh.seek(max(0, st.st_size - SAMPLE_BYTES))
+                if _sample_sha256(head + fh.read(), st.st_size, len(head)) != entry["sample_sha256"]:
+                    raise mismatch
+                return path, None
+            data = fh.read(st.st_size + 1)
+    except NotRegularFile:
+        raise mismatch from None
     except OSError:
         raise IndexMismatchError(f"index file {path} is missing or unreadable: {hint}") from None
     if _sha256(data) != entry.get("sha256"):
@@ -269,16 +383,36 @@ def _check_file(index_dir: Path, entry: dict[str, Any], hint: str) -> tuple[Path
 
 
 def _intact(index_dir: Path, entry: dict[str, Any]) -> bool:
+    role = str(entry["name"]).split(".", 1)[0]
     try:
-        _check_file(index_dir, entry, "")
+        _check_file(index_dir, role, entry, "")
     except IndexMismatchError:
         return False
     return True
 
 
+def check_files(index_dir: Path, manifest: dict[str, Any]) -> None:
+    """Every data file the manifest names is there, a plain file of the recorded size (cheap:
+    no hashing). ``info`` uses it; loading checks the hashes as well."""
+    hint = rebuild_hint(index_dir, manifest)
+    for role, entry in manifest["files"].items():
+        path = _data_path(index_dir, role, entry, hint)
+        try:
+            st = path.stat()
+        except OSError:
+            raise IndexMismatchError(f"index file {path} is missing or unreadable: {hint}") from None
+        if not stat.S_ISREG(st.st_mode) or st.st_size != entry["bytes"]:
+            raise IndexMismatchError(f"index file {path} does not match its manifest (size "
+                                     f"{st.st_size}, manifest says {entry['bytes']}): {hint}")
+
+
 def _open_faiss(path: Path, data: bytes | None, manifest: dict[str, Any]) -> Any:
+    """FAISS's own reader, once the layout has been walked (faiss_format.py): a crafted header
+    must not make FAISS allocate gigabytes before it notices the file is short."""
     import faiss
 
+    view = memoryview(data) if data is not None else np.memmap(path, np.uint8, "r").data
+    check_layout(view, manifest["dimension"], manifest["sentence_count"])
     if data is not None:
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     else:
@@ -292,44 +426,80 @@ def _open_faiss(path: Path, data: bytes | None, manifest: dict[str, Any]) -> Any
     return index
 
 
+def _load_npy(path: Path, raw: bytes | None) -> np.ndarray:
+    """A float32 matrix, its header checked against the file's size before any allocation."""
+    fh: Any = io.BytesIO(raw) if raw is not None else path.open("rb")
+    with fh:
+        fmt = np.lib.format
+        read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(
+            fmt.read_magic(fh))
+        if read_header is None:
+            raise LayoutError(f"{path.name}: unknown .npy version")
+        shape, fortran, dtype = read_header(fh)
+        size = len(raw) if raw is not None else os.fstat(fh.fileno()).st_size
+        if dtype != np.float32 or len(shape) != 2 or fortran or \
+                fh.tell() + int(np.prod(shape)) * 4 != size:
+            raise LayoutError(f"{path.name}: {dtype} array shaped {shape} in {size} bytes")
+    if raw is not None:
+        return np.load(io.BytesIO(raw), allow_pickle=False)
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
 def load_index(index_dir: Path | str) -> IndexData:
-    """Read and cross-check every file against the manifest before FAISS sees any of them."""
+    """Read and cross-check every file against the manifest before FAISS sees any of them.
+
+    A build may commit a new manifest and remove the files of the old one while this reads
+    them: when a file is found missing and the manifest changed meanwhile, start again.
+    """
     index_dir = Path(index_dir)
-    hint = REBUILD_HINT.format(index=index_dir)
+    for _ in range(5):
+        before = _manifest_bytes(index_dir)
+        try:
+            return _load_index(index_dir)
+        except IndexMismatchError:
+            if before is None or _manifest_bytes(index_dir) == before:
+                raise
+    return _load_index(index_dir)
+
+
+def _manifest_bytes(index_dir: Path) -> bytes | None:
+    try:
+        with open_regular(index_dir / MANIFEST) as fh:
+            return fh.read(MAX_MANIFEST_BYTES)
+    except OSError:
+        return None
+
+
+def _load_index(index_dir: Path) -> IndexData:
     manifest = read_manifest(index_dir)
-    files = manifest["files"]
     kind = store_kind(manifest)
+    hint = rebuild_hint(index_dir, manifest)
     if kind not in ("faiss", "milvus"):
         raise IndexMismatchError(f"index in {index_dir} keeps its vectors in an unknown store "
                                  f"{kind!r}: {hint}")
-    if kind == "milvus":
-        store = manifest["store"]
-        hint = REBUILD_HINT.format(index=index_dir) + (f" --store milvus --uri {store.get('uri')} "
-                                                       f"--collection {store.get('collection')}")
-    roles = ("passages", "sentences", *ARRAYS) if kind == "faiss" else ("passages", *ARRAYS)
     if manifest.get("faiss_index", "IndexFlatIP") not in ("IndexFlatIP", "IndexIVFFlat"):
         raise IndexMismatchError(f"index in {index_dir} uses FAISS index "
                                  f"{manifest.get('faiss_index')!r}, unknown to this ampere-qa: {hint}")
-    try:
-        checked = {role: _check_file(index_dir, files[role], hint)
-                   for role in roles}
-    except (KeyError, TypeError, AttributeError):
-        raise IndexMismatchError(f"{index_dir / MANIFEST} lists no valid data files: {hint}") from None
-
+    roles = ("passages", "sentences", *ARRAYS) if kind == "faiss" else ("passages", *ARRAYS)
+    missing = [role for role in roles if role not in manifest["files"]]
+    if missing:
+        raise IndexMismatchError(f"{index_dir / MANIFEST} lists no {missing[0]} file: {hint}")
+    checked = {role: _check_file(index_dir, role, manifest["files"][role], hint) for role in roles}
     try:
         path, raw = checked["passages"]
         text = (raw if raw is not None else path.read_bytes()).decode("utf-8")
         passages = [Passage.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
         del text
-        arrays = {
-            role: np.load(io.BytesIO(raw), allow_pickle=False) if raw is not None
-            else np.load(path, mmap_mode="r", allow_pickle=False)
-            for role in ARRAYS for path, raw in (checked[role],)
-        }
+        arrays = {role: _load_npy(*checked[role]) for role in ARRAYS}
         sentence_index = _open_faiss(*checked["sentences"], manifest) if kind == "faiss" else None
     except Exception as exc:  # any parse failure of a hash-checked file means a broken build
         raise IndexMismatchError(f"index files in {index_dir} cannot be read ({exc}): {hint}") from None
+    return _assemble(index_dir, manifest, passages, arrays, sentence_index, hint)
 
+
+def _assemble(index_dir: Path, manifest: dict[str, Any], passages: list[Passage],
+              arrays: dict[str, np.ndarray], sentence_index: Any, hint: str) -> IndexData:
+    """Cross-check the parts' counts and shapes, then put them together."""
     n, dim = manifest["passage_count"], manifest["dimension"]
     n_sent = sum(len(p.sentences) for p in passages)
     shapes = {"passage_vectors": (n, dim), "leave_one_out": (n_sent, dim)}
@@ -357,19 +527,92 @@ def load_index(index_dir: Path | str) -> IndexData:
             raise IndexMismatchError(f"index in {index_dir} is inconsistent ({what}): {hint}")
 
     counts = np.array([len(p.sentences) for p in passages], dtype=np.int64)
-    empty = np.zeros((0, dim), np.float32)
     return IndexData(
         path=index_dir,
         manifest=manifest,
         passages=passages,
         sentence_index=sentence_index,
-        vectors=Vectors(sentences=empty, **{r: a.astype(np.float32, copy=False) for r, a in arrays.items()}),
+        vectors=Vectors(sentences=np.zeros((0, dim), np.float32),
+                        **{r: a.astype(np.float32, copy=False) for r, a in arrays.items()}),
         sentence_owner=np.repeat(np.arange(len(passages)), counts),
         sentence_start=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         if len(passages) else np.zeros(0, np.int64),
         store=vector_store,
         sentence_keys=keys,
     )
+
+
+def corpus_entry(corpus_root: str | Path, index_dir: Path) -> dict[str, str]:
+    """How the manifest records where the corpus is: relative to the index folder, so that it
+    means the same folder wherever ampere-qa is run from and wherever a checkout is moved;
+    absolute when the two share no folder but the root (``/tmp/idx`` for ``/work/corpus``)."""
+    corpus, index = Path(corpus_root).absolute(), index_dir.absolute()
+    if os.path.commonpath([corpus, index]) == corpus.anchor:  # nothing shared but the root
+        return {"path": str(corpus), "relative_to": CORPUS_BASE}
+    return {"path": Path(os.path.relpath(corpus, index)).as_posix(), "relative_to": CORPUS_BASE}
+
+
+def recorded_corpus(index_dir: Path, manifest: dict[str, Any]) -> Path | None:
+    """The corpus folder (or file) the index was built from, if it can be told without guessing.
+
+    Manifests written before the location was recorded relative to the index folder hold a path
+    relative to wherever build ran: only an absolute one, or the index's sibling folder of that
+    name (the layout of a checkout), is trusted then; never the current folder.
+    """
+    corpus = manifest.get("corpus", {})
+    path = corpus.get("path") if isinstance(corpus, dict) else None
+    if not isinstance(path, str) or not path:
+        return None
+    if corpus.get("relative_to") == CORPUS_BASE or Path(path).is_absolute():
+        return Path(os.path.normpath(Path(index_dir).absolute() / path))
+    sibling = Path(index_dir).absolute().parent / Path(path).name
+    return sibling if sibling.exists() else None
+
+
+def shown(path: Path) -> str:
+    """A path as the user should type it here: relative when under the current folder, quoted
+    for the shell when it needs to be."""
+    import shlex
+
+    absolute = Path(os.path.normpath(path.absolute()))
+    try:
+        text = str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        text = str(absolute)
+    return shlex.quote(text)
+
+
+def rebuild_hint(index_dir: Path, manifest: dict[str, Any] | None = None) -> str:
+    """The command that rebuilds ``index_dir`` from the corpus and into the store it records."""
+    corpus = recorded_corpus(index_dir, manifest) if manifest else None
+    hint = (f"rebuild it with: ampere-qa build --corpus {shown(corpus) if corpus else 'CORPUS_DIR'} "
+            f"--index {shown(Path(index_dir))}")
+    store = manifest.get("store") if manifest else None
+    if isinstance(store, dict) and store.get("kind") == "milvus":
+        hint += f" --store milvus --uri {store.get('uri')} --collection {store.get('collection')}"
+    return hint
+
+
+def stale_warning(index_dir: Path, manifest: dict[str, Any]) -> str:
+    """The one-line warning shown when the corpus changed since the build."""
+    return f"the corpus changed since {index_dir} was built; {rebuild_hint(index_dir, manifest)}"
+
+
+def corpus_is_stale(index_dir: Path, manifest: dict[str, Any]) -> bool | None:
+    """Compare the corpus fingerprint in the manifest with the recorded corpus as it is now;
+    None when that corpus is not there (a copied index) or cannot be looked at."""
+    from .corpus import read_corpus
+    from .errors import AmpereError
+
+    root = recorded_corpus(index_dir, manifest)
+    if root is None or not root.exists():
+        return None
+    try:
+        return read_corpus(root).fingerprint != manifest["corpus"].get("fingerprint")
+    except AmpereError:
+        return True  # files became unreadable, empty or too big: not what was indexed
+    except OSError:
+        return None
 
 
 def store_kind(manifest: dict[str, Any]) -> str:

@@ -12,10 +12,9 @@ import numpy as np
 
 from . import answer as answers
 from . import language
-from .corpus import read_corpus
 from .embedding import Embedder, load_embedder
-from .errors import AmpereError, BadInputError, IndexMismatchError
-from .index import REBUILD_HINT, IndexData, load_index
+from .errors import BadInputError, IndexMismatchError
+from .index import IndexData, corpus_is_stale, load_index, rebuild_hint
 from .lexical import LexicalIndex
 
 MAX_QUESTION_CHARS = 1000
@@ -58,16 +57,19 @@ def clean_question(question: object) -> str:
     """The question as the model will read it, or a :class:`BadInputError` saying why not."""
     if not isinstance(question, str):
         raise BadInputError("the question must be text")
+    # The limit counts what the user typed (spaces squeezed): NFC may expand a character into
+    # three, and a 600-character question must not be refused as 1,200 characters long.
+    typed = len(" ".join(question.split()))
+    if typed > MAX_QUESTION_CHARS:
+        raise BadInputError(
+            f"the question is {typed} characters long; the limit is {MAX_QUESTION_CHARS}"
+        )
     # Lone surrogates cannot be encoded for the tokenizer; control characters carry no meaning.
     text = question.encode("utf-8", "replace").decode("utf-8")
     text = _CONTROL.sub(" ", unicodedata.normalize("NFC", text))
     text = " ".join(text.split())
     if not text:
         raise BadInputError("the question is empty: type a question about the article")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise BadInputError(
-            f"the question is {len(text)} characters long; the limit is {MAX_QUESTION_CHARS}"
-        )
     return text
 
 
@@ -101,7 +103,7 @@ class Retriever:
         wanted = data.manifest["model"]
         if embedder is None:
             embedder = load_embedder(model or wanted["name"])
-        hint = REBUILD_HINT.format(index=index_dir)
+        hint = rebuild_hint(Path(index_dir), data.manifest)
         if embedder.dimension != data.manifest["dimension"]:
             raise IndexMismatchError(
                 f"model {embedder.name!r} makes {embedder.dimension}-dimensional vectors, the "
@@ -238,20 +240,3 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     above = np.flatnonzero(scores > kth)
     tied = np.flatnonzero(scores == kth)[: k - len(above)]
     return np.concatenate([above, tied])
-
-
-def corpus_is_stale(index_dir: Path, manifest: dict[str, Any]) -> bool | None:
-    """Compare the corpus fingerprint in the manifest with the corpus folder as it is now.
-
-    The folder is looked for as recorded (relative to the working directory) and then next
-    to the index folder, so a checkout works wherever it is run from.
-    """
-    recorded = manifest.get("corpus", {})
-    given = Path(recorded.get("path", ""))
-    for root in (given, Path(index_dir).resolve().parent / given.name):
-        if given.name and root.exists():
-            try:
-                return read_corpus(root).fingerprint != recorded.get("fingerprint")
-            except AmpereError:
-                return True
-    return None
