@@ -15,22 +15,31 @@ passages gone, nothing else.
 ``pymilvus`` is an optional extra (``pip install 'ampere-qa[milvus]'``), imported only here. A
 local path (``x.db``) as URI runs Milvus Lite in-process; ``http://host:19530`` reaches a Milvus
 server or cluster (only Milvus Lite is tested here).
+
+Ownership. A collection is ours when it carries ``OWNER_PROPERTY`` (set when ampere-qa creates
+it) or ``META_PROPERTY`` (what collections created before that marker carry). Anything else at
+the chosen name is someone else's data: build and load refuse it before loading, writing or
+dropping anything, so ``--collection`` can never overwrite another application's vectors.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Sequence
+import logging
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import IndexMismatchError, StoreUnavailableError
+from .errors import BadInputError, IndexMismatchError, StoreUnavailableError
 
 DEFAULT_COLLECTION = "ampere_qa"
 META_PROPERTY = "ampere_qa.meta"  # collection property: JSON tying the rows to one manifest
+OWNER_PROPERTY, OWNER = "ampere_qa.owner", "ampere-qa"  # set at creation: this collection is ours
 _BATCH = 2000  # rows per upsert / get / delete request (well under Milvus's 64 MB message limit)
 
 
@@ -101,6 +110,18 @@ class FaissStore:
             np.zeros((0, self.index.d), np.float32)
 
 
+@contextlib.contextmanager
+def _muted(logger_name: str, level: int) -> Iterator[None]:
+    """Raise a library logger's level for the block only, then put back whatever it was."""
+    logger = logging.getLogger(logger_name)
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 def _client(uri: str) -> Any:
     try:
         from pymilvus import MilvusClient
@@ -109,8 +130,13 @@ def _client(uri: str) -> Any:
             "this index keeps its vectors in Milvus, which needs pymilvus: "
             "pip install 'ampere-qa[milvus]'"
         ) from None
+    # Milvus Lite logs a full traceback (logger.exception, e.g. the lock another process holds)
+    # before pymilvus raises; the error below already says it in one line. AMPERE_QA_DEBUG=1
+    # (the CLI's traceback switch) lets it through.
+    debug = os.environ.get("AMPERE_QA_DEBUG")
     try:
-        return MilvusClient(uri=uri)
+        with contextlib.nullcontext() if debug else _muted("milvus_lite", logging.CRITICAL + 1):
+            return MilvusClient(uri=uri)
     except Exception as exc:
         lite = "" if "://" in uri else "; a Milvus Lite file is opened by one process at a time"
         raise StoreUnavailableError(f"cannot reach Milvus at {uri} ({exc}){lite}") from None
@@ -138,6 +164,16 @@ class MilvusStore:
     def exists(self) -> bool:
         return bool(self.client.has_collection(self.collection))
 
+    def owned(self) -> bool:
+        """Whether ampere-qa created this (existing) collection: only then may it write to it."""
+        props = self.client.describe_collection(self.collection).get("properties") or {}
+        return props.get(OWNER_PROPERTY) == OWNER or META_PROPERTY in props
+
+    def foreign_error(self) -> str:
+        return (f"Milvus collection {self.collection!r} at {self.uri} was not created by ampere-qa "
+                f"(no {OWNER_PROPERTY} property), so it is left untouched: choose another "
+                f"--collection")
+
     def create(self, dimension: int, meta: dict[str, Any]) -> None:
         from pymilvus import DataType, MilvusClient
 
@@ -147,7 +183,8 @@ class MilvusStore:
         params = self.client.prepare_index_params()
         params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
         self.client.create_collection(self.collection, schema=schema, index_params=params,
-                                      properties={META_PROPERTY: json.dumps(meta, sort_keys=True)})
+                                      properties={OWNER_PROPERTY: OWNER,
+                                                  META_PROPERTY: json.dumps(meta, sort_keys=True)})
 
     def load(self) -> None:
         """Make the collection searchable (a server releases collections; Lite after a restart)."""
@@ -158,6 +195,8 @@ class MilvusStore:
         self.client.flush(self.collection)
 
     def drop(self) -> None:
+        if not self.owned():  # the one irreversible call: guarded here too, whoever the caller
+            raise BadInputError(self.foreign_error())
         self.client.drop_collection(self.collection)
 
     def dimension(self) -> int:
@@ -182,12 +221,11 @@ class MilvusStore:
 
     def ids(self) -> np.ndarray:
         """Every id in the collection (what a rebuild compares with the new passages)."""
-        import logging
-
         out: list[int] = []
         # pymilvus warns on every iterator that Milvus Lite serves no server timestamp.
-        logging.getLogger("pymilvus").setLevel(logging.ERROR)
-        it = self.client.query_iterator(self.collection, batch_size=10_000, filter="", output_fields=["id"])
+        with _muted("pymilvus", logging.ERROR):
+            it = self.client.query_iterator(self.collection, batch_size=10_000, filter="",
+                                            output_fields=["id"])
         try:
             while batch := it.next():
                 out += [int(r["id"]) for r in batch]
@@ -236,19 +274,32 @@ def collection_meta(manifest: dict[str, Any], passages_sha256: str) -> dict[str,
     }
 
 
+def check_writable(config: dict[str, Any]) -> None:
+    """Refuse, before a build reads or embeds anything, a collection ampere-qa may not write."""
+    store = MilvusStore(config["uri"], config.get("collection", DEFAULT_COLLECTION))
+    if store.exists() and not store.owned():
+        raise BadInputError(store.foreign_error())
+
+
 def write_milvus(config: dict[str, Any], keys: np.ndarray, sentences: np.ndarray,
                  model_fingerprint: str, meta: dict[str, Any]) -> tuple[int, int]:
     """Bring the collection to exactly ``keys``: upsert the missing rows, delete the others.
 
     Rows already there under a key are kept (a key is a hash of the text, and the collection's
     model fingerprint is checked first: another model's collection is dropped and refilled).
-    Returns (rows upserted, rows deleted).
+    A collection ampere-qa did not create is refused before anything is written.
+    Returns (rows upserted, rows deleted), deleted counting every row removed, dropped ones too.
     """
     store = MilvusStore(config["uri"], config.get("collection", DEFAULT_COLLECTION))
     dim = int(sentences.shape[1])
-    if store.exists() and (store.meta().get("model_fingerprint") != model_fingerprint
-                           or store.dimension() != dim):
-        store.drop()
+    dropped = 0
+    if store.exists():
+        if not store.owned():
+            raise BadInputError(store.foreign_error())
+        if store.meta().get("model_fingerprint") != model_fingerprint or store.dimension() != dim:
+            store.load()  # counting needs a loaded collection
+            dropped = store.count()
+            store.drop()
     if not store.exists():
         store.create(dim, {})
     store.load()
@@ -259,7 +310,7 @@ def write_milvus(config: dict[str, Any], keys: np.ndarray, sentences: np.ndarray
     store.upsert(keys[new], sentences[new])
     store.flush()
     store.set_meta(meta)
-    return int(new.sum()), len(gone)
+    return int(new.sum()), dropped + len(gone)
 
 
 def open_milvus(manifest: dict[str, Any], hint: str) -> MilvusStore:
@@ -270,6 +321,9 @@ def open_milvus(manifest: dict[str, Any], hint: str) -> MilvusStore:
     try:
         if not store.exists():
             raise IndexMismatchError(f"{where} does not exist: {hint}")
+        if not store.owned():  # checked before load(): someone else's collection is not touched
+            other = hint.replace(f"--collection {store.collection}", "--collection ANOTHER_NAME")
+            raise IndexMismatchError(f"{store.foreign_error()}; {other}")
         store.load()
         meta = store.meta()
         found_dim, found_rows = store.dimension(), store.count()
