@@ -196,16 +196,24 @@ def browser():
         b.close()
 
 
+# Reports every Content-Security-Policy violation to the console, where Chat records it.
+REPORT_CSP = ("document.addEventListener('securitypolicyviolation', e => console.error("
+              "'CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI))")
+
+
 class Chat:
-    """The page, with every dialog and every off-host request recorded."""
+    """The page, with every dialog, off-host request and CSP violation recorded."""
 
     def __init__(self, browser, url: str):
         self.page = browser.new_page(viewport={"width": 1100, "height": 900})
         self.dialogs: list[str] = []
         self.foreign: list[str] = []
+        self.csp_violations: list[str] = []
         self.page.on("dialog", self._dialog)
         self.page.on("request", self._request)
-        self.page.goto(url)
+        self.page.on("console", self._console)
+        self.page.add_init_script(REPORT_CSP)
+        self.response = self.page.goto(url)
         self.box = self.page.locator("#aqa-question textarea")
         self.box.wait_for(timeout=30_000)
         self.bots = self.page.locator('#aqa-chat [data-testid="bot"]')
@@ -218,6 +226,10 @@ class Chat:
     def _request(self, request) -> None:
         if not request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
             self.foreign.append(request.url)
+
+    def _console(self, message) -> None:
+        if "Content Security Policy" in message.text or message.text.startswith("CSP violation"):
+            self.csp_violations.append(message.text)
 
     def ask(self, question: str):
         before = self.bots.count()
@@ -236,6 +248,7 @@ def chat(browser, server):
     c = Chat(browser, server)
     yield c
     assert c.dialogs == [], c.dialogs
+    assert c.csp_violations == [], c.csp_violations  # the page works under its own policy
     c.close()
 
 
@@ -300,6 +313,48 @@ def test_page_friendly_message_for_too_long_question(chat):
     assert "la limite est de 1000" in reply.inner_text()
     follow = chat.ask(FR_QUESTION)  # still serving
     assert FR_EXPECTED in follow.inner_text()
+
+
+@pytest.mark.integration
+@pytest.mark.browser
+def test_page_works_under_its_content_security_policy(chat):
+    headers = chat.response.headers
+    csp = headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+    script_src = next(d for d in csp.split(";") if d.strip().startswith("script-src"))
+    assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+    reply = chat.ask(FR_QUESTION)
+    assert FR_EXPECTED in reply.inner_text() and reply.locator("mark").count() >= 1
+    chat.page.get_by_text("Use via API").first.click()  # the API page opens under the policy too
+    chat.page.get_by_text("API documentation").first.wait_for(timeout=10_000)
+    assert chat.csp_violations == []
+    # The policy is enforced: a script injected into the page does not run.
+    chat.page.evaluate("() => { const s = document.createElement('script');"
+                       " s.textContent = 'window.aqaInjected = 1'; document.head.append(s); }")
+    chat.page.wait_for_timeout(200)
+    assert chat.page.evaluate("() => window.aqaInjected") is None
+    assert any("script-src" in v for v in chat.csp_violations), chat.csp_violations
+    chat.csp_violations.clear()
+
+
+@pytest.mark.integration
+@pytest.mark.browser
+def test_page_cannot_be_framed(browser, server):
+    page = browser.new_page()
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "frame-ancestors" in m.text else None)
+    try:
+        page.set_content(f'<iframe src="{server}" width="800" height="600"></iframe>')
+        page.wait_for_timeout(2000)
+        framed = [f for f in page.frames if f is not page.main_frame]
+        assert framed and all(f.evaluate("() => document.querySelectorAll('gradio-app').length") == 0
+                              for f in framed if not f.url.startswith("chrome-error:"))
+        assert refused, "the browser did not report the frame-ancestors refusal"
+    finally:
+        page.close()
 
 
 @pytest.mark.integration

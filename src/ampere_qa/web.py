@@ -13,24 +13,37 @@ The API endpoint is ``/ask``; it returns exactly ``Answer.to_dict()``::
 Everything that comes from the user or the corpus is shown as text: it is HTML-escaped and
 its Markdown-significant characters are turned into character references before it goes into
 the chat, and the chat sanitises HTML on top of that.
+
+:func:`serve` puts :class:`SecurityMiddleware` in front of the whole Gradio app: only the routes
+the page and the API use are reachable (no upload, no file served from disk but the page's own
+assets), request bodies are limited to 1 MiB, the ``Host`` header must name the server when it
+listens on loopback (``AMPERE_QA_ALLOWED_HOSTS`` adds names), and every response carries a
+Content-Security-Policy and the other security headers.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
+import inspect
+import ipaddress
 import logging
+import math
+import numbers
 import os
 import re
-import socket
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .answer import Answer
 from .embedding import SentenceTransformerEmbedder
 from .errors import AmpereError, BadInputError
+from .index import stale_warning
 from .language import detect
 from .search import MAX_QUESTION_CHARS, Retriever, clean_question
 
@@ -45,8 +58,42 @@ log = logging.getLogger(__name__)
 CONCURRENCY_LIMIT = 4
 QUEUE_MAX_SIZE = 64
 MAX_K = 50
+DEFAULT_K = 3
 # Longest question text echoed back in the chat when the question is refused as too long.
 _ECHO_CHARS = 300
+
+# Largest request body the server reads. A question is at most 1,000 characters (4 KB of UTF-8,
+# 24 KB as JSON \u escapes) and the page sends a few KB of chat history with it: 1 MiB is
+# plenty, and it keeps a client from making the server hold hundreds of MB.
+MAX_BODY_BYTES = 1 << 20
+# Host names that always reach this machine: accepting them cannot enable DNS rebinding.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+ALLOWED_HOSTS_ENV = "AMPERE_QA_ALLOWED_HOSTS"
+# What the page may load: its own scripts (plus its inline scripts, by hash, added per
+# response), inline styles (Svelte sets style attributes and the theme injects <style>),
+# data:/blob: images and fonts; nothing from another origin, no plugins, never framed.
+_CSP = ("default-src 'self'; script-src 'self'{hashes}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; font-src 'self' data:; media-src 'self' data: blob:; "
+        "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
+        "form-action 'self'; frame-ancestors 'none'")
+_SECURITY_HEADERS = [
+    (b"x-frame-options", b"DENY"),  # for browsers without CSP frame-ancestors
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+# The only routes the page (in a browser) and the API (gradio_client, the REST calls) use:
+# page, config, theme and Gradio's own built assets; API info; the queue, its event streams and
+# heartbeats; /run for the page's unqueued events, /call for REST callers. Everything else Gradio
+# mounts (uploads, /file=, /proxy=, streams, monitoring, custom components, ...) gets a 404, so a
+# route added by a future Gradio is closed until it is listed here.
+_GET_ROUTES = re.compile(
+    r"/(?:config|theme\.css|favicon\.ico|manifest\.json|robots\.txt|assets/.+|static/.+"
+    r"|gradio_api/(?:info|queue/data|heartbeat/[\w-]+"
+    r"|call/(?:v2/)?[\w-]+/[\w-]+))?/?"
+)
+_POST_ROUTES = re.compile(
+    r"/gradio_api/(?:queue/join|run/[\w-]+|call/(?:v2/)?[\w-]+|cancel|reset)/?"
+)
 
 EXAMPLES = [
     "Qui dirige Ampere ?",
@@ -163,10 +210,11 @@ def stale_notice(retriever: Retriever) -> str:
         stale = None
     if not stale:
         return ""
-    index = retriever.data.path
-    text = (f"⚠ L'article a changé depuis la construction de l'index : les réponses peuvent être "
-            f"dépassées. · The corpus changed since the index was built: answers may be out of "
-            f"date. Run: ampere-qa build --index {index}")
+    # Visitors may be anywhere: the notice names no server path; the server's log has the
+    # command that rebuilds (serve prints it at start).
+    text = ("⚠ L'article a changé depuis la construction de l'index : les réponses peuvent être "
+            "dépassées. · The corpus changed since the index was built: answers may be out of "
+            "date until the index is rebuilt (ampere-qa build; see the server log).")
     return f'<div class="aqa-stale" role="alert">{text_to_html(text)}</div>'
 
 
@@ -212,7 +260,22 @@ def chat_reply(retriever: Retriever, question: str | None, k: int = 3) -> tuple[
         return user, _notice(_UI[reply]["error"])
 
 
-def api_answer(retriever: Retriever, question: str, k: int | float | None = 3) -> dict[str, Any]:
+def parse_k(k: object) -> int:
+    """``k`` as a count of excerpts: a whole number in 1..MAX_K, None meaning the default.
+
+    Anything else is a :class:`BadInputError` with one message. JSON hands over floats
+    (``3.0``, ``1e400`` = inf, ``NaN``), and a bool is an int to Python but not a count.
+    """
+    if k is None:
+        return DEFAULT_K
+    whole = isinstance(k, numbers.Integral) or (
+        isinstance(k, numbers.Real) and math.isfinite(k) and float(k).is_integer())
+    if isinstance(k, bool) or not whole or not 1 <= k <= MAX_K:  # type: ignore[operator]
+        raise BadInputError(f"k must be a whole number between 1 and {MAX_K}")
+    return int(k)  # type: ignore[call-overload]
+
+
+def api_answer(retriever: Retriever, question: str, k: object = DEFAULT_K) -> dict[str, Any]:
     """What ``/ask`` returns: ``Answer.to_dict()``, or a ``gr.Error`` with a clear message."""
     import gradio as gr
 
@@ -220,13 +283,10 @@ def api_answer(retriever: Retriever, question: str, k: int | float | None = 3) -
         # Expected failures: a message for the caller, no traceback in the server log.
         return gr.Error(message, title=title, print_exception=False)
 
-    bad_k = f"k must be a whole number between 1 and {MAX_K}"
     try:
-        kk = 3 if k is None else int(k)
-    except (TypeError, ValueError):
-        raise fail(bad_k) from None
-    if not 1 <= kk <= MAX_K or (k is not None and kk != k):
-        raise fail(bad_k)
+        kk = parse_k(k)
+    except BadInputError as exc:
+        raise fail(str(exc)) from None
     try:
         return retriever.answer(question, k=kk).to_dict()
     except BadInputError as exc:
@@ -255,10 +315,64 @@ def theme() -> Any:
     )
 
 
+def fill_defaults(fn: Callable[..., Any] | None, wanted: int, inputs: list[Any]) -> None:
+    """Append to ``inputs`` the defaults of ``fn``'s parameters a caller left out.
+
+    Gradio wants one value per input and fails with a bare ValueError (a traceback in the log,
+    ``{"error": null}`` for the caller) when a REST call such as ``{"data": ["question"]}``
+    leaves ``k`` out. A parameter with a default may be left out, as in a Python call (the
+    Python client does it from /info); a missing required one is a clear error.
+    """
+    if fn is None or len(inputs) >= wanted:
+        return
+    params = list(inspect.signature(fn).parameters.values())
+    if len(params) != wanted:  # not one parameter per input: leave it to Gradio
+        return
+    for param in params[len(inputs):]:
+        if param.default is inspect.Parameter.empty:
+            raise BadInputError(f"the {param.name} is missing")
+        inputs.append(param.default)
+
+
+def carries_file(value: Any) -> bool:
+    """Whether ``value`` holds something Gradio takes for a file reference (a dict with a
+    ``path`` and a ``meta``), at any depth."""
+    stack = [value]
+    while stack:  # not recursive: a 1 MiB body can nest deeper than Python's stack
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "path" in item and "meta" in item:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _blocks_class() -> type[gr.Blocks]:
+    """gr.Blocks that checks every event's inputs before Gradio processes them."""
+    gr = _gradio()
+
+    class Blocks(gr.Blocks):  # type: ignore[name-defined]
+        def validate_inputs(self, block_fn: Any, inputs: list[Any]) -> None:
+            # Gradio calls this before it touches the inputs, with the very list it then hands
+            # to the function. Nothing here takes a file: Gradio would copy a referenced file
+            # into its cache before the function could refuse it.
+            try:
+                if carries_file(inputs):
+                    raise BadInputError("files are not accepted")
+                fill_defaults(block_fn.fn, len(block_fn.inputs), inputs)
+            except BadInputError as exc:
+                raise gr.Error(str(exc), title="Bad input", print_exception=False) from None
+            super().validate_inputs(block_fn, inputs)
+
+    return Blocks
+
+
 def create_app(retriever: Retriever) -> gr.Blocks:
     """The page (chat, examples, clear button) and the ``/ask`` API endpoint.
 
-    Theme and CSS are given to ``launch()`` (Gradio 6); :func:`serve` does that.
+    Theme and CSS are given when the page is mounted (Gradio 6); :func:`serve` does that.
     """
     gr = _gradio()
 
@@ -279,11 +393,11 @@ def create_app(retriever: Retriever) -> gr.Blocks:
     def clear() -> tuple[Messages, Messages, str]:
         return [], [], ""
 
-    def ask(question: str, k: int = 3) -> dict:
+    def ask(question: str, k: int = DEFAULT_K) -> dict:
         """Answer a question from the article; returns the JSON of `ampere-qa ask --json`."""
         return api_answer(retriever, question, k)
 
-    with gr.Blocks(title="Ampere Q&A") as demo:
+    with _blocks_class()(title="Ampere Q&A") as demo:
         gr.Markdown(
             "## Ampere Q&A\n"
             "Posez une question sur l'article consacré à Ampere (Renault), en français ou en "
@@ -342,16 +456,259 @@ def create_app(retriever: Retriever) -> gr.Blocks:
     return demo
 
 
-def _wait_until_listening(host: str, port: int, timeout: float = 60.0) -> None:
-    target = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((target, port), timeout=1):
+# --- what stands in front of the page --------------------------------------------------------
+
+Message = MutableMapping[str, Any]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_INLINE_SCRIPT = re.compile(rb"<script\b([^>]*)>(.*?)</script\s*>", re.S | re.I)
+_SRC_ATTRIBUTE = re.compile(rb"\ssrc\s*=", re.I)
+
+
+def host_name(value: str) -> str:
+    """The name in a Host header or a bind address, lower-cased, without port or brackets:
+    ``LocalHost:7860`` -> ``localhost``, ``[::1]:7860`` -> ``::1``, ``::1`` -> ``::1``."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:].partition("]")[0]
+    if value.count(":") == 1:  # name:port (a bare IPv6 address has several colons)
+        return value.partition(":")[0]
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    name = host_name(host)
+    try:
+        return name == "localhost" or ipaddress.ip_address(name).is_loopback
+    except ValueError:  # a name, not an address
+        return False
+
+
+def allowed_hosts_for(host: str, allowed_hosts: Iterable[str] | None) -> frozenset[str] | None:
+    """The Host names a server bound to ``host`` answers to; None: any.
+
+    ``allowed_hosts`` (when None: ``$AMPERE_QA_ALLOWED_HOSTS``, comma-separated) adds names, with
+    or without a port; ``*`` turns the check off. Unconfigured, a loopback bind answers only to
+    loopback names: otherwise a script on any web site could reach it through a DNS name rebound
+    to 127.0.0.1. Any other bind (0.0.0.0, a LAN address) is reached by names we cannot know, so
+    it checks nothing unless told. Loopback names are always accepted: they cannot be rebound.
+    """
+    if allowed_hosts is None:
+        configured = os.environ.get(ALLOWED_HOSTS_ENV, "")
+        allowed_hosts = [name for name in configured.split(",") if name.strip()] or None
+    if allowed_hosts is None:
+        return LOOPBACK_HOSTS if _is_loopback(host) else None
+    names = {host_name(name) for name in allowed_hosts if name.strip()}
+    return None if "*" in names else LOOPBACK_HOSTS | names
+
+
+def route_allowed(method: str, path: str) -> bool:
+    """Whether a request may reach Gradio at all (the routes the page and the API use)."""
+    if ".." in path or "\\" in path:  # no path traversal attempt gets near a file route
+        return False
+    if method in ("GET", "HEAD"):
+        return _GET_ROUTES.fullmatch(path) is not None
+    return method == "POST" and _POST_ROUTES.fullmatch(path) is not None
+
+
+class _BodyTooLarge(Exception):
+    """Raised by receive() once a body passes the limit, so the app stops reading it."""
+
+
+class SecurityMiddleware:
+    """Pure ASGI middleware around the whole app (not BaseHTTPMiddleware: event streams and
+    bodies go through message by message, never buffered).
+
+    In order: one Host header naming this server (else 400), a route the page or the API uses
+    (404), no form (415), a Content-Length within the limit (413, body unread); then the app,
+    with a receive() that counts a body sent without Content-Length and answers 413 as soon as it
+    passes the limit. Every response, ours and the app's, gets the security headers.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: frozenset[str] | None,
+                 max_body: int = MAX_BODY_BYTES,
+                 allow_route: Callable[[str, str], bool] = route_allowed) -> None:
+        self.app = app
+        self.allowed_hosts = allowed_hosts
+        self.max_body = max_body
+        self.allow_route = allow_route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # startup runs Gradio's startup events (the queue)
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # the page uses no WebSocket
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        send = _secured(send)
+        refusal = self.refusal(scope)
+        if refusal:
+            await _reply(send, *refusal)
+            return
+        await self._bounded(_uncompressed_page(scope), receive, send)
+
+    def refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """(status, text) to answer instead of the app, or None to let the request in."""
+        headers = [(k.lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        hosts = [host_name(v) for k, v in headers if k == b"host"]
+        if self.allowed_hosts is not None and (len(hosts) != 1 or hosts[0] not in self.allowed_hosts):
+            return 400, f"Invalid Host header (names this server answers to: ${ALLOWED_HOSTS_ENV})"
+        if not self.allow_route(scope["method"], scope["path"]):
+            return 404, "Not Found"
+        fields = dict(headers)
+        if fields.get(b"content-type", "").lower().startswith("multipart/"):
+            # No route takes a form, so no upload is ever parsed or spooled to disk.
+            return 415, "Unsupported Media Type"
+        length = fields.get(b"content-length", "")
+        if length.isdigit() and int(length) > self.max_body:  # the server rejects malformed ones
+            return 413, "Request body too large"
+        return None
+
+    async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app, cutting its request body off at the limit with a 413."""
+        read, over, started = 0, False, False
+
+        async def counted() -> Message:
+            nonlocal read, over
+            if over:
+                raise _BodyTooLarge
+            message = await receive()
+            read += len(message.get("body", b""))
+            if read > self.max_body:
+                over = True
+                raise _BodyTooLarge
+            return message
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if over:  # the app's own reply to a body cut short (a 400) gives way to the 413
                 return
-        except OSError:
-            time.sleep(0.05)
-    raise AmpereError(f"the web server did not start listening on {host}:{port}")
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, sending)
+        except Exception:
+            if not over:  # frameworks wrap what receive() raised; it is ours when over
+                raise
+        if over and not started:
+            await _reply(send, 413, "Request body too large")
+
+
+def _uncompressed_page(scope: Scope) -> Scope:
+    """The page's request without Accept-Encoding: Gradio would brotli its HTML, and the CSP
+    must read its inline scripts to hash them (35 KB, once per visit)."""
+    if scope["path"] != "/":
+        return scope
+    headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"accept-encoding"]
+    return {**scope, "headers": headers}
+
+
+def _secured(send: Send) -> Send:
+    """``send`` adding the security headers to every response. An HTML response is held until
+    its body is complete, so that the CSP allows exactly its own inline scripts, by hash."""
+    held: list[Message] = []
+
+    async def secured(message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start" and _is_html(message):
+            held.append(message)
+        elif kind == "http.response.start":
+            await send(_with_headers(message, []))
+        elif held and kind == "http.response.body":
+            held.append(message)
+            if not message.get("more_body", False):
+                start, body = held[0], b"".join(m.get("body", b"") for m in held[1:])
+                held.clear()
+                await send(_with_headers(start, _script_hashes(start, body)))
+                await send({"type": "http.response.body", "body": body})
+        else:
+            await send(message)
+
+    return secured
+
+
+def _is_html(start: Message) -> bool:
+    return any(k.lower() == b"content-type" and v.lower().startswith(b"text/html")
+               for k, v in start.get("headers", []))
+
+
+def _script_hashes(start: Message, body: bytes) -> list[str]:
+    """The CSP hash of each inline <script> of an HTML body (SHA-256 of its UTF-8 text). A
+    compressed body cannot be read: no hash, its inline scripts stay blocked."""
+    if any(k.lower() == b"content-encoding" for k, _ in start.get("headers", [])):
+        return []
+    return [base64.b64encode(hashlib.sha256(code).digest()).decode()
+            for attributes, code in _INLINE_SCRIPT.findall(body)
+            if not _SRC_ATTRIBUTE.search(attributes)]
+
+
+def _with_headers(start: Message, script_hashes: list[str]) -> Message:
+    csp = _CSP.format(hashes="".join(f" 'sha256-{h}'" for h in script_hashes))
+    ours = [*_SECURITY_HEADERS, (b"content-security-policy", csp.encode())]
+    names = {name for name, _ in ours}
+    kept = [(k, v) for k, v in start.get("headers", []) if k.lower() not in names]
+    return {**start, "headers": kept + ours}
+
+
+async def _reply(send: Send, status: int, text: str) -> None:
+    body = text.encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"),
+               (b"content-length", str(len(body)).encode())]
+    if status in (400, 413):  # the body may be unread or the client hostile: do not reuse
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+# --- the server -----------------------------------------------------------------------------
+
+def _mounted(demo: gr.Blocks, host: str, port: int) -> Any:
+    """The page mounted on a FastAPI app of our own, for SecurityMiddleware to wrap whole.
+
+    With ``launch()`` our middleware could only go inside Gradio's (its CORS middleware answers
+    preflight requests itself), so some responses would miss the checks and headers.
+    """
+    gr = _gradio()
+    from fastapi import FastAPI
+    from starlette.routing import Mount
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app = gr.mount_gradio_app(
+        app, demo, path="/", server_name=host, server_port=port, footer_links=["api"],
+        show_error=False, ssr_mode=False, mcp_server=False, theme=theme(), css=CSS,
+        max_file_size=MAX_BODY_BYTES,  # uploads are refused anyway; this bounds them twice
+    )
+    # What launch() sets and mount_gradio_app does not. Gradio checks that a file named in an
+    # event's data was uploaded only once has_launched is set (else it copies any readable
+    # file into its cache); close() ends the heartbeat streams of demo.app, the served one.
+    demo.has_launched = True
+    served: Any = next(r.app for r in app.routes if isinstance(r, Mount))
+    demo.server_app = demo.app = served
+    return app
+
+
+def _start_server(app: ASGIApp, host: str, port: int) -> tuple[Any, threading.Thread]:
+    """uvicorn serving ``app`` from a thread; returns once it listens."""
+    import uvicorn
+
+    # lifespan "on": Gradio starts its queue at startup, and a failure there must stop us.
+    config = uvicorn.Config(app, host=host.strip("[]"), port=port, log_level="warning",
+                            lifespan="on", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="ampere-qa-web", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise AmpereError(f"the web server could not start on {host}:{port} "
+                              f"(see the error above: is the port already in use?)")
+        time.sleep(0.05)
+    return server, thread
 
 
 def serve(
@@ -360,33 +717,32 @@ def serve(
     port: int = 7860,
     share: bool = False,
     retriever: Retriever | None = None,
+    allowed_hosts: Iterable[str] | None = None,
 ) -> None:
     """Load the index and model, warm the model up, start the page, print the ready line,
-    and block until interrupted."""
+    and block until interrupted.
+
+    ``allowed_hosts``: Host names to accept besides loopback ones (say, the name a reverse proxy
+    forwards), ``["*"]`` for any; None reads ``$AMPERE_QA_ALLOWED_HOSTS`` (comma-separated).
+    See :func:`allowed_hosts_for`.
+    """
+    if share:
+        # A share link is a public tunnel into this server, around its Host check.
+        raise AmpereError("share links are not supported: serve with --host 0.0.0.0 instead")
+    hosts = allowed_hosts_for(host, allowed_hosts)
     retriever = retriever or Retriever.load(index_dir)
     if retriever.is_stale():
-        print(f"warning: the corpus changed since {index_dir} was built; "
-              f"run: ampere-qa build --index {index_dir}", file=sys.stderr, flush=True)
+        print(f"warning: {stale_warning(retriever.data.path, retriever.manifest)}",
+              file=sys.stderr, flush=True)
     if isinstance(retriever.embedder, SentenceTransformerEmbedder):
         retriever.embedder.query_threads = 1  # several questions at once share the cores
     retriever.answer("Qui dirige Ampere ?")  # loads the model before the first visitor waits
     demo = create_app(retriever)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
-    demo.launch(
-        server_name=host,
-        server_port=port,
-        share=share,
-        prevent_thread_lock=True,
-        quiet=True,
-        show_error=False,
-        footer_links=["api"],
-        ssr_mode=False,
-        mcp_server=False,
-        theme=theme(),
-        css=CSS,
-    )
-    _wait_until_listening(host, port)
-    shown = f"[{host}]" if ":" in host else host
+    app = SecurityMiddleware(_mounted(demo, host, port), hosts)
+    server, thread = _start_server(app, host, port)
+    bind = host.strip("[]")
+    shown = f"[{bind}]" if ":" in bind else bind
     print(f"ampere-qa ready on http://{shown}:{port}", flush=True)
     stop = threading.Event()
     try:
@@ -394,4 +750,6 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
-        demo.close()
+        demo.close()  # stops the queue and ends the heartbeat streams
+        server.should_exit = True  # uvicorn drains open event streams for at most 5 s
+        thread.join(timeout=10)
