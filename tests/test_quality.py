@@ -47,9 +47,19 @@ def test_the_committed_set_is_well_formed():
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('{"id": "a", "lang": "fr", "question": "q"}', "not a question object"),
+        ('{"id": "a", "lang": "fr", "question": "q"}', "gold: Field required"),
         ('{"id": "a", "lang": "fr", "question": "q", "gold": [], "answerable": true}', "need gold"),
-        ("not json", "not a question object"),
+        ("not json", "Invalid JSON"),
+        # Types are strict: a string is not a list of one-letter strings, "false" is not true.
+        ('{"id": "a", "lang": "fr", "question": "q", "gold": "Luca", "answerable": true}',
+         "gold: Input should be a valid (list|array)"),
+        ('{"id": "a", "lang": "fr", "question": "q", "gold": [""], "answerable": true}',
+         "must not be empty"),
+        ('{"id": "a", "lang": "fr", "question": "q", "gold": [], "answerable": "false"}',
+         "answerable: Input should be a valid boolean"),
+        ('{"id": 7, "lang": "fr", "question": "q", "gold": [], "answerable": false}',
+         "id: Input should be a valid string"),
+        ("[1, 2]", "Input should be an object"),
     ],
 )
 def test_malformed_sets_name_the_line(tmp_path, line, message):
@@ -58,6 +68,14 @@ def test_malformed_sets_name_the_line(tmp_path, line, message):
                     + line + "\n", encoding="utf-8")
     with pytest.raises(BadInputError, match=f"set.jsonl:2: .*{message}"):
         load_questions(path)
+
+
+def test_a_set_that_is_not_a_regular_file_is_refused(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "set.jsonl")  # reading it would block forever
+    with pytest.raises(BadInputError, match="not a regular file"):
+        load_questions(tmp_path / "set.jsonl")
 
 
 def test_tally_metrics():

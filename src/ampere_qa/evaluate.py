@@ -11,7 +11,6 @@ contains any one of them. Unanswerable questions have no gold and should get "no
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .atomic import NotRegularFile, open_regular
 from .errors import BadInputError
 from .language import detect
 
@@ -41,25 +41,60 @@ class Question:
         return any(g in text for g in self.gold)
 
 
-def load_questions(path: str | Path) -> list[Question]:
-    """Read and validate a set; a malformed line is a :class:`BadInputError` naming it."""
-    path = Path(path)
+# An evaluation set is a few hundred lines; a file far bigger than this is not one.
+MAX_SET_BYTES = 16 * 2**20
+
+
+def _question_schema() -> Any:
+    """The pydantic model of one line: strict types, so ``"gold": "Luca"`` is not read as five
+    one-letter strings and ``"answerable": "false"`` is not true."""
+    from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+    class Line(BaseModel):
+        model_config = ConfigDict(extra="allow", strict=True)
+        id: StrictStr = Field(min_length=1)
+        lang: StrictStr = Field(min_length=2)
+        question: StrictStr = Field(min_length=1)
+        gold: list[StrictStr]
+        answerable: StrictBool
+
+    return Line
+
+
+def _read_set(path: Path) -> list[str]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with open_regular(path) as fh:
+            raw = fh.read(MAX_SET_BYTES + 1)
+        if len(raw) > MAX_SET_BYTES:
+            raise BadInputError(f"evaluation set {path} is over {MAX_SET_BYTES // 2**20} MB")
+        return raw.decode("utf-8").splitlines()
+    except NotRegularFile:
+        raise BadInputError(f"evaluation set {path} is not a regular file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInputError(f"cannot read evaluation set {path}: {exc}") from None
+
+
+def load_questions(path: str | Path) -> list[Question]:
+    """Read and validate a set; a malformed line is a :class:`BadInputError` naming it."""
+    from pydantic import ValidationError
+
+    path = Path(path)
+    schema = _question_schema()
     out: list[Question] = []
     seen: set[str] = set()
-    for n, line in enumerate(lines, start=1):
+    for n, line in enumerate(_read_set(path), start=1):
         if not line.strip():
             continue
         where = f"{path}:{n}"
         try:
-            d = json.loads(line)
-            q = Question(str(d["id"]), str(d["lang"]), str(d["question"]),
-                         tuple(str(g) for g in d["gold"]), bool(d["answerable"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BadInputError(f"{where}: not a question object ({exc})") from None
+            d = schema.model_validate_json(line)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(x) for x in first["loc"]) or "line"
+            raise BadInputError(f"{where}: {field}: {first['msg']}") from None
+        if any(not g.strip() for g in d.gold):
+            raise BadInputError(f"{where}: gold strings must not be empty (an empty one matches anything)")
+        q = Question(d.id, d.lang, d.question, tuple(d.gold), d.answerable)
         if q.answerable != bool(q.gold):
             raise BadInputError(f"{where}: answerable questions need gold strings, others none")
         if q.id in seen:
