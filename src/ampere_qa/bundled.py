@@ -607,7 +607,10 @@ def convert(source: Path, out_dir: Path, progress: bool = True) -> Path:
         write_atomic(tmp / MARKER_FILE, json.dumps(marker, indent=2).encode())  # last
         for sub in (tmp / "1_Pooling", tmp / "2_Normalize", tmp):
             fsync_dir(sub)
-        if out_dir.exists():  # incomplete or outdated leftover: replace it
+        if out_dir.exists():  # an earlier conversion's output, outdated: replace it
+            if not (out_dir / MARKER_FILE).is_file():  # not provably ours: never delete it
+                raise ModelError(f"{out_dir} exists and was not written by ampere-qa: move it "
+                                 "away, or choose another cache with AMPERE_QA_CACHE")
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
         fsync_dir(out_dir.parent)
