@@ -157,7 +157,7 @@ def warm_query(retriever, questions: list[str], reps: int) -> None:
     import torch
 
     from ampere_qa import language
-    from ampere_qa.search import clean_question
+    from ampere_qa.question import clean_question
 
     print("warm query", flush=True)
     model = retriever.embedder.model

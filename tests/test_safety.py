@@ -341,7 +341,7 @@ def test_an_index_path_that_cannot_be_written_fails_before_embedding(tmp_path, c
 
 
 def test_the_length_limit_counts_what_was_typed():
-    from ampere_qa.search import MAX_QUESTION_CHARS, clean_question
+    from ampere_qa.question import MAX_QUESTION_CHARS, clean_question
 
     typed = "\u0344" * 600  # NFC turns each into two characters
     assert len(clean_question(typed)) == 1200

@@ -61,7 +61,7 @@ def test_user_and_corpus_text_is_rendered_inert():
 
 
 def test_friendly_messages_for_empty_and_long_questions():
-    from ampere_qa.search import MAX_QUESTION_CHARS
+    from ampere_qa.question import MAX_QUESTION_CHARS
     from ampere_qa.web import chat_reply
 
     class Boom:

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from .errors import AmpereError
+from .question import DEFAULT_K, MAX_K
 
 INDEX_HELP = "Index folder."
 
@@ -117,7 +118,7 @@ def build(corpus_dir: str | None, index_dir: str, model: str | None, store: str 
 @cli.command()
 @click.argument("question")
 @click.option("--index", "index_dir", default="index", show_default=True, help=INDEX_HELP)
-@click.option("-k", "k", default=3, show_default=True, type=click.IntRange(1, 50),
+@click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K),
               help="How many passages the answer may draw on.")
 @click.option("--model", default=None, help="Model path, if not the one the index records.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
@@ -131,7 +132,8 @@ def ask(question: str, index_dir: str, k: int, model: str | None, as_json: bool)
     from pathlib import Path
 
     from .index import stale_warning
-    from .search import Retriever, clean_question
+    from .question import clean_question
+    from .search import Retriever
 
     clean_question(question)  # bad input fails before the model loads
     retriever = Retriever.load(index_dir, model)

@@ -17,6 +17,18 @@ class BadInputError(AmpereError):
     exit_code = 2
 
 
+class EmptyQuestionError(BadInputError):
+    """The question holds nothing but spaces and control characters."""
+
+
+class QuestionTooLongError(BadInputError):
+    """The question is over the length limit; ``length`` is what the user typed."""
+
+    def __init__(self, message: str, length: int):
+        super().__init__(message)
+        self.length = length
+
+
 class CorpusError(BadInputError):
     """The corpus folder or one of its files cannot be read as text."""
 

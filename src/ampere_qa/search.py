@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -13,11 +11,11 @@ import numpy as np
 from . import answer as answers
 from . import language
 from .embedding import Embedder, load_embedder
-from .errors import BadInputError, IndexMismatchError
+from .errors import IndexMismatchError
 from .index import IndexData, corpus_is_stale, load_index, rebuild_hint
 from .lexical import LexicalIndex
+from .question import DEFAULT_K, clean_question
 
-MAX_QUESTION_CHARS = 1000
 # "Not found" when the question is not this much closer to the corpus than to the off-topic
 # anchors (see Retriever.relevance). Zero is the natural point; `ampere-qa eval` calibrates it
 # on a labelled set (5-fold cross-validated: 0.0024 for the bundled model on
@@ -31,7 +29,6 @@ LEXICAL_WEIGHT = 0.015
 TIE_MARGIN = 0.005
 # A second sentence joins the answer when it contributes this share of the best one's effect.
 SECOND_SENTENCE_SHARE = 0.8
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -51,26 +48,6 @@ class Hit:
         d = asdict(self)
         d["score"] = round(float(self.score), 6)
         return d
-
-
-def clean_question(question: object) -> str:
-    """The question as the model will read it, or a :class:`BadInputError` saying why not."""
-    if not isinstance(question, str):
-        raise BadInputError("the question must be text")
-    # The limit counts what the user typed (spaces squeezed): NFC may expand a character into
-    # three, and a 600-character question must not be refused as 1,200 characters long.
-    typed = len(" ".join(question.split()))
-    if typed > MAX_QUESTION_CHARS:
-        raise BadInputError(
-            f"the question is {typed} characters long; the limit is {MAX_QUESTION_CHARS}"
-        )
-    # Lone surrogates cannot be encoded for the tokenizer; control characters carry no meaning.
-    text = question.encode("utf-8", "replace").decode("utf-8")
-    text = _CONTROL.sub(" ", unicodedata.normalize("NFC", text))
-    text = " ".join(text.split())
-    if not text:
-        raise BadInputError("the question is empty: type a question about the article")
-    return text
 
 
 class Retriever:
@@ -188,7 +165,7 @@ class Retriever:
         text = clean_question(question)
         return self._rank(text, self._embed(text), k)[0]
 
-    def answer(self, question: str, k: int = 3) -> answers.Answer:
+    def answer(self, question: str, k: int = DEFAULT_K) -> answers.Answer:
         """The sentence(s) that answer, quoted with citations from the top ``k`` passages, or
         an explicit "not found" when the question is not about the corpus."""
         text = clean_question(question)

@@ -29,8 +29,6 @@ import html
 import inspect
 import ipaddress
 import logging
-import math
-import numbers
 import os
 import re
 import sys
@@ -42,10 +40,11 @@ from typing import TYPE_CHECKING, Any
 
 from .answer import Answer
 from .embedding import SentenceTransformerEmbedder
-from .errors import AmpereError, BadInputError
+from .errors import AmpereError, BadInputError, EmptyQuestionError, QuestionTooLongError
 from .index import stale_warning
 from .language import detect
-from .search import MAX_QUESTION_CHARS, Retriever, clean_question
+from .question import DEFAULT_K, MAX_QUESTION_CHARS, clean_question, parse_k
+from .search import Retriever
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -57,8 +56,6 @@ log = logging.getLogger(__name__)
 # thrashing; the rest wait in a bounded queue instead of being refused or piling up.
 CONCURRENCY_LIMIT = 4
 QUEUE_MAX_SIZE = 64
-MAX_K = 50
-DEFAULT_K = 3
 # Longest question text echoed back in the chat when the question is refused as too long.
 _ECHO_CHARS = 300
 
@@ -229,7 +226,7 @@ def _reply_language(text: str) -> str:
         return "en"
 
 
-def chat_reply(retriever: Retriever, question: str | None, k: int = 3) -> tuple[str | None, str]:
+def chat_reply(retriever: Retriever, question: str | None, k: int = DEFAULT_K) -> tuple[str | None, str]:
     """The (user, assistant) message HTML for one question; never raises.
 
     ``user`` is None when there is nothing to echo (an empty question).
@@ -242,13 +239,13 @@ def chat_reply(retriever: Retriever, question: str | None, k: int = 3) -> tuple[
     reply = _reply_language(squeezed)
     try:
         clean_question(question)
+    except QuestionTooLongError as exc:
+        echo = squeezed[:_ECHO_CHARS] + "…"
+        msg = _UI[reply]["too_long"].format(n=exc.length, limit=MAX_QUESTION_CHARS)
+        return text_to_html(echo), _notice(msg)
+    except EmptyQuestionError:
+        return text_to_html(squeezed), _notice(_UI[reply]["empty"])
     except BadInputError as exc:
-        if len(squeezed) > MAX_QUESTION_CHARS:
-            echo = squeezed[:_ECHO_CHARS] + "…"
-            msg = _UI[reply]["too_long"].format(n=len(squeezed), limit=MAX_QUESTION_CHARS)
-            return text_to_html(echo), _notice(msg)
-        if "empty" in str(exc):
-            return text_to_html(squeezed), _notice(_UI[reply]["empty"])
         return text_to_html(squeezed), _notice(_UI[reply]["bad"].format(msg=str(exc)))
     user = text_to_html(squeezed)
     try:
@@ -258,21 +255,6 @@ def chat_reply(retriever: Retriever, question: str | None, k: int = 3) -> tuple[
     except Exception:
         log.exception("answering %r failed", squeezed[:200])
         return user, _notice(_UI[reply]["error"])
-
-
-def parse_k(k: object) -> int:
-    """``k`` as a count of excerpts: a whole number in 1..MAX_K, None meaning the default.
-
-    Anything else is a :class:`BadInputError` with one message. JSON hands over floats
-    (``3.0``, ``1e400`` = inf, ``NaN``), and a bool is an int to Python but not a count.
-    """
-    if k is None:
-        return DEFAULT_K
-    whole = isinstance(k, numbers.Integral) or (
-        isinstance(k, numbers.Real) and math.isfinite(k) and float(k).is_integer())
-    if isinstance(k, bool) or not whole or not 1 <= k <= MAX_K:  # type: ignore[operator]
-        raise BadInputError(f"k must be a whole number between 1 and {MAX_K}")
-    return int(k)  # type: ignore[call-overload]
 
 
 def api_answer(retriever: Retriever, question: str, k: object = DEFAULT_K) -> dict[str, Any]:
