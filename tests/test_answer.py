@@ -10,7 +10,7 @@ from ampere_qa import Retriever, build_index, search
 from ampere_qa.answer import compose, not_found
 from ampere_qa.errors import BadInputError
 from ampere_qa.question import MAX_QUESTION_CHARS, clean_question
-from ampere_qa.search import Hit
+from ampere_qa.types import Hit
 
 KEYS = {"question", "language", "answered", "answer", "citations"}
 CITATION_KEYS = {"rank", "passage_id", "source", "start", "end", "text", "score"}

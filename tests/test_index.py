@@ -10,6 +10,7 @@ import pytest
 
 from ampere_qa import Retriever, build_index
 from ampere_qa import index as index_mod
+from ampere_qa import manifest as manifest_mod
 from ampere_qa.errors import IndexMismatchError, IndexNotFoundError
 from ampere_qa.index import MANIFEST, load_index, read_manifest
 
@@ -175,7 +176,7 @@ def test_committed_index_is_up_to_date_with_corpus_and_splitter(monkeypatch):
 
     monkeypatch.chdir(ROOT / "tests")  # the recorded corpus does not depend on the current folder
     manifest = read_manifest(INDEX)
-    assert index_mod.recorded_corpus(INDEX, manifest) == ROOT / "corpus"
+    assert manifest_mod.recorded_corpus(INDEX, manifest) == ROOT / "corpus"
     monkeypatch.chdir(ROOT)  # passage ids hold the source path as given to build: corpus/…
     corpus = read_corpus("corpus")
     assert manifest["corpus"]["fingerprint"] == corpus.fingerprint, "run: make index"

@@ -19,6 +19,7 @@ import pytest
 
 from ampere_qa import Retriever, build_index
 from ampere_qa import index as index_mod
+from ampere_qa import manifest as manifest_mod
 from ampere_qa.errors import BadInputError, IndexMismatchError
 from ampere_qa.index import MANIFEST, load_index, read_manifest
 
@@ -172,7 +173,7 @@ def test_the_corpus_is_found_from_the_index_folder_not_the_current_one(tmp_path,
     assert retriever.is_stale() is False
     (corpus_copy / "renault-ampere-article.txt").write_text("Ampere a changé de nom.")
     assert retriever.is_stale() is True
-    warning = index_mod.stale_warning(idx, retriever.manifest)
+    warning = manifest_mod.stale_warning(idx, retriever.manifest)
     assert f"--corpus {corpus_copy}" in warning and f"--index {idx}" in warning
     # Following the advice literally, or omitting --corpus, rebuilds from that corpus.
     report = build_index(index_dir=idx, embedder=FakeEmbedder())

@@ -9,10 +9,7 @@ The public API::
 Importing this package loads neither torch nor gradio; the model loads on first use.
 """
 
-__version__ = "0.1.0"
-
-from .answer import Answer, Citation
-from .build import BuildReport, build_index
+from .build import build_index
 from .errors import (
     AmpereError,
     BadInputError,
@@ -23,8 +20,10 @@ from .errors import (
     ModelError,
     StoreUnavailableError,
 )
-from .passages import Location, Passage, SplitSettings
-from .search import Hit, Retriever
+from .passages import SplitSettings
+from .search import Retriever
+from .types import Answer, BuildReport, Citation, Hit, Location, Passage
+from .version import __version__
 
 __all__ = [
     "AmpereError",

@@ -4,54 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import folder
-from .corpus import Skipped, read_corpus
+from .answer import MIN_RELEVANCE
+from .corpus import read_corpus
 from .embedding import Embedder, load_embedder
 from .errors import AmpereError, BadInputError, IndexMismatchError, IndexNotFoundError
-from .index import (
-    MANIFEST,
-    Vectors,
-    corpus_entry,
-    load_index,
-    read_manifest,
-    recorded_corpus,
-    write_index,
-)
-from .passages import Passage, SplitSettings, deduplicate, split_documents
-from .search import MIN_RELEVANCE
-
-
-@dataclass(frozen=True)
-class BuildReport:
-    """What ``build`` did; ``to_dict()`` is what ``ampere-qa build --json`` prints."""
-
-    index: str
-    files: int
-    passages: int
-    sentences: int
-    duplicates_collapsed: int
-    exact_duplicates: int
-    near_duplicates: int
-    skipped: tuple[Skipped, ...]
-    seconds: float
-    model: str
-    embedded: int = 0  # texts run through the model
-    reused: int = 0  # texts whose vectors came from the previous index (same model, same text)
-    store: str = "faiss"  # where the sentence vectors went (see stores.py)
-    upserted: int = 0  # Milvus only: sentence rows written (new or changed passages)
-    deleted: int = 0  # Milvus only: sentence rows removed (passages gone)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["skipped"] = [asdict(s) for s in self.skipped]
-        d["seconds"] = round(self.seconds, 3)
-        return d
+from .index import Vectors, load_index, write_index
+from .manifest import MANIFEST, corpus_entry, read_manifest, recorded_corpus
+from .passages import SplitSettings, deduplicate, split_documents
+from .types import BuildReport, Passage
 
 
 def background_texts() -> list[str]:

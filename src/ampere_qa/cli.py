@@ -131,7 +131,7 @@ def ask(question: str, index_dir: str, k: int, model: str | None, as_json: bool)
     """
     from pathlib import Path
 
-    from .index import stale_warning
+    from .manifest import stale_warning
     from .question import clean_question
     from .search import Retriever
 
@@ -161,36 +161,19 @@ def info(index_dir: str, as_json: bool) -> None:
     """
     from pathlib import Path
 
-    from .embedding import model_location
-    from .index import check_files, corpus_is_stale, read_manifest, recorded_corpus, stale_warning
+    from .index import check_files
+    from .manifest import read_manifest, stale_warning, summary
 
     manifest = read_manifest(Path(index_dir))
     check_files(Path(index_dir), manifest)  # an index whose files are gone is not "fine"
-    stale = corpus_is_stale(Path(index_dir), manifest)
-    corpus = recorded_corpus(Path(index_dir), manifest)
-    model = manifest["model"]
-    summary = {
-        "index": index_dir,
-        "format_version": manifest["format_version"],
-        "package_version": manifest.get("package_version"),
-        "built_at": manifest.get("built_at"),
-        "passages": manifest["passage_count"],
-        "sentences": manifest.get("sentence_count"),
-        "dimension": manifest["dimension"],
-        "duplicates": manifest.get("duplicates"),
-        "model": model["name"],
-        "model_fingerprint": model.get("fingerprint"),
-        "model_location": model_location(model["name"]),
-        "corpus": str(corpus) if corpus else manifest["corpus"].get("path"),
-        "corpus_files": len(manifest["corpus"].get("files", [])),
-        "store": manifest.get("store", {"kind": "faiss"}),
-        "stale": stale,
-    }
+    info = summary(Path(index_dir), manifest)
+    info["index"] = index_dir  # as the user typed it
+    stale = info["stale"]
     if as_json:
-        _echo_json(summary)
+        _echo_json(info)
     else:
-        width = max(map(len, summary))
-        for key, value in summary.items():
+        width = max(map(len, info))
+        for key, value in info.items():
             click.echo(f"{key.replace('_', ' '):<{width}}  {value}")
     if stale:  # on stderr, so it never breaks the JSON on stdout
         click.echo(f"warning: {stale_warning(Path(index_dir), manifest)}", err=True)

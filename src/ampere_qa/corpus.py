@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .atomic import NotRegularFile, open_regular
 from .errors import CorpusError
+from .types import Skipped
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,6 @@ class Document:
     source: str
     text: str
     sha256: str
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A corpus file left out of the index, and why (reported by ``build``)."""
-
-    source: str
-    reason: str
 
 
 def display_name(path: Path | str) -> str:

@@ -37,13 +37,21 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, folder
+from . import folder
 from .atomic import NotRegularFile, fsync_dir, open_regular, write_atomic
 from .errors import BadInputError, IndexMismatchError, IndexNotFoundError
 from .faiss_format import LayoutError, check_layout
-from .passages import Passage
+from .manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    MAX_MANIFEST_BYTES,
+    read_manifest,
+    rebuild_hint,
+    store_kind,
+)
+from .types import Passage
+from .version import __version__
 
-FORMAT_VERSION = 1
 # Above this many sentence vectors, build writes an approximate (IVF) index instead of an exact one.
 EXACT_MAX_VECTORS = 200_000
 # Share of the inverted lists an IVF query visits (recall@10 0.96 at 1/16 on 10k real-shaped
@@ -52,15 +60,9 @@ IVF_PROBE_SHARE = 1 / 16
 # Files larger than this are verified by size and a hash of their ends, not hashed whole, on load.
 FULL_HASH_MAX_BYTES = 64 * 2**20
 SAMPLE_BYTES = 2**20
-MANIFEST = "manifest.json"
-# The manifest records the corpus folder relative to the index folder: resolving it against the
-# current folder instead once rebuilt an index from whatever `corpus/` happened to be there.
-CORPUS_BASE = "index"
 ARRAYS = ("passage_vectors", "leave_one_out", "background")
 # Extension of each data file; a manifest may name only ``{role}.{12 hex digits}.{ext}``.
 EXTENSIONS = {"passages": "jsonl", "sentences": "faiss", **{role: "npy" for role in ARRAYS}}
-# A manifest is a few kB (plus a line per corpus file): anything far bigger is not ours.
-MAX_MANIFEST_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -249,91 +251,6 @@ def write_index(
     fsync_dir(index_dir)
     folder.finish(index_dir, keep=new)
     return {**manifest, "store_changes": {"upserted": changes[0], "deleted": changes[1]}}
-
-
-# What a manifest must hold, and of which type, before anything else reads it: a damaged or
-# crafted field is refused with the rebuild hint instead of failing somewhere deep inside.
-_SCHEMA: dict[str, Any] = {
-    "format_version": int,
-    "model": {"name": str, "fingerprint": str},
-    "corpus": {"path": str, "fingerprint": str, "files": list},
-    "files": dict,
-    "passage_count": int,
-    "sentence_count": int,
-    "dimension": int,
-}
-_OPTIONAL: dict[str, Any] = {
-    "answer": {"min_relevance": (int, float)},
-    "faiss_index": str,
-    "faiss_params": {"nlist": int, "nprobe": int},
-    "store": {"kind": str, "uri": str, "collection": str},
-    "split": dict,
-    "background_sha256": str,
-}
-_FILE_ENTRY = {"name": str, "sha256": str, "bytes": int}
-
-
-def _schema_problem(value: Any, schema: Any, where: str, required: bool = True) -> str | None:
-    """The first place where ``value`` does not fit ``schema`` (a type or a dict of them)."""
-    if isinstance(schema, dict):
-        if not isinstance(value, dict):
-            return f"{where} is not an object"
-        for key, sub in schema.items():
-            if key not in value:
-                if required:
-                    return f"{where}.{key} is missing"
-                continue
-            problem = _schema_problem(value[key], sub, f"{where}.{key}")
-            if problem:
-                return problem
-        return None
-    ok = isinstance(value, schema) and not (isinstance(value, bool) and schema is not bool)
-    if schema is int and ok and value < 0:
-        return f"{where} is negative"
-    return None if ok else f"{where} has the wrong type ({type(value).__name__})"
-
-
-def validate_manifest(manifest: Any) -> str | None:
-    """What is wrong with a parsed manifest, or None when every field has the expected type."""
-    problem = _schema_problem(manifest, _SCHEMA, "manifest")
-    if problem:
-        return problem
-    for key, sub in _OPTIONAL.items():
-        if key in manifest:
-            problem = _schema_problem(manifest[key], sub, f"manifest.{key}",
-                                      required=key not in ("answer", "faiss_params", "store"))
-            if problem:
-                return problem
-    for role, entry in manifest["files"].items():
-        problem = _schema_problem(entry, _FILE_ENTRY, f"manifest.files.{role}")
-        if problem:
-            return problem
-    return None
-
-
-def read_manifest(index_dir: Path) -> dict[str, Any]:
-    hint = rebuild_hint(index_dir)
-    path = index_dir / MANIFEST
-    if not path.exists():
-        raise IndexNotFoundError(f"no index in {index_dir} (no {MANIFEST}): {hint}")
-    try:
-        with open_regular(path) as fh:
-            raw = fh.read(MAX_MANIFEST_BYTES + 1)
-        if len(raw) > MAX_MANIFEST_BYTES:
-            raise ValueError(f"over {MAX_MANIFEST_BYTES // 2**20} MB")
-        manifest = json.loads(raw.decode("utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
-        detail = "nested too deeply" if isinstance(exc, RecursionError) else exc
-        raise IndexMismatchError(f"{path} is unreadable or corrupted ({detail}): {hint}") from None
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
-        found = manifest.get("format_version") if isinstance(manifest, dict) else None
-        raise IndexMismatchError(
-            f"{path} has format version {found!r}, this ampere-qa reads {FORMAT_VERSION}: {hint}"
-        )
-    problem = validate_manifest(manifest)
-    if problem:
-        raise IndexMismatchError(f"{path} is damaged ({problem}): {hint}")
-    return manifest
 
 
 def _data_path(index_dir: Path, role: str, entry: dict[str, Any], hint: str) -> Path:
@@ -542,80 +459,3 @@ def _assemble(index_dir: Path, manifest: dict[str, Any], passages: list[Passage]
     )
 
 
-def corpus_entry(corpus_root: str | Path, index_dir: Path) -> dict[str, str]:
-    """How the manifest records where the corpus is: relative to the index folder, so that it
-    means the same folder wherever ampere-qa is run from and wherever a checkout is moved;
-    absolute when the two share no folder but the root (``/tmp/idx`` for ``/work/corpus``)."""
-    corpus, index = Path(corpus_root).absolute(), index_dir.absolute()
-    if os.path.commonpath([corpus, index]) == corpus.anchor:  # nothing shared but the root
-        return {"path": str(corpus), "relative_to": CORPUS_BASE}
-    return {"path": Path(os.path.relpath(corpus, index)).as_posix(), "relative_to": CORPUS_BASE}
-
-
-def recorded_corpus(index_dir: Path, manifest: dict[str, Any]) -> Path | None:
-    """The corpus folder (or file) the index was built from, if it can be told without guessing.
-
-    Manifests written before the location was recorded relative to the index folder hold a path
-    relative to wherever build ran: only an absolute one, or the index's sibling folder of that
-    name (the layout of a checkout), is trusted then; never the current folder.
-    """
-    corpus = manifest.get("corpus", {})
-    path = corpus.get("path") if isinstance(corpus, dict) else None
-    if not isinstance(path, str) or not path:
-        return None
-    if corpus.get("relative_to") == CORPUS_BASE or Path(path).is_absolute():
-        return Path(os.path.normpath(Path(index_dir).absolute() / path))
-    sibling = Path(index_dir).absolute().parent / Path(path).name
-    return sibling if sibling.exists() else None
-
-
-def shown(path: Path) -> str:
-    """A path as the user should type it here: relative when under the current folder, quoted
-    for the shell when it needs to be."""
-    import shlex
-
-    absolute = Path(os.path.normpath(path.absolute()))
-    try:
-        text = str(absolute.relative_to(Path.cwd()))
-    except ValueError:
-        text = str(absolute)
-    return shlex.quote(text)
-
-
-def rebuild_hint(index_dir: Path, manifest: dict[str, Any] | None = None) -> str:
-    """The command that rebuilds ``index_dir`` from the corpus and into the store it records."""
-    corpus = recorded_corpus(index_dir, manifest) if manifest else None
-    hint = (f"rebuild it with: ampere-qa build --corpus {shown(corpus) if corpus else 'CORPUS_DIR'} "
-            f"--index {shown(Path(index_dir))}")
-    store = manifest.get("store") if manifest else None
-    if isinstance(store, dict) and store.get("kind") == "milvus":
-        hint += f" --store milvus --uri {store.get('uri')} --collection {store.get('collection')}"
-    return hint
-
-
-def stale_warning(index_dir: Path, manifest: dict[str, Any]) -> str:
-    """The one-line warning shown when the corpus changed since the build."""
-    return f"the corpus changed since {index_dir} was built; {rebuild_hint(index_dir, manifest)}"
-
-
-def corpus_is_stale(index_dir: Path, manifest: dict[str, Any]) -> bool | None:
-    """Compare the corpus fingerprint in the manifest with the recorded corpus as it is now;
-    None when that corpus is not there (a copied index) or cannot be looked at."""
-    from .corpus import read_corpus
-    from .errors import AmpereError
-
-    root = recorded_corpus(index_dir, manifest)
-    if root is None or not root.exists():
-        return None
-    try:
-        return read_corpus(root).fingerprint != manifest["corpus"].get("fingerprint")
-    except AmpereError:
-        return True  # files became unreadable, empty or too big: not what was indexed
-    except OSError:
-        return None
-
-
-def store_kind(manifest: dict[str, Any]) -> str:
-    """Where the index keeps its sentence vectors: ``faiss`` (no ``store`` entry) or ``milvus``."""
-    store = manifest.get("store")
-    return str(store.get("kind")) if isinstance(store, dict) else "faiss"

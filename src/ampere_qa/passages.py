@@ -15,11 +15,10 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from .corpus import Document
-
-Span = tuple[int, int]
+from .types import Location, Passage, Span
 
 # A sentence ends at . ! ? or … (possibly followed by closing quotes or brackets), before
 # whitespace and something that can start a sentence. Short abbreviations ("M.", "Dr.") and
@@ -45,61 +44,6 @@ class SplitSettings:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where a passage's text stands: ``source`` file and the code-point span in it."""
-
-    source: str
-    start: int
-    end: int
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Passage:
-    """A unit of retrieval. ``locations[0]`` is where ``text`` was taken from; the others are
-    duplicates of it collapsed into this passage. ``sentences`` are spans within ``text``."""
-
-    id: str
-    text: str
-    locations: tuple[Location, ...]
-    sentences: tuple[Span, ...] = field(default=())
-
-    @property
-    def source(self) -> str:
-        return self.locations[0].source
-
-    @property
-    def start(self) -> int:
-        return self.locations[0].start
-
-    @property
-    def end(self) -> int:
-        return self.locations[0].end
-
-    def sentence_texts(self) -> list[str]:
-        return [self.text[a:b] for a, b in self.sentences]
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "text": self.text,
-            "locations": [loc.to_dict() for loc in self.locations],
-            "sentences": [list(s) for s in self.sentences],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Passage:
-        return cls(
-            id=d["id"],
-            text=d["text"],
-            locations=tuple(Location(**loc) for loc in d["locations"]),
-            sentences=tuple((int(a), int(b)) for a, b in d["sentences"]),
-        )
 
 
 @dataclass(frozen=True)

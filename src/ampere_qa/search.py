@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +12,12 @@ from . import answer as answers
 from . import language
 from .embedding import Embedder, load_embedder
 from .errors import IndexMismatchError
-from .index import IndexData, corpus_is_stale, load_index, rebuild_hint
+from .index import IndexData, load_index
 from .lexical import LexicalIndex
+from .manifest import corpus_is_stale, rebuild_hint
 from .question import DEFAULT_K, clean_question
+from .types import Hit
 
-# "Not found" when the question is not this much closer to the corpus than to the off-topic
-# anchors (see Retriever.relevance). Zero is the natural point; `ampere-qa eval` calibrates it
-# on a labelled set (5-fold cross-validated: 0.0024 for the bundled model on
-# eval/questions.jsonl, within noise of zero). Build records it in the index manifest.
-MIN_RELEVANCE = 0.0
 # Sentences fetched from FAISS per passage wanted, before grouping them by passage.
 SENTENCES_PER_HIT = 16
 # Most a word match adds to a passage's score (the best BM25 passage gets all of it).
@@ -29,25 +26,6 @@ LEXICAL_WEIGHT = 0.015
 TIE_MARGIN = 0.005
 # A second sentence joins the answer when it contributes this share of the best one's effect.
 SECOND_SENTENCE_SHARE = 0.8
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One ranked passage; ``score`` is the cosine similarity of its closest sentence plus a
-    word-match bonus of at most ``LEXICAL_WEIGHT``."""
-
-    rank: int
-    passage_id: str
-    source: str
-    start: int
-    end: int
-    text: str
-    score: float
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["score"] = round(float(self.score), 6)
-        return d
 
 
 class Retriever:
@@ -143,7 +121,7 @@ class Retriever:
     @property
     def cutoff(self) -> float:
         """Relevance below this is answered "not found" (see :meth:`relevance`)."""
-        return float(self.manifest.get("answer", {}).get("min_relevance", MIN_RELEVANCE))
+        return float(self.manifest.get("answer", {}).get("min_relevance", answers.MIN_RELEVANCE))
 
     def _relevance(self, qv: np.ndarray, best_sentence: float) -> float:
         return best_sentence - float((self.data.vectors.background @ qv).max(initial=-1.0))

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from .answer import Answer
 from .embedding import SentenceTransformerEmbedder
 from .errors import AmpereError, BadInputError, EmptyQuestionError, QuestionTooLongError
-from .index import stale_warning
+from .manifest import stale_warning
 from .language import detect
 from .question import DEFAULT_K, MAX_QUESTION_CHARS, clean_question, parse_k
 from .search import Retriever

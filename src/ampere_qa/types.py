@@ -1,0 +1,186 @@
+"""The data that flows between the stages, and the JSON each one becomes.
+
+corpus -> :class:`Passage` (with its :class:`Location` s) -> index -> :class:`Hit` ->
+:class:`Answer` (with its :class:`Citation` s); :class:`BuildReport` says what a build did.
+Each ``to_dict()`` is the one schema the CLI's ``--json``, the web API and Python users share;
+the keys of the public contract are declared here once (``ANSWER_KEYS``...).
+
+This module imports nothing of the package: every other module can name these types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Span = tuple[int, int]
+
+# The JSON contract: what `ampere-qa ask --json`, `/ask` and `Answer.to_dict()` hold.
+ANSWER_KEYS = ("question", "language", "answered", "answer", "citations")
+CITATION_KEYS = ("rank", "passage_id", "source", "start", "end", "text", "score")
+HIT_KEYS = CITATION_KEYS
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a passage's text stands: ``source`` file and the code-point span in it."""
+
+    source: str
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A unit of retrieval. ``locations[0]`` is where ``text`` was taken from; the others are
+    duplicates of it collapsed into this passage. ``sentences`` are spans within ``text``."""
+
+    id: str
+    text: str
+    locations: tuple[Location, ...]
+    sentences: tuple[Span, ...] = field(default=())
+
+    @property
+    def source(self) -> str:
+        return self.locations[0].source
+
+    @property
+    def start(self) -> int:
+        return self.locations[0].start
+
+    @property
+    def end(self) -> int:
+        return self.locations[0].end
+
+    def sentence_texts(self) -> list[str]:
+        return [self.text[a:b] for a, b in self.sentences]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "locations": [loc.to_dict() for loc in self.locations],
+            "sentences": [list(s) for s in self.sentences],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Passage:
+        return cls(
+            id=d["id"],
+            text=d["text"],
+            locations=tuple(Location(**loc) for loc in d["locations"]),
+            sentences=tuple((int(a), int(b)) for a, b in d["sentences"]),
+        )
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A corpus file left out of the index, and why (reported by ``build``)."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked passage; ``score`` is the cosine similarity of its closest sentence plus a
+    word-match bonus of at most ``LEXICAL_WEIGHT``."""
+
+    rank: int
+    passage_id: str
+    source: str
+    start: int
+    end: int
+    text: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["score"] = round(float(self.score), 6)
+        return d
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered excerpt the answer quotes from; ``start``/``end`` locate it in ``source``.
+
+    ``highlights`` are the spans, within ``text``, of the sentences the answer used (for
+    display); they are not part of the JSON contract.
+    """
+
+    rank: int
+    passage_id: str
+    source: str
+    start: int
+    end: int
+    text: str
+    score: float
+    highlights: tuple[tuple[int, int], ...] = field(default=(), compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "passage_id": self.passage_id,
+            "source": self.source,
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "score": round(float(self.score), 6),
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What ``Retriever.answer`` returns; ``to_dict()`` is the JSON of ``ampere-qa ask --json``.
+
+    ``language`` is the detected language of the question; ``reply_language`` the one the
+    answer is phrased in (French or English).
+    """
+
+    question: str
+    language: str
+    answered: bool
+    answer: str
+    citations: tuple[Citation, ...] = ()
+    reply_language: str = "en"
+    # What the "not found" decision compared with the cut-off (Retriever.relevance); not JSON.
+    relevance: float | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "language": self.language,
+            "answered": self.answered,
+            "answer": self.answer,
+            "citations": [c.to_dict() for c in self.citations],
+        }
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What ``build`` did; ``to_dict()`` is what ``ampere-qa build --json`` prints."""
+
+    index: str
+    files: int
+    passages: int
+    sentences: int
+    duplicates_collapsed: int
+    exact_duplicates: int
+    near_duplicates: int
+    skipped: tuple[Skipped, ...]
+    seconds: float
+    model: str
+    embedded: int = 0  # texts run through the model
+    reused: int = 0  # texts whose vectors came from the previous index (same model, same text)
+    store: str = "faiss"  # where the sentence vectors went (see stores.py)
+    upserted: int = 0  # Milvus only: sentence rows written (new or changed passages)
+    deleted: int = 0  # Milvus only: sentence rows removed (passages gone)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["skipped"] = [asdict(s) for s in self.skipped]
+        d["seconds"] = round(self.seconds, 3)
+        return d
