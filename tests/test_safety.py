@@ -353,8 +353,8 @@ def test_the_length_limit_counts_what_was_typed():
 # -- sibling of 1: the model cache ----------------------------------------------------------------
 
 def test_model_conversion_never_deletes_a_folder_it_did_not_write(tmp_path):
-    from ampere_qa.bundled import bundled_model_dir, ensure_bundled_model
     from ampere_qa.errors import ModelError
+    from ampere_qa.model import bundled_model_dir, ensure_bundled_model
 
     target = bundled_model_dir(tmp_path)
     target.mkdir(parents=True)

@@ -211,15 +211,17 @@ def eval_(file: str, index_dir: str, as_json: bool, plot_path: str | None) -> No
               help="Interface to listen on (0.0.0.0 exposes the page to the network).")
 @click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--index", "index_dir", default="index", show_default=True, help=INDEX_HELP)
-def serve(host: str, port: int, index_dir: str) -> None:
-    """Start the web page and its HTTP API (/ask) on the index.
+@click.option("--corpus", "corpus_dir", default="corpus", show_default=True,
+              help="Corpus folder, used only when the index is missing: it is built first.")
+def serve(host: str, port: int, index_dir: str, corpus_dir: str) -> None:
+    """Start the web page and its HTTP API (/ask) on the index (built first if missing).
 
     \b
     ampere-qa serve --port 7860
     """
     from .web import serve as serve_page
 
-    serve_page(index_dir, host=host, port=port)
+    serve_page(index_dir, host=host, port=port, corpus_dir=corpus_dir)
 
 
 @cli.group()
@@ -238,7 +240,7 @@ def model_install(cache_dir: str | None) -> None:
     """
     from pathlib import Path
 
-    from .bundled import ensure_bundled_model
+    from .model import ensure_bundled_model
 
     path = ensure_bundled_model(Path(cache_dir) if cache_dir else None, progress=True)
     click.echo(f"bundled model ready at {path}")

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
 BUNDLED = "bundled"
 MODEL_ENV = "AMPERE_QA_MODEL"
-# Models known to need instruction prefixes when their folder does not declare prompts.
-_KNOWN_PROMPTS = {"e5": ("query: ", "passage: ")}
 
 
 class Embedder(Protocol):
@@ -46,18 +44,18 @@ class Embedder(Protocol):
 
 def canonical_name(name: str) -> str:
     """``bundled`` is a shorthand; indexes record the full name of the bundled model."""
-    from .bundled import BUNDLED_MODEL_NAME
+    from .model import BUNDLED_MODEL_NAME
 
     return BUNDLED_MODEL_NAME if name in (BUNDLED, BUNDLED_MODEL_NAME) else name
 
 
 def model_location(name: str, cache_dir: Path | None = None) -> str:
     """Where a model's files are (or will be, for the bundled one), without loading it."""
-    from . import bundled
+    from .model import BUNDLED_MODEL_NAME, bundled_model_dir
 
-    if canonical_name(name) != bundled.BUNDLED_MODEL_NAME:
+    if canonical_name(name) != BUNDLED_MODEL_NAME:
         return name
-    path = bundled.bundled_model_dir(cache_dir)
+    path = bundled_model_dir(cache_dir)
     return str(path) if path.exists() else f"{path} (converted on first use)"
 
 
@@ -97,14 +95,14 @@ class SentenceTransformerEmbedder:
         return self._model
 
     def _load(self) -> SentenceTransformer:
-        from . import bundled
+        from .model import BUNDLED_MODEL_NAME, ensure_bundled_model, load_sentence_transformer
 
-        if self.name == bundled.BUNDLED_MODEL_NAME:
-            self._path = str(bundled.ensure_bundled_model(self._cache_dir))
+        if self.name == BUNDLED_MODEL_NAME:
+            self._path = str(ensure_bundled_model(self._cache_dir))
         else:
             self._path = self.name
         try:
-            return bundled.load_sentence_transformer(self._path)
+            return load_sentence_transformer(self._path)
         except Exception as exc:
             hint = "" if Path(self._path).exists() else (
                 " (no such folder; a model id needs network access to the Hugging Face Hub "
@@ -127,12 +125,14 @@ class SentenceTransformerEmbedder:
 
     def _prompts(self) -> tuple[dict, dict]:
         """Keyword arguments selecting the query and passage prompts for this model."""
+        from .model import E5_PROMPTS
+
         prompts = getattr(self.model, "prompts", {}) or {}
         if "query" in prompts and "passage" in prompts:
             return {"prompt_name": "query"}, {"prompt_name": "passage"}
-        for marker, (q, p) in _KNOWN_PROMPTS.items():
-            if marker in self.name.lower():
-                return {"prompt": q}, {"prompt": p}
+        # e5 models need their instruction prefixes even when their folder does not declare them.
+        if "e5" in self.name.lower():
+            return {"prompt": E5_PROMPTS["query"]}, {"prompt": E5_PROMPTS["passage"]}
         # An explicit empty prompt stops sentence-transformers adding a default one.
         return {"prompt": ""}, {"prompt": ""}
 
