@@ -158,6 +158,7 @@ def warm_query(retriever, questions: list[str], reps: int) -> None:
 
     from ampere_qa import language
     from ampere_qa.question import clean_question
+    from ampere_qa.search import SENTENCES_PER_HIT
 
     print("warm query", flush=True)
     model = retriever.embedder.model
@@ -189,7 +190,7 @@ def warm_query(retriever, questions: list[str], reps: int) -> None:
             qv = retriever._embed(text)
             steps = (("BM25", lambda text=text: retriever.lexical.scores(text)),
                      ("FAISS search",
-                      lambda qv=qv: retriever.data.sentence_index.search(qv.reshape(1, -1), 48)),
+                      lambda qv=qv: retriever.data.store.search(qv, 3 * SENTENCES_PER_HIT)),
                      ("rank+fuse", lambda text=text, qv=qv: retriever._rank(text, qv, 3)),
                      ("pick sentences",
                       lambda text=text, qv=qv: retriever._pick_sentences(
@@ -314,7 +315,7 @@ def build_throughput(embedder, tmp: Path, n: int) -> np.ndarray:
     code, peak = wait_rss(proc)
     row("memory", f"`ampere-qa build` peak RSS ({n} passages, model load included)", f"{peak / 2**20:.0f} MB",
         "", f"exit {code}")
-    sent = data.sentence_index.reconstruct_n(0, data.sentence_index.ntotal)
+    sent = data.store.get(np.arange(data.store.count()))
     return np.concatenate([data.vectors.passage_vectors, sent])
 
 
@@ -364,7 +365,7 @@ def synthetic(real: np.ndarray, n: int, seed: int) -> np.ndarray:
 def scale(real: np.ndarray, queries: np.ndarray, sizes: list[int], tmp: Path) -> None:
     import faiss
 
-    from ampere_qa import index as index_mod
+    from ampere_qa.stores import faiss as faiss_backend
 
     print("scale", flush=True)
     qs = synthetic(queries, len(queries), seed=99)  # questions, slightly perturbed
@@ -375,7 +376,7 @@ def scale(real: np.ndarray, queries: np.ndarray, sizes: list[int], tmp: Path) ->
         exact_ids = None
         for kind in ("IndexFlatIP", "IndexIVFFlat"):
             t = time.perf_counter()
-            idx, info = index_mod.make_faiss(base, kind)
+            idx, info = faiss_backend.make_faiss(base, kind)
             build = time.perf_counter() - t
             path = tmp / f"scale-{n}-{kind}.faiss"
             faiss.write_index(idx, str(path))
@@ -423,7 +424,7 @@ def scale(real: np.ndarray, queries: np.ndarray, sizes: list[int], tmp: Path) ->
             f"{'met' if results['IndexIVFFlat'][1] >= 0.95 else 'MISSED'})" if n >= 1_000_000 else "")
         del base
     row("scale (vectors)", "which index the build picks",
-        f"exact up to {index_mod.EXACT_MAX_VECTORS:,} sentence vectors, IVF above")
+        f"exact up to {faiss_backend.EXACT_MAX_VECTORS:,} sentence vectors, IVF above")
 
 
 # --------------------------------------------------------------------------- main
@@ -445,8 +446,8 @@ def main() -> None:
     print(header, flush=True)
 
     from ampere_qa import Retriever
-    from ampere_qa.bundled import ensure_bundled_model
     from ampere_qa.evaluate import load_questions
+    from ampere_qa.model import ensure_bundled_model
 
     questions = [q.question for q in load_questions(ROOT / "eval/questions.jsonl")]
     model_dir = ensure_bundled_model()

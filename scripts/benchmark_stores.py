@@ -57,7 +57,7 @@ def real_vectors(n_questions: int) -> tuple[np.ndarray, np.ndarray]:
     from ampere_qa.index import load_index
 
     data = load_index(ROOT / "index")
-    sent = data.sentence_index.reconstruct_n(0, data.sentence_index.ntotal)
+    sent = data.store.get(np.arange(data.store.count()))
     v = data.vectors
     real = np.concatenate([sent, v.passage_vectors, v.leave_one_out, v.background])
     questions = [q.question for q in load_questions(ROOT / "eval" / "questions.jsonl")][:n_questions]
@@ -77,7 +77,8 @@ def run(sizes: list[int], n_questions: int) -> list[tuple[str, ...]]:
     import faiss
 
     from ampere_qa import stores
-    from ampere_qa.index import make_faiss
+
+    faiss_backend, milvus_backend = stores.backend("faiss"), stores.backend("milvus")
 
     synthetic = _benchmark_module().synthetic
     real, questions = real_vectors(n_questions)
@@ -91,8 +92,8 @@ def run(sizes: list[int], n_questions: int) -> list[tuple[str, ...]]:
             # FAISS exact: the reference for recall, and the default store.
             before = rss_mb()
             t = time.perf_counter()
-            index, _ = make_faiss(base, "IndexFlatIP")
-            faiss_store = stores.FaissStore(index)
+            index, _ = faiss_backend.make_faiss(base, "IndexFlatIP")
+            faiss_store = faiss_backend.FaissStore(index)
             build_s = time.perf_counter() - t
             mem = index.ntotal * index.d * 4 / 2**20  # what it holds (RSS growth is lost in allocator reuse)
             faiss.write_index(index, str(Path(tmp) / "f.faiss"))
@@ -112,10 +113,10 @@ def run(sizes: list[int], n_questions: int) -> list[tuple[str, ...]]:
             # Milvus Lite, exact (FLAT, inner product): what --store milvus builds.
             before = rss_mb()
             t = time.perf_counter()
-            store = stores.MilvusStore(str(Path(tmp) / f"bench-{n}.db"), f"bench_{n}")
+            store = milvus_backend.MilvusStore(str(Path(tmp) / f"bench-{n}.db"), f"bench_{n}", keys=ids)
             store.create(base.shape[1], {})
             store.load()
-            store.upsert(ids, base)
+            store.upsert(np.arange(n), base)  # rows; the store keys them by ids
             store.flush()
             store.search(qs[0], SEARCH_K)  # the first search after inserts may build the segment index
             build_s = time.perf_counter() - t

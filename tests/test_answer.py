@@ -81,8 +81,8 @@ def test_relevance_is_best_passage_minus_best_background(fake_retriever):
     q = "Qualcomm semi-conducteurs"
     qv = fake_retriever.embedder.embed_queries([q])[0]
     background = float((fake_retriever.data.vectors.background @ qv).max())
-    index = fake_retriever.data.sentence_index
-    best_sentence = float((index.reconstruct_n(0, index.ntotal) @ qv).max())
+    store = fake_retriever.data.store
+    best_sentence = float((store.get(np.arange(store.count())) @ qv).max())
     assert fake_retriever.relevance(q) == pytest.approx(best_sentence - background)
     assert fake_retriever.answer(q).relevance == pytest.approx(fake_retriever.relevance(q))
     assert "relevance" not in fake_retriever.answer(q).to_dict()

@@ -13,6 +13,7 @@ from ampere_qa import index as index_mod
 from ampere_qa import manifest as manifest_mod
 from ampere_qa.errors import IndexMismatchError, IndexNotFoundError
 from ampere_qa.index import MANIFEST, load_index, read_manifest
+from ampere_qa.stores.faiss import serialize_faiss
 
 from .conftest import FakeEmbedder
 
@@ -50,8 +51,8 @@ def test_manifest_records_what_was_built(built, corpus_copy):
 def test_loaded_vectors_are_normalised_and_match_the_passages(built):
     data = load_index(built)
     assert len(data.passages) == 5
-    assert data.sentence_index.ntotal == sum(len(p.sentences) for p in data.passages) == 13
-    sentences = data.sentence_index.reconstruct_n(0, 13)
+    assert data.store.count() == sum(len(p.sentences) for p in data.passages) == 13
+    sentences = data.store.get(np.arange(13))
     for arr in (sentences, data.vectors.passage_vectors, data.vectors.leave_one_out,
                 data.vectors.background):
         assert np.allclose(np.linalg.norm(arr, axis=1), 1.0, atol=1e-5)
@@ -100,7 +101,7 @@ def test_passages_and_vectors_of_different_counts(built, fake_embedder):
 
     m = _manifest(built)
     vecs = np.eye(4, FakeEmbedder.dimension, dtype=np.float32)
-    raw = index_mod.serialize_faiss(vecs)
+    raw = serialize_faiss(vecs)
     name = f"sentences.{index_mod._sha256(raw)[:12]}.faiss"
     (built / name).write_bytes(raw)
     m["files"]["sentences"] = {"name": name, "sha256": index_mod._sha256(raw), "bytes": len(raw)}
@@ -201,11 +202,11 @@ def test_temporary_files_of_a_killed_write_are_removed_by_the_next_build(built, 
 def test_faiss_store_behind_the_seam(built):
     """The FAISS store numbers rows by position: search and get agree with the raw index,
     upsert appends, delete renumbers (build rewrites FAISS whole, so nothing relies on more)."""
-    from ampere_qa.stores import FaissStore
+    from ampere_qa.stores.faiss import FaissStore
 
     data = load_index(built)
     store = data.store
-    assert isinstance(store, FaissStore) and data.sentence_keys is None
+    assert isinstance(store, FaissStore)
     n = store.count()
     vecs = store.get(np.arange(n))
     scores, ids = store.search(vecs[2], 3)

@@ -63,8 +63,7 @@ def _collection_ids(idx: Path) -> set[int]:
 
 
 def _keys(idx: Path) -> set[int]:
-    keys = load_index(idx).sentence_keys
-    assert keys is not None
+    keys = load_index(idx).store.keys
     return {int(k) for k in keys}
 
 
@@ -176,7 +175,7 @@ def test_a_collection_that_disagrees_with_the_manifest_is_refused(tmp_path, corp
     # Rebuilt, then rows removed behind the manifest's back: the row count is refused.
     build_index(corpus_copy, idx, embedder=FakeEmbedder())  # store kept from the manifest
     data = load_index(idx)
-    data.store.delete(np.asarray(data.sentence_keys[:1]))
+    data.store.delete(np.array([0]))  # the first sentence row
     with pytest.raises(IndexMismatchError, match="row count"):
         load_index(idx)
 
@@ -197,7 +196,7 @@ def test_build_options_are_checked(tmp_path, corpus_copy):
 
 
 def test_missing_pymilvus_names_the_extra(monkeypatch):
-    from ampere_qa import stores
+    from ampere_qa.stores import milvus as stores
 
     monkeypatch.setitem(sys.modules, "pymilvus", None)  # import pymilvus -> ImportError
     with pytest.raises(StoreUnavailableError, match=r"pip install 'ampere-qa\[milvus\]'"):

@@ -17,7 +17,7 @@ import pytest
 from ampere_qa import build_index
 from ampere_qa.errors import BadInputError, IndexMismatchError, StoreUnavailableError
 from ampere_qa.index import MANIFEST, load_index
-from ampere_qa.stores import META_PROPERTY, MilvusStore
+from ampere_qa.stores.milvus import META_PROPERTY, MilvusStore
 
 from .conftest import ROOT, FakeEmbedder
 from .test_milvus import needs_milvus
@@ -167,7 +167,7 @@ def test_build_json_counts_the_rows_another_models_collection_lost(tmp_path, cor
 def test_a_failed_connection_logs_nothing_and_restores_the_logger(tmp_path, caplog):
     """Milvus Lite logs its traceback (logger.exception) before pymilvus raises: muted for the
     attempt only. (pytest captures log records, so they are looked for in caplog, not stderr.)"""
-    from ampere_qa import stores
+    from ampere_qa.stores import milvus as stores
 
     not_lite = tmp_path / "x.db"
     not_lite.write_text("a plain file, where Milvus Lite wants its data folder")

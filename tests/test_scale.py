@@ -14,6 +14,7 @@ from ampere_qa import index as index_mod
 from ampere_qa.errors import IndexMismatchError
 from ampere_qa.index import MANIFEST, load_index
 from ampere_qa.search import _top_k
+from ampere_qa.stores import faiss as faiss_backend
 
 from .conftest import FakeEmbedder
 
@@ -38,7 +39,7 @@ class CountingEmbedder(FakeEmbedder):
 
 def _arrays(idx):
     data = load_index(idx)
-    sent = data.sentence_index.reconstruct_n(0, data.sentence_index.ntotal)
+    sent = data.store.get(np.arange(data.store.count()))
     v = data.vectors
     return [sent, v.passage_vectors, v.leave_one_out, v.background]
 
@@ -89,7 +90,7 @@ def test_build_picks_ivf_above_the_threshold_and_search_agrees(tmp_path, corpus_
     exact = tmp_path / "exact"
     build_index(corpus_copy, exact, embedder=FakeEmbedder())
     assert json.loads((exact / MANIFEST).read_text())["faiss_index"] == "IndexFlatIP"
-    monkeypatch.setattr(index_mod, "EXACT_MAX_VECTORS", 5)
+    monkeypatch.setattr(faiss_backend, "EXACT_MAX_VECTORS", 5)
     approx = tmp_path / "approx"
     build_index(corpus_copy, approx, embedder=FakeEmbedder())
     m = json.loads((approx / MANIFEST).read_text())
@@ -114,12 +115,12 @@ def test_ivf_recall_on_clustered_vectors():
     x = centres[rng.integers(0, 200, 20_000)] + 0.3 * rng.normal(size=(20_000, 64)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     q = x[:50] + 0.1 * rng.normal(size=(50, 64)).astype(np.float32)
-    exact, _ = index_mod.make_faiss(x, "IndexFlatIP")
-    approx, info = index_mod.make_faiss(x, "IndexIVFFlat")
+    exact, _ = faiss_backend.make_faiss(x, "IndexFlatIP")
+    approx, info = faiss_backend.make_faiss(x, "IndexIVFFlat")
     _, want = exact.search(q, 10)
     _, got = approx.search(q, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(want, got, strict=True)])
-    assert recall >= 0.95 and info["faiss_params"]["nlist"] == index_mod.ivf_lists(20_000)
+    assert recall >= 0.95 and info["faiss_params"]["nlist"] == faiss_backend.ivf_lists(20_000)
 
 
 def test_big_files_are_checked_by_size_and_ends_and_memory_mapped(tmp_path, corpus_copy, monkeypatch):

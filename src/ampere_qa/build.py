@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from . import folder
+from . import folder, stores
 from .answer import MIN_RELEVANCE
 from .corpus import read_corpus
 from .embedding import Embedder, load_embedder
@@ -56,8 +56,7 @@ def previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarra
                 or data.manifest["dimension"] != embedder.dimension):
             return {}
         rows = np.arange(len(data.sentence_owner))
-        sentences = (data.store.get(rows if data.sentence_keys is None else data.sentence_keys)
-                     if len(rows) else np.zeros((0, embedder.dimension), np.float32))
+        sentences = data.store.get(rows) if len(rows) else np.zeros((0, embedder.dimension), np.float32)
         vectors = data.vectors
         out: dict[str, np.ndarray] = {}
         row = 0
@@ -120,10 +119,8 @@ def build_index(
         previous = _previous_manifest(index_dir, force)  # again: another build may have run
         folder.finish(index_dir, keep=_names(previous))  # what a killed build left behind
         store_config = _store_config(previous, store, uri, collection)
-        if store_config:
-            from .stores import check_writable
-
-            check_writable(store_config)  # someone else's collection: refused before any work
+        # Someone else's collection, say: refused before any work.
+        stores.backend(stores.kind_of(store_config)).check_writable(store_config)
         settings = settings or SplitSettings()
         passages, dedup = deduplicate(split_documents(corpus.documents, settings), settings)
         embedder = embedder or load_embedder(model)
@@ -148,8 +145,8 @@ def build_index(
                 "answer": {"min_relevance": MIN_RELEVANCE},
                 "background_sha256": _texts_sha256(groups["background"]),
             },
-            faiss_kind,
             store_config,
+            {"faiss_kind": faiss_kind},
         )
     changes = written["store_changes"]
     texts = {t for group in groups.values() for t in group}
@@ -243,7 +240,7 @@ def _vectors(embedder: Embedder, groups: dict[str, list[str]], known: dict[str, 
 def _store_config(previous: dict[str, Any] | None, store: str | None, uri: str | None,
                   collection: str | None) -> dict[str, Any] | None:
     """The manifest's ``store`` entry for this build; None for FAISS (the manifest stays as before)."""
-    from . import stores
+    from .stores import milvus
 
     before = (previous or {}).get("store") or {}
     before = before if before.get("kind") == "milvus" else {}
@@ -258,5 +255,5 @@ def _store_config(previous: dict[str, Any] | None, store: str | None, uri: str |
     if not uri:
         raise BadInputError("--store milvus needs --uri: a local file (x.db, Milvus Lite) or "
                             "http://host:19530 (a Milvus server)")
-    return {"kind": "milvus", "uri": stores.normalize_uri(uri),
-            "collection": collection or before.get("collection") or stores.DEFAULT_COLLECTION}
+    return {"kind": "milvus", "uri": milvus.normalize_uri(uri),
+            "collection": collection or before.get("collection") or milvus.DEFAULT_COLLECTION}

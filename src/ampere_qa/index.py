@@ -37,26 +37,22 @@ from typing import Any
 
 import numpy as np
 
-from . import folder
+from . import folder, stores
 from .atomic import NotRegularFile, fsync_dir, open_regular, write_atomic
 from .errors import BadInputError, IndexMismatchError, IndexNotFoundError
-from .faiss_format import LayoutError, check_layout
 from .manifest import (
     FORMAT_VERSION,
     MANIFEST,
     MAX_MANIFEST_BYTES,
     read_manifest,
     rebuild_hint,
-    store_kind,
 )
+from .stores import VectorStore
+from .stores.base import build_meta
+from .stores.faiss_format import LayoutError
 from .types import Passage
 from .version import __version__
 
-# Above this many sentence vectors, build writes an approximate (IVF) index instead of an exact one.
-EXACT_MAX_VECTORS = 200_000
-# Share of the inverted lists an IVF query visits (recall@10 0.96 at 1/16 on 10k real-shaped
-# vectors, BENCHMARKS.md; still to be confirmed at 1M by the full benchmark run).
-IVF_PROBE_SHARE = 1 / 16
 # Files larger than this are verified by size and a hash of their ends, not hashed whole, on load.
 FULL_HASH_MAX_BYTES = 64 * 2**20
 SAMPLE_BYTES = 2**20
@@ -82,12 +78,10 @@ class IndexData:
     path: Path
     manifest: dict[str, Any]
     passages: list[Passage]
-    sentence_index: Any  # faiss.IndexFlatIP (or IndexIVFFlat when large) over Vectors.sentences
-    vectors: Vectors  # .sentences is empty: FAISS holds them
+    vectors: Vectors  # .sentences is empty: the store holds them
     sentence_owner: np.ndarray  # sentence row -> passage number
     sentence_start: np.ndarray  # passage number -> its first sentence row
-    store: Any = None  # stores.VectorStore holding the sentence vectors (FaissStore by default)
-    sentence_keys: np.ndarray | None = None  # store id of each sentence row, when not the row itself
+    store: VectorStore  # the sentence vectors, by row (stores/)
 
 
 def _sha256(data: bytes | memoryview) -> str:
@@ -109,66 +103,14 @@ def _sample_sha256(data: bytes | memoryview, size: int, head: int | None = None)
     return h.hexdigest()
 
 
-def ivf_lists(n: int) -> int:
-    """Inverted lists for ``n`` vectors: about 2*sqrt(n), a power of two (2,048 at a million)."""
-    return 1 << max(4, round(np.log2(2 * np.sqrt(max(n, 1)))))
-
-
-def make_faiss(vectors: np.ndarray, kind: str | None = None) -> tuple[Any, dict[str, Any]]:
-    """The sentence index for ``vectors`` and its manifest description.
-
-    ``kind`` is ``IndexFlatIP`` (exact) or ``IndexIVFFlat``; by default exact up to
-    ``EXACT_MAX_VECTORS`` vectors. IVF over inner product on normalised vectors: k-means
-    centroids (trained on a sample of 64 points per list), ``nprobe`` lists visited per query.
-    """
-    import faiss
-
-    n, dim = vectors.shape
-    kind = kind or ("IndexFlatIP" if n <= EXACT_MAX_VECTORS else "IndexIVFFlat")
-    index: Any
-    if kind == "IndexFlatIP":
-        index = faiss.IndexFlatIP(dim)
-        index.add(vectors)
-        return index, {"faiss_index": kind}
-    if kind != "IndexIVFFlat":
-        raise ValueError(f"unknown FAISS index kind {kind!r}")
-    nlist = min(ivf_lists(n), max(1, n // 39))
-    quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    rng = np.random.default_rng(0)
-    sample = vectors if n <= 64 * nlist else vectors[np.sort(rng.choice(n, 64 * nlist, replace=False))]
-    index.cp.max_points_per_centroid = 64
-    index.train(np.ascontiguousarray(sample))
-    index.add(vectors)
-    nprobe = max(8, round(nlist * IVF_PROBE_SHARE))
-    index.nprobe = nprobe
-    return index, {"faiss_index": kind, "faiss_params": {"nlist": nlist, "nprobe": nprobe}}
-
-
-def serialize_faiss(vectors: np.ndarray, kind: str | None = None) -> bytes:
-    import faiss
-
-    return faiss.serialize_index(make_faiss(vectors, kind)[0]).tobytes()
-
-
-def _blobs(passages: list[Passage], vectors: Vectors, with_faiss: bool,
-           faiss_kind: str | None) -> tuple[dict[str, memoryview], dict[str, Any]]:
-    """The bytes of every data file, by role, and the FAISS description for the manifest."""
-    lines = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in passages)
-    blobs: dict[str, memoryview] = {"passages": memoryview(lines.encode())}
-    faiss_info: dict[str, Any] = {}
-    if with_faiss:
-        import faiss
-
-        sentence_index, faiss_info = make_faiss(np.ascontiguousarray(vectors.sentences, np.float32),
-                                                faiss_kind)
-        blobs["sentences"] = faiss.serialize_index(sentence_index).data
-        del sentence_index
+def _arrays(vectors: Vectors) -> dict[str, memoryview]:
+    """The ``.npy`` bytes of the vectors kept in the index folder whatever the store."""
+    out = {}
     for role in ARRAYS:
         npy = io.BytesIO()
         np.save(npy, np.ascontiguousarray(getattr(vectors, role), dtype=np.float32))
-        blobs[role] = npy.getbuffer()
-    return {role: data.cast("B") for role, data in blobs.items()}, faiss_info
+        out[role] = npy.getbuffer().cast("B")
+    return out
 
 
 def _file_entry(role: str, view: memoryview) -> dict[str, Any]:
@@ -195,22 +137,52 @@ def write_index(
     passages: list[Passage],
     vectors: Vectors,
     manifest: dict[str, Any],
-    faiss_kind: str | None = None,
     store: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write data files, then commit them by replacing the manifest; remove superseded files.
 
     The caller holds the folder's build lock (:func:`folder.build_lock`). Only files this
     build creates, or that the previous manifest named, are ever removed (see folder.py).
 
-    With ``store`` (``{"kind": "milvus", "uri": ..., "collection": ...}``) the sentence vectors
-    go to that Milvus collection instead of a FAISS file: rows of new passages are upserted,
-    rows of passages gone deleted, before the manifest is replaced. A build killed in between
-    leaves a collection the old manifest no longer matches, which load refuses with the rebuild
-    command. The result's ``"store_changes"`` (not written) counts rows upserted and deleted.
+    ``store`` is the manifest's store entry (None: FAISS); its backend (stores/) writes the
+    sentence vectors — a data file here, or rows in a Milvus collection before the manifest is
+    replaced (a build killed in between leaves a collection the old manifest no longer matches,
+    which load refuses with the rebuild command). ``options`` go to the backend (``faiss_kind``).
+    The result's ``"store_changes"`` (not written) counts rows upserted and deleted.
     """
-    blobs, faiss_info = _blobs(passages, vectors, store is None, faiss_kind)
+    lines = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in passages)
+    blobs = {"passages": memoryview(lines.encode()).cast("B")}
+    head = {
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **manifest,
+        "passage_count": len(passages),
+        "sentence_count": int(vectors.sentences.shape[0]),
+        "dimension": int(vectors.sentences.shape[1]),
+        "normalization": "l2",
+        "metric": "inner_product",
+    }
+    meta = build_meta(head, _sha256(blobs["passages"]))
+    written = stores.backend(stores.kind_of(store)).write(store, passages, vectors.sentences, meta,
+                                                          options or {})
+    blobs.update(written.files)
+    blobs.update(_arrays(vectors))
     files = {role: _file_entry(role, view) for role, view in blobs.items()}
+    _write_files(index_dir, files, blobs)
+    del blobs
+    manifest = {**head, **written.manifest, "files": files}
+    fsync_dir(index_dir)
+    write_atomic(index_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode(),
+                 prefix=folder.TEMP_PREFIX)
+    fsync_dir(index_dir)
+    folder.finish(index_dir, keep={f["name"] for f in files.values()})
+    return {**manifest, "store_changes": {"upserted": written.upserted, "deleted": written.deleted}}
+
+
+def _write_files(index_dir: Path, files: dict[str, dict[str, Any]], blobs: dict[str, memoryview]) -> None:
+    """Write the data files not already there intact, after recording them in the journal."""
     new = {f["name"] for f in files.values()}
     todo = [role for role, f in files.items() if not _intact(index_dir, f)]
     previous = previous_files(index_dir)
@@ -223,34 +195,6 @@ def write_index(
                  superseded=sorted(previous - new))
     for role in todo:  # same name, same content: an intact file is kept as it is
         write_atomic(index_dir / files[role]["name"], blobs[role], prefix=folder.TEMP_PREFIX)
-    del blobs
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "package_version": __version__,
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **manifest,
-        "passage_count": len(passages),
-        "sentence_count": int(vectors.sentences.shape[0]),
-        "dimension": int(vectors.sentences.shape[1]),
-        "normalization": "l2",
-        "metric": "inner_product",
-        **faiss_info,
-        **({"store": store} if store else {}),
-        "files": files,
-    }
-    changes = (0, 0)
-    if store is not None:
-        from . import stores
-
-        changes = stores.write_milvus(
-            store, stores.sentence_keys(passages), vectors.sentences, manifest["model"]["fingerprint"],
-            stores.collection_meta(manifest, files["passages"]["sha256"]))
-    fsync_dir(index_dir)
-    write_atomic(index_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode(),
-                 prefix=folder.TEMP_PREFIX)
-    fsync_dir(index_dir)
-    folder.finish(index_dir, keep=new)
-    return {**manifest, "store_changes": {"upserted": changes[0], "deleted": changes[1]}}
 
 
 def _data_path(index_dir: Path, role: str, entry: dict[str, Any], hint: str) -> Path:
@@ -323,26 +267,6 @@ def check_files(index_dir: Path, manifest: dict[str, Any]) -> None:
                                      f"{st.st_size}, manifest says {entry['bytes']}): {hint}")
 
 
-def _open_faiss(path: Path, data: bytes | None, manifest: dict[str, Any]) -> Any:
-    """FAISS's own reader, once the layout has been walked (faiss_format.py): a crafted header
-    must not make FAISS allocate gigabytes before it notices the file is short."""
-    import faiss
-
-    view = memoryview(data) if data is not None else np.memmap(path, np.uint8, "r").data
-    check_layout(view, manifest["dimension"], manifest["sentence_count"])
-    if data is not None:
-        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-    else:
-        index = faiss.read_index(str(path))
-    if manifest.get("faiss_index", "IndexFlatIP") == "IndexIVFFlat":
-        ivf = faiss.extract_index_ivf(index)
-        ivf.nprobe = int(manifest.get("faiss_params", {}).get("nprobe", ivf.nprobe))
-        ivf.make_direct_map()  # search reconstructs the sentences of passages found by words
-    elif not isinstance(index, faiss.IndexFlat):
-        raise ValueError(f"unexpected FAISS index {type(index).__name__}")
-    return index
-
-
 def _load_npy(path: Path, raw: bytes | None) -> np.ndarray:
     """A float32 matrix, its header checked against the file's size before any allocation."""
     fh: Any = io.BytesIO(raw) if raw is not None else path.open("rb")
@@ -389,15 +313,13 @@ def _manifest_bytes(index_dir: Path) -> bytes | None:
 
 def _load_index(index_dir: Path) -> IndexData:
     manifest = read_manifest(index_dir)
-    kind = store_kind(manifest)
+    kind = stores.kind_of(manifest.get("store"))
     hint = rebuild_hint(index_dir, manifest)
-    if kind not in ("faiss", "milvus"):
+    if kind not in stores.KINDS:
         raise IndexMismatchError(f"index in {index_dir} keeps its vectors in an unknown store "
                                  f"{kind!r}: {hint}")
-    if manifest.get("faiss_index", "IndexFlatIP") not in ("IndexFlatIP", "IndexIVFFlat"):
-        raise IndexMismatchError(f"index in {index_dir} uses FAISS index "
-                                 f"{manifest.get('faiss_index')!r}, unknown to this ampere-qa: {hint}")
-    roles = ("passages", "sentences", *ARRAYS) if kind == "faiss" else ("passages", *ARRAYS)
+    backend = stores.backend(kind)
+    roles = ("passages", *backend.FILES, *ARRAYS)
     missing = [role for role in roles if role not in manifest["files"]]
     if missing:
         raise IndexMismatchError(f"{index_dir / MANIFEST} lists no {missing[0]} file: {hint}")
@@ -408,32 +330,25 @@ def _load_index(index_dir: Path) -> IndexData:
         passages = [Passage.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
         del text
         arrays = {role: _load_npy(*checked[role]) for role in ARRAYS}
-        sentence_index = _open_faiss(*checked["sentences"], manifest) if kind == "faiss" else None
     except Exception as exc:  # any parse failure of a hash-checked file means a broken build
         raise IndexMismatchError(f"index files in {index_dir} cannot be read ({exc}): {hint}") from None
-    return _assemble(index_dir, manifest, passages, arrays, sentence_index, hint)
+    # The backend checks its own part against the manifest (FAISS: the file's layout; Milvus: the
+    # collection's rows and metadata) and refuses with the hint.
+    store = backend.open(manifest.get("store"), manifest, checked, passages, hint)
+    return _assemble(index_dir, manifest, passages, arrays, store, hint)
 
 
 def _assemble(index_dir: Path, manifest: dict[str, Any], passages: list[Passage],
-              arrays: dict[str, np.ndarray], sentence_index: Any, hint: str) -> IndexData:
+              arrays: dict[str, np.ndarray], store: VectorStore, hint: str) -> IndexData:
     """Cross-check the parts' counts and shapes, then put them together."""
     n, dim = manifest["passage_count"], manifest["dimension"]
     n_sent = sum(len(p.sentences) for p in passages)
     shapes = {"passage_vectors": (n, dim), "leave_one_out": (n_sent, dim)}
-    if sentence_index is not None:
-        from .stores import FaissStore
-
-        store_rows, store_dim, keys = sentence_index.ntotal, sentence_index.d, None
-        vector_store: Any = FaissStore(sentence_index)
-    else:  # the collection is checked against the manifest's counts and fingerprints
-        from .stores import open_milvus, sentence_keys
-
-        vector_store = open_milvus(manifest, hint)
-        store_rows, store_dim, keys = manifest["sentence_count"], dim, sentence_keys(passages)
+    store_rows = store.count()
     problems = [
         (len(passages) != n, f"{len(passages)} passages, manifest says {n}"),
         (store_rows != n_sent, f"{store_rows} sentence vectors for {n_sent} sentences"),
-        (store_dim != dim, f"vectors of dimension {store_dim}, manifest says {dim}"),
+        (store.dimension != dim, f"vectors of dimension {store.dimension}, manifest says {dim}"),
         *((arrays[role].shape != shape, f"{role} shaped {arrays[role].shape}, expected {shape}")
           for role, shape in shapes.items()),
         (arrays["background"].ndim != 2 or arrays["background"].shape[1] != dim,
@@ -448,14 +363,12 @@ def _assemble(index_dir: Path, manifest: dict[str, Any], passages: list[Passage]
         path=index_dir,
         manifest=manifest,
         passages=passages,
-        sentence_index=sentence_index,
         vectors=Vectors(sentences=np.zeros((0, dim), np.float32),
                         **{r: a.astype(np.float32, copy=False) for r, a in arrays.items()}),
         sentence_owner=np.repeat(np.arange(len(passages)), counts),
         sentence_start=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         if len(passages) else np.zeros(0, np.int64),
-        store=vector_store,
-        sentence_keys=keys,
+        store=store,
     )
 
 

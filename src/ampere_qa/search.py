@@ -40,8 +40,6 @@ class Retriever:
         self.data = data
         self.embedder = embedder
         self._row = {p.id: i for i, p in enumerate(data.passages)}
-        keys = data.sentence_keys  # store ids, when the store does not number rows by position
-        self._key_row = None if keys is None else {int(key): row for row, key in enumerate(keys)}
         self.lexical = LexicalIndex([p.text for p in data.passages])
 
     @classmethod
@@ -92,8 +90,6 @@ class Retriever:
         k = max(1, min(int(k), len(data.passages)))
         store = data.store
         sims, rows = store.search(qv, min(len(data.sentence_owner), k * SENTENCES_PER_HIT))
-        if self._key_row is not None:
-            rows = np.array([self._key_row.get(int(key), -1) for key in rows], np.int64)
         dense: dict[int, float] = {}
         for sim, row in zip(sims, rows, strict=True):
             if row >= 0:
@@ -105,7 +101,7 @@ class Retriever:
             if lexical[i] > 0 and int(i) not in dense:  # found by words only: score it exactly
                 a = int(data.sentence_start[i])
                 ids = np.arange(a, a + len(data.passages[i].sentences))
-                vecs = store.get(ids if data.sentence_keys is None else data.sentence_keys[ids])
+                vecs = store.get(ids)
                 dense[int(i)] = float((vecs @ qv).max())
         fused = sorted(((score + float(bonus[i]), i) for i, score in dense.items()), reverse=True)[:k]
         hits = [

@@ -1,16 +1,13 @@
-"""Where the sentence vectors live: FAISS files in the index folder (default) or a Milvus collection.
+"""A vector store in a Milvus collection (``ampere-qa build --store milvus --uri ...``).
 
-Only the sentence vectors, the one part of an index that grows with the archive and that search
-scans, sit behind this seam. The rest (passages, per-passage and leave-one-out vectors, off-topic
-anchors, the manifest) stays in the index folder, and the manifest stays the source of truth: it
-records which store holds the vectors (``"store": {"kind": "milvus", "uri": ..., "collection":
-...}``; no entry means FAISS), and a collection that does not match it is refused on load.
+The manifest stays the source of truth: it records the collection (``"store": {"kind":
+"milvus", "uri": ..., "collection": ...}``), and a collection that does not match it is refused
+on load.
 
-Ids. FAISS rows are positions (sentence row ``i`` of the passages in order), exactly as before.
-Milvus rows carry a 63-bit key hashed from the passage's text and the sentence's number in it
+Keys. Milvus rows carry a 63-bit key hashed from the passage's text and the sentence's number in it
 (:func:`sentence_key`): the key depends on content only, so a paragraph shifted by an edit
 elsewhere keeps its rows, and a rebuild upserts the keys of new passages and deletes those of
-passages gone, nothing else.
+passages gone, nothing else. Callers name sentences by row (base.py); the store translates.
 
 ``pymilvus`` is an optional extra (``pip install 'ampere-qa[milvus]'``), imported only here. A
 local path (``x.db``) as URI runs Milvus Lite in-process; ``http://host:19530`` reaches a Milvus
@@ -31,34 +28,21 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from .errors import BadInputError, IndexMismatchError, StoreUnavailableError
+from ..errors import BadInputError, IndexMismatchError, StoreUnavailableError
+from ..types import Passage
+from .base import Written, build_meta
+
+KIND = "milvus"
+FILES: tuple[str, ...] = ()  # nothing in the index folder: the rows are in the collection
 
 DEFAULT_COLLECTION = "ampere_qa"
 META_PROPERTY = "ampere_qa.meta"  # collection property: JSON tying the rows to one manifest
 OWNER_PROPERTY, OWNER = "ampere_qa.owner", "ampere-qa"  # set at creation: this collection is ours
 _BATCH = 2000  # rows per upsert / get / delete request (well under Milvus's 64 MB message limit)
-
-
-class VectorStore(Protocol):
-    """What search and build need from wherever the sentence vectors are kept."""
-
-    kind: str
-
-    def count(self) -> int: ...
-
-    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
-
-    def delete(self, ids: np.ndarray) -> None: ...
-
-    def search(self, qv: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scores (inner product) and ids of the ``k`` nearest vectors, best first."""
-        ...
-
-    def get(self, ids: np.ndarray) -> np.ndarray: ...
 
 
 def sentence_key(passage_text: str, number: int) -> int:
@@ -71,43 +55,6 @@ def sentence_keys(passages: Sequence[Any]) -> np.ndarray:
     """Keys of every sentence row, in row order (passage by passage)."""
     return np.array([sentence_key(p.text, j) for p in passages for j in range(len(p.sentences))],
                     dtype=np.int64)
-
-
-class FaissStore:
-    """The FAISS index as index.py builds it; ids are row positions.
-
-    FAISS is rebuilt whole on every build from reused vectors (a flat index of a few hundred
-    thousand rows takes well under a second, BENCHMARKS.md), so ``upsert`` only appends and
-    ``delete`` renumbers the rows after the removed ones.
-    """
-
-    kind = "faiss"
-
-    def __init__(self, index: Any):
-        self.index = index
-
-    def count(self) -> int:
-        return int(self.index.ntotal)
-
-    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        n = self.count()
-        if not np.array_equal(np.asarray(ids), np.arange(n, n + len(ids))):
-            raise ValueError("FAISS rows are positions: only appending rows is supported, rebuild instead")
-        self.index.add(np.ascontiguousarray(vectors, np.float32))
-
-    def delete(self, ids: np.ndarray) -> None:
-        self.index.remove_ids(np.asarray(ids, np.int64))
-
-    def search(self, qv: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        sims, rows = self.index.search(qv.reshape(1, -1), k)
-        return sims[0], rows[0]
-
-    def get(self, ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(ids, np.int64)
-        if len(ids) and ids[-1] - ids[0] + 1 == len(ids) and np.all(np.diff(ids) == 1):
-            return self.index.reconstruct_n(int(ids[0]), len(ids))
-        return np.stack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else \
-            np.zeros((0, self.index.d), np.float32)
 
 
 @contextlib.contextmanager
@@ -152,10 +99,16 @@ class MilvusStore:
 
     kind = "milvus"
 
-    def __init__(self, uri: str, collection: str = DEFAULT_COLLECTION):
+    def __init__(self, uri: str, collection: str = DEFAULT_COLLECTION, keys: np.ndarray | None = None):
         self.uri = uri
         self.collection = collection
         self.client = _client(uri)
+        self.number_rows(np.zeros(0, np.int64) if keys is None else keys)
+
+    def number_rows(self, keys: np.ndarray) -> None:
+        """Once opened for an index: the key of each sentence row (and back)."""
+        self.keys = keys
+        self._row = {int(key): row for row, key in enumerate(keys)}
 
     def config(self) -> dict[str, str]:
         return {"kind": self.kind, "uri": self.uri, "collection": self.collection}
@@ -199,7 +152,14 @@ class MilvusStore:
             raise BadInputError(self.foreign_error())
         self.client.drop_collection(self.collection)
 
+    @property
     def dimension(self) -> int:
+        return self.collection_dimension()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "uri": self.uri, "collection": self.collection}
+
+    def collection_dimension(self) -> int:
         fields = self.client.describe_collection(self.collection)["fields"]
         return int(next(f for f in fields if f["name"] == "vector")["params"]["dim"])
 
@@ -233,24 +193,39 @@ class MilvusStore:
             it.close()
         return np.array(out, dtype=np.int64)
 
-    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    # -- rows, as callers name them (base.py): positions translated to keys
+    def upsert(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        self.upsert_keys(self.keys[np.asarray(rows, np.int64)], vectors)
+
+    def delete(self, rows: np.ndarray) -> None:
+        self.delete_keys(self.keys[np.asarray(rows, np.int64)])
+
+    def search(self, qv: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, keys = self.search_keys(qv, k)
+        return scores, np.array([self._row.get(int(key), -1) for key in keys], np.int64)
+
+    def get(self, rows: np.ndarray) -> np.ndarray:
+        return self.get_keys(self.keys[np.asarray(rows, np.int64)])
+
+    # -- rows by Milvus key (what a build writes)
+    def upsert_keys(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         vectors = np.asarray(vectors, np.float32)
         for a in range(0, len(ids), _BATCH):
             rows = [{"id": int(i), "vector": v.tolist()}
                     for i, v in zip(ids[a:a + _BATCH], vectors[a:a + _BATCH], strict=True)]
             self.client.upsert(self.collection, rows)
 
-    def delete(self, ids: np.ndarray) -> None:
+    def delete_keys(self, ids: np.ndarray) -> None:
         for a in range(0, len(ids), _BATCH):
             self.client.delete(self.collection, ids=[int(i) for i in ids[a:a + _BATCH]])
 
-    def search(self, qv: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search_keys(self, qv: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         res = self.client.search(self.collection, [np.asarray(qv, np.float32).tolist()], limit=k,
                                  output_fields=["id"], search_params={"metric_type": "IP"})[0]
         return (np.array([h["distance"] for h in res], np.float32),
                 np.array([h["id"] for h in res], np.int64))
 
-    def get(self, ids: np.ndarray) -> np.ndarray:
+    def get_keys(self, ids: np.ndarray) -> np.ndarray:
         """Vectors of ``ids``, in that order (a missing id is an error)."""
         found: dict[int, list[float]] = {}
         for a in range(0, len(ids), _BATCH):
@@ -261,17 +236,6 @@ class MilvusStore:
         if missing:
             raise KeyError(f"{len(missing)} ids missing from Milvus collection {self.collection}")
         return np.array([found[int(i)] for i in ids], np.float32).reshape(len(ids), -1)
-
-
-def collection_meta(manifest: dict[str, Any], passages_sha256: str) -> dict[str, Any]:
-    """What ties a collection to one build: checked against the manifest on every load."""
-    return {
-        "model_fingerprint": manifest["model"].get("fingerprint"),
-        "corpus_fingerprint": manifest["corpus"].get("fingerprint"),
-        "passages_sha256": passages_sha256,
-        "dimension": manifest["dimension"],
-        "sentence_count": manifest["sentence_count"],
-    }
 
 
 def check_writable(config: dict[str, Any]) -> None:
@@ -296,7 +260,7 @@ def write_milvus(config: dict[str, Any], keys: np.ndarray, sentences: np.ndarray
     if store.exists():
         if not store.owned():
             raise BadInputError(store.foreign_error())
-        if store.meta().get("model_fingerprint") != model_fingerprint or store.dimension() != dim:
+        if store.meta().get("model_fingerprint") != model_fingerprint or store.collection_dimension() != dim:
             store.load()  # counting needs a loaded collection
             dropped = store.count()
             store.drop()
@@ -306,11 +270,28 @@ def write_milvus(config: dict[str, Any], keys: np.ndarray, sentences: np.ndarray
     present = store.ids()
     gone = np.setdiff1d(present, keys)
     new = ~np.isin(keys, present)
-    store.delete(gone)
-    store.upsert(keys[new], sentences[new])
+    store.delete_keys(gone)
+    store.upsert_keys(keys[new], sentences[new])
     store.flush()
     store.set_meta(meta)
     return int(new.sum()), dropped + len(gone)
+
+
+def write(config: dict[str, Any], passages: list[Passage], vectors: np.ndarray,
+          meta: dict[str, Any], options: dict[str, Any]) -> Written:
+    """Bring the collection to this build's rows (see :func:`write_milvus`); the manifest records
+    where they are."""
+    upserted, deleted = write_milvus(config, sentence_keys(passages), vectors,
+                                     str(meta["model_fingerprint"]), meta)
+    return Written(manifest={"store": config}, upserted=upserted, deleted=deleted)
+
+
+def open(config: dict[str, Any], manifest: dict[str, Any],
+         files: dict[str, tuple[Path, bytes | None]], passages: list[Passage], hint: str) -> MilvusStore:
+    """The collection of a checked index, its rows numbered like the passages' sentences."""
+    store = open_milvus(manifest, hint)
+    store.number_rows(sentence_keys(passages))
+    return store
 
 
 def open_milvus(manifest: dict[str, Any], hint: str) -> MilvusStore:
@@ -326,12 +307,12 @@ def open_milvus(manifest: dict[str, Any], hint: str) -> MilvusStore:
             raise IndexMismatchError(f"{store.foreign_error()}; {other}")
         store.load()
         meta = store.meta()
-        found_dim, found_rows = store.dimension(), store.count()
+        found_dim, found_rows = store.collection_dimension(), store.count()
     except IndexMismatchError:
         raise
     except Exception as exc:  # pymilvus raises its own MilvusException on any server error
         raise StoreUnavailableError(f"cannot read {where} ({exc})") from None
-    expected = collection_meta(manifest, manifest["files"]["passages"]["sha256"])
+    expected = build_meta(manifest, manifest["files"]["passages"]["sha256"])
     checks = [
         ("dimension", found_dim, manifest["dimension"]),
         ("row count", found_rows, manifest["sentence_count"]),

@@ -1,0 +1,69 @@
+"""The interface every vector store implements, and what a write reports back.
+
+A store keeps the sentence vectors, the one part of an index that grows with the archive and
+that every query scans. Callers name sentences by their *row*: the sentence's position when the
+passages are read in order (passage by passage, sentence by sentence). How a backend keys its
+rows (FAISS by position, Milvus by a content hash) stays inside the backend.
+
+A backend is a module exposing ``KIND``, ``FILES`` (data files it keeps in the index folder),
+``check_writable(config)``, ``write(config, passages, vectors, meta, options) -> Written`` and
+``open(config, manifest, files, passages, hint) -> VectorStore``; ``stores.backend(kind)``
+finds it. No caller branches on the backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class VectorStore(Protocol):
+    """What search and build need from wherever the sentence vectors are kept."""
+
+    kind: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    def count(self) -> int: ...
+
+    def search(self, qv: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (inner product) and rows of the ``k`` nearest vectors, best first (-1: none)."""
+        ...
+
+    def get(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of ``rows``, in that order."""
+        ...
+
+    def upsert(self, rows: np.ndarray, vectors: np.ndarray) -> None: ...
+
+    def delete(self, rows: np.ndarray) -> None: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the store is, for ``info`` and logs (never a secret)."""
+        ...
+
+
+@dataclass
+class Written:
+    """What a backend's ``write`` did: data files for the index folder (by role), entries for
+    the manifest, and the rows it really upserted and deleted (for the build report)."""
+
+    files: dict[str, memoryview] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    upserted: int = 0
+    deleted: int = 0
+
+
+def build_meta(manifest: dict[str, Any], passages_sha256: str) -> dict[str, Any]:
+    """What ties a store's contents to one build; a store kept outside the index folder records
+    it and is checked against the manifest on every load."""
+    return {
+        "model_fingerprint": manifest["model"].get("fingerprint"),
+        "corpus_fingerprint": manifest["corpus"].get("fingerprint"),
+        "passages_sha256": passages_sha256,
+        "dimension": manifest["dimension"],
+        "sentence_count": manifest["sentence_count"],
+    }

@@ -1,0 +1,165 @@
+"""The default vector store: a FAISS index file in the index folder (``sentences.<hash>.faiss``).
+
+Scale (measured in BENCHMARKS.md): up to ``EXACT_MAX_VECTORS`` sentence vectors the index is exact
+(``IndexFlatIP``); above, build writes an inverted-file index (``IndexIVFFlat``, its ``nprobe``
+recorded in the manifest), which answers a query over a million vectors tens of times faster for
+a recall@10 above 0.95. FAISS is rebuilt whole on every build from reused vectors (a flat index
+of a few hundred thousand rows builds in well under a second), so ``upsert`` only appends and
+``delete`` renumbers the rows after the removed ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import IndexMismatchError
+from ..types import Passage
+from .base import Written
+from .faiss_format import check_layout
+
+KIND = "faiss"
+FILES = ("sentences",)  # the data file this store keeps in the index folder
+
+# Above this many sentence vectors, build writes an approximate (IVF) index instead of an exact one.
+EXACT_MAX_VECTORS = 200_000
+# Share of the inverted lists an IVF query visits (recall@10 0.96 at 1/16 on 10k real-shaped
+# vectors, BENCHMARKS.md; still to be confirmed at 1M by the full benchmark run).
+IVF_PROBE_SHARE = 1 / 16
+
+
+class FaissStore:
+    """A FAISS index over the sentence vectors; its ids are the rows themselves.
+
+    FAISS is rebuilt whole on every build from reused vectors (a flat index of a few hundred
+    thousand rows takes well under a second, BENCHMARKS.md), so ``upsert`` only appends and
+    ``delete`` renumbers the rows after the removed ones.
+    """
+
+    kind = "faiss"
+
+    def __init__(self, index: Any):
+        self.index = index
+
+    @property
+    def dimension(self) -> int:
+        return int(self.index.d)
+
+    def count(self) -> int:
+        return int(self.index.ntotal)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "index": type(self.index).__name__, "vectors": self.count()}
+
+    def upsert(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        n = self.count()
+        if not np.array_equal(np.asarray(rows), np.arange(n, n + len(rows))):
+            raise ValueError("FAISS rows are positions: only appending rows is supported, rebuild instead")
+        self.index.add(np.ascontiguousarray(vectors, np.float32))
+
+    def delete(self, rows: np.ndarray) -> None:
+        self.index.remove_ids(np.asarray(rows, np.int64))
+
+    def search(self, qv: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        sims, rows = self.index.search(qv.reshape(1, -1), k)
+        return sims[0], rows[0]
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, np.int64)
+        if len(ids) and ids[-1] - ids[0] + 1 == len(ids) and np.all(np.diff(ids) == 1):
+            return self.index.reconstruct_n(int(ids[0]), len(ids))
+        return np.stack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else \
+            np.zeros((0, self.index.d), np.float32)
+
+
+def ivf_lists(n: int) -> int:
+    """Inverted lists for ``n`` vectors: about 2*sqrt(n), a power of two (2,048 at a million)."""
+    return 1 << max(4, round(np.log2(2 * np.sqrt(max(n, 1)))))
+
+
+def make_faiss(vectors: np.ndarray, kind: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """The sentence index for ``vectors`` and its manifest description.
+
+    ``kind`` is ``IndexFlatIP`` (exact) or ``IndexIVFFlat``; by default exact up to
+    ``EXACT_MAX_VECTORS`` vectors. IVF over inner product on normalised vectors: k-means
+    centroids (trained on a sample of 64 points per list), ``nprobe`` lists visited per query.
+    """
+    import faiss
+
+    n, dim = vectors.shape
+    kind = kind or ("IndexFlatIP" if n <= EXACT_MAX_VECTORS else "IndexIVFFlat")
+    index: Any
+    if kind == "IndexFlatIP":
+        index = faiss.IndexFlatIP(dim)
+        index.add(vectors)
+        return index, {"faiss_index": kind}
+    if kind != "IndexIVFFlat":
+        raise ValueError(f"unknown FAISS index kind {kind!r}")
+    nlist = min(ivf_lists(n), max(1, n // 39))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(0)
+    sample = vectors if n <= 64 * nlist else vectors[np.sort(rng.choice(n, 64 * nlist, replace=False))]
+    index.cp.max_points_per_centroid = 64
+    index.train(np.ascontiguousarray(sample))
+    index.add(vectors)
+    nprobe = max(8, round(nlist * IVF_PROBE_SHARE))
+    index.nprobe = nprobe
+    return index, {"faiss_index": kind, "faiss_params": {"nlist": nlist, "nprobe": nprobe}}
+
+
+def serialize_faiss(vectors: np.ndarray, kind: str | None = None) -> bytes:
+    import faiss
+
+    return faiss.serialize_index(make_faiss(vectors, kind)[0]).tobytes()
+
+
+def check_writable(config: dict[str, Any] | None) -> None:
+    """Nothing to check: the index folder itself is checked by the build."""
+
+
+def write(config: dict[str, Any] | None, passages: list[Passage], vectors: np.ndarray,
+          meta: dict[str, Any], options: dict[str, Any]) -> Written:
+    """The serialised index, to be written as the ``sentences`` data file.
+
+    ``options["faiss_kind"]`` forces ``IndexFlatIP`` or ``IndexIVFFlat`` (default: by size).
+    """
+    import faiss
+
+    index, info = make_faiss(np.ascontiguousarray(vectors, np.float32), options.get("faiss_kind"))
+    return Written(files={"sentences": faiss.serialize_index(index).data}, manifest=info)
+
+
+def open(config: dict[str, Any] | None, manifest: dict[str, Any],
+         files: dict[str, tuple[Path, bytes | None]], passages: list[Passage], hint: str) -> FaissStore:
+    """The store of a checked index; the file's layout is walked before FAISS parses it."""
+    kind = manifest.get("faiss_index", "IndexFlatIP")
+    if kind not in ("IndexFlatIP", "IndexIVFFlat"):
+        raise IndexMismatchError(f"the index uses FAISS index {kind!r}, unknown to this ampere-qa: {hint}")
+    path, data = files["sentences"]
+    try:
+        return FaissStore(_read(path, data, manifest))
+    except Exception as exc:  # a hash-checked file FAISS cannot read means a broken build
+        raise IndexMismatchError(f"index file {path} cannot be read ({exc}): {hint}") from None
+
+
+def _read(path: Path, data: bytes | None, manifest: dict[str, Any]) -> Any:
+    """FAISS's own reader, once the layout has been walked (faiss_format.py): a crafted header
+    must not make FAISS allocate gigabytes before it notices the file is short."""
+    import faiss
+
+    view = memoryview(data) if data is not None else np.memmap(path, np.uint8, "r").data
+    check_layout(view, manifest["dimension"], manifest["sentence_count"])
+    if data is not None:
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    else:
+        index = faiss.read_index(str(path))
+    if manifest.get("faiss_index", "IndexFlatIP") == "IndexIVFFlat":
+        ivf = faiss.extract_index_ivf(index)
+        ivf.nprobe = int(manifest.get("faiss_params", {}).get("nprobe", ivf.nprobe))
+        ivf.make_direct_map()  # search reconstructs the sentences of passages found by words
+    elif not isinstance(index, faiss.IndexFlat):
+        raise ValueError(f"unexpected FAISS index {type(index).__name__}")
+    return index
