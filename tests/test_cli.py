@@ -20,6 +20,25 @@ def run(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess
     )
 
 
+@pytest.fixture(autouse=True)
+def _in_checkout(monkeypatch):
+    monkeypatch.chdir(ROOT)  # as `run` does: the default --index is the committed one
+
+
+def invoke(*args: str) -> subprocess.CompletedProcess:
+    """The command run in this process (click's CliRunner), shaped like a finished process.
+
+    Most behaviour (exit codes, messages) needs no new interpreter; ``run`` is kept for what
+    only a real process shows (imports, the console script, signals).
+    """
+    from click.testing import CliRunner
+
+    from ampere_qa.cli import cli
+
+    result = CliRunner().invoke(cli, list(args))
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+
+
 def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, fragment: str) -> None:
     assert proc.returncode == code, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -41,49 +60,49 @@ def test_import_and_help_load_neither_torch_nor_gradio():
 
 @pytest.mark.parametrize("question", ["", "   ", "\x01\x02"])
 def test_empty_question_is_bad_input(question):
-    assert_one_line_error(run("ask", question), 2, "question is empty")
+    assert_one_line_error(invoke("ask", question), 2, "question is empty")
 
 
 def test_over_long_question_is_bad_input():
-    assert_one_line_error(run("ask", "a" * 5000), 2, "limit is 1000")
+    assert_one_line_error(invoke("ask", "a" * 5000), 2, "limit is 1000")
 
 
 def test_bad_option_is_usage_error():
-    proc = run("ask", "Qui ?", "-k", "0")
+    proc = invoke("ask", "Qui ?", "-k", "0")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
 def test_missing_index_says_how_to_build(tmp_path):
-    proc = run("ask", "Qui dirige Ampere ?", "--index", str(tmp_path / "none"))
+    proc = invoke("ask", "Qui dirige Ampere ?", "--index", str(tmp_path / "none"))
     assert_one_line_error(proc, 1, "ampere-qa build")
 
 
 def test_corrupted_manifest_is_a_clear_error(tmp_path):
     (tmp_path / "manifest.json").write_text("{broken")
-    assert_one_line_error(run("info", "--index", str(tmp_path)), 1, "corrupted")
+    assert_one_line_error(invoke("info", "--index", str(tmp_path)), 1, "corrupted")
 
 
 def test_build_rejects_a_binary_corpus_file(tmp_path):
     (tmp_path / "ok.txt").write_text("Bonjour.", encoding="utf-8")
     (tmp_path / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
-    proc = run("build", "--corpus", str(tmp_path), "--index", str(tmp_path / "idx"))
+    proc = invoke("build", "--corpus", str(tmp_path), "--index", str(tmp_path / "idx"))
     assert_one_line_error(proc, 2, "photo.txt looks binary")
     assert not (tmp_path / "idx").exists()
 
 
 def test_build_missing_corpus(tmp_path):
-    assert_one_line_error(run("build", "--corpus", str(tmp_path / "nope")), 2, "not found")
+    assert_one_line_error(invoke("build", "--corpus", str(tmp_path / "nope")), 2, "not found")
 
 
 def test_info_of_the_committed_index():
-    proc = run("info", "--json")
+    proc = invoke("info", "--json")
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     assert info["passages"] == 5 and info["dimension"] == 384
     assert info["model"] == "bundled:multilingual-e5-small"
     assert info["stale"] is False
     assert "multilingual-e5-small" in info["model_location"]
-    text = run("info").stdout
+    text = invoke("info").stdout
     assert "model location" in text and "passages" in text
 
 

@@ -11,12 +11,12 @@ import numpy as np
 
 from . import folder, stores
 from .answer import MIN_RELEVANCE
-from .corpus import read_corpus
+from .corpus import Corpus, read_corpus
 from .embedding import Embedder, load_embedder
 from .errors import AmpereError, BadInputError, IndexMismatchError, IndexNotFoundError
 from .index import Vectors, load_index, write_index
 from .manifest import MANIFEST, corpus_entry, read_manifest, recorded_corpus
-from .passages import SplitSettings, deduplicate, split_documents
+from .passages import DedupReport, SplitSettings, deduplicate, split_documents
 from .types import BuildReport, Passage
 
 
@@ -127,27 +127,9 @@ def build_index(
         groups = _texts(passages)
         known = previous_vectors(index_dir, embedder) if reuse and previous else {}
         todo = _embed_new(embedder, groups, known, progress)
-        written = write_index(
-            index_dir, passages, _vectors(embedder, groups, known),
-            {
-                "model": {
-                    "name": embedder.name,
-                    "fingerprint": embedder.fingerprint(),
-                    "location": embedder.location(),
-                },
-                "corpus": {
-                    **corpus_entry(corpus_dir, index_dir),
-                    "fingerprint": corpus.fingerprint,
-                    "files": [{"source": d.source, "sha256": d.sha256} for d in corpus.documents],
-                },
-                "split": settings.to_dict(),
-                "duplicates": {"exact": dedup.exact, "near": dedup.near},
-                "answer": {"min_relevance": MIN_RELEVANCE},
-                "background_sha256": _texts_sha256(groups["background"]),
-            },
-            store_config,
-            {"faiss_kind": faiss_kind},
-        )
+        described = _described(embedder, corpus, corpus_dir, index_dir, settings, dedup, groups)
+        written = write_index(index_dir, passages, _vectors(embedder, groups, known), described,
+                              store_config, {"faiss_kind": faiss_kind})
     changes = written["store_changes"]
     texts = {t for group in groups.values() for t in group}
     return BuildReport(
@@ -163,10 +145,31 @@ def build_index(
         model=embedder.name,
         embedded=len(todo),
         reused=len(texts) - len(todo),
-        store=store_config["kind"] if store_config else "faiss",
+        store=stores.kind_of(store_config),
         upserted=changes["upserted"],
         deleted=changes["deleted"],
     )
+
+
+def _described(embedder: Embedder, corpus: Corpus, corpus_dir: str | Path, index_dir: Path,
+               settings: SplitSettings, dedup: DedupReport, groups: dict[str, list[str]]) -> dict[str, Any]:
+    """What the manifest records of this build, beyond what write_index adds (counts, files)."""
+    return {
+        "model": {
+            "name": embedder.name,
+            "fingerprint": embedder.fingerprint(),
+            "location": embedder.location(),
+        },
+        "corpus": {
+            **corpus_entry(corpus_dir, index_dir),
+            "fingerprint": corpus.fingerprint,
+            "files": [{"source": d.source, "sha256": d.sha256} for d in corpus.documents],
+        },
+        "split": settings.to_dict(),
+        "duplicates": {"exact": dedup.exact, "near": dedup.near},
+        "answer": {"min_relevance": MIN_RELEVANCE},
+        "background_sha256": _texts_sha256(groups["background"]),
+    }
 
 
 def _previous_manifest(index_dir: Path, force: bool) -> dict[str, Any] | None:
