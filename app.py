@@ -1,9 +1,9 @@
 """Start the Ampere Q&A web page and its HTTP API.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--index index]
+    python app.py [--host 127.0.0.1] [--port 7860] [--index index] [--corpus corpus]
 
-
-Builds the index from ``corpus/`` first when it is missing. Prints
+The same as ``ampere-qa serve`` (both run :func:`ampere_qa.web.serve`), from a plain checkout
+too: builds the index from ``corpus/`` first when it is missing, and prints
 ``ampere-qa ready on http://HOST:PORT`` once the page accepts connections.
 """
 
@@ -37,18 +37,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="corpus folder, used only when the index must be built")
     args = parser.parse_args(argv)
 
-    from ampere_qa import build_index
     from ampere_qa.errors import AmpereError
-    from ampere_qa.index import MANIFEST
     from ampere_qa.web import serve
 
     try:
-        if not (Path(args.index) / MANIFEST).exists():
-            print(f"No index in {args.index}: building it from {args.corpus} …", flush=True)
-            report = build_index(args.corpus, args.index, progress=True)
-            print(f"Indexed {report.files} file(s) into {report.passages} passages "
-                  f"in {report.seconds:.1f} s", flush=True)
-        serve(args.index, host=args.host, port=args.port)
+        serve(args.index, host=args.host, port=args.port, corpus_dir=args.corpus)
     except AmpereError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

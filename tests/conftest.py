@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import re
 import shutil
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -20,8 +17,14 @@ CORPUS = ROOT / "corpus"
 INDEX = ROOT / "index"
 
 # Tests never reach a hub; the bundled model is converted into one cache for the whole run.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:  # set for the run, restored after it
+        mp.setenv("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "1"))
+        mp.setenv("TRANSFORMERS_OFFLINE", os.environ.get("TRANSFORMERS_OFFLINE", "1"))
+        yield
 
 
 class FakeEmbedder:
@@ -82,12 +85,13 @@ def corpus_copy(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One converted bundled model for the whole run ($AMPERE_QA_CACHE when CI provides one)."""
     cache = os.environ.get("AMPERE_QA_CACHE")
     path = Path(cache) if cache else tmp_path_factory.mktemp("ampere-cache")
-    os.environ["AMPERE_QA_CACHE"] = str(path)
-    return path
+    with pytest.MonkeyPatch.context() as mp:  # restored when the session ends
+        mp.setenv("AMPERE_QA_CACHE", str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")
@@ -103,14 +107,3 @@ def retriever(real_embedder):
     from ampere_qa import Retriever
 
     return Retriever.load(INDEX, embedder=real_embedder)
-
-
-@pytest.fixture(scope="session")
-def load_script() -> ModuleType:
-    """scripts/load_test.py as a module: its start_server/stop_server run the real app."""
-    spec = importlib.util.spec_from_file_location("load_test", ROOT / "scripts" / "load_test.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module

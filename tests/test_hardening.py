@@ -213,7 +213,7 @@ def _damage(idx: Path, kind: str) -> None:
         vecs = np.load(_file(idx, "passage_vectors"))
         _replace_data_file(idx, "passage_vectors", _npy(vecs[:-1]))
     elif kind == "sentence vectors of another dimension (hash updated)":
-        from ampere_qa.index import serialize_faiss
+        from ampere_qa.stores.faiss import serialize_faiss
 
         n = _manifest(idx)["sentence_count"]
         _replace_data_file(idx, "sentences", serialize_faiss(np.eye(n, 768, dtype=np.float32)))
@@ -230,6 +230,7 @@ DAMAGES = [
 ]
 
 
+@pytest.mark.integration  # two real processes per damage: the command and the server entry point
 @pytest.mark.parametrize("kind", DAMAGES)
 def test_a_damaged_index_is_refused_by_ask_and_by_the_server(kind, tmp_path):
     """One line on stderr naming the command that fixes it, exit 1, before any model loads."""
@@ -295,11 +296,13 @@ def test_ask_says_the_index_is_stale_and_still_answers(stale_checkout, model_cac
 
 
 @pytest.mark.integration
-def test_the_page_shows_a_stale_notice(stale_checkout, real_embedder, monkeypatch, load_script):
+def test_the_page_shows_a_stale_notice(stale_checkout, real_embedder, monkeypatch):
     import urllib.request
 
     from ampere_qa import Retriever
     from ampere_qa.web import create_app, stale_notice
+
+    from .serving import free_port
 
     assert stale_notice(Retriever.load(INDEX, embedder=real_embedder)) == ""
     monkeypatch.chdir(stale_checkout)
@@ -309,7 +312,7 @@ def test_the_page_shows_a_stale_notice(stale_checkout, real_embedder, monkeypatc
     assert "corpus changed" in notice and "ampere-qa build" in notice
     assert str(stale_checkout) not in notice  # visitors are shown no server path
     demo = create_app(retriever)
-    port = load_script.free_port()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 ssr_mode=False)
     try:

@@ -1,21 +1,25 @@
-"""The running server under concurrent clients (a small run of scripts/load_test.py), and its
-security basics: loopback only, no share link, no file served from a path in the request."""
+"""The running server under concurrent clients (small runs of scripts/load_test.py, run as a
+command), and its security basics: loopback only, no share link, no file served from a path in
+the request."""
 
 from __future__ import annotations
 
 import inspect
+import json
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from .conftest import INDEX, ROOT
+from .serving import running_server
 
 pytestmark = pytest.mark.integration
 
@@ -26,37 +30,43 @@ pytestmark = pytest.mark.integration
 RSS_GROWTH_MIB = 32
 
 
-@pytest.fixture(scope="module")
-def load_test(load_script: ModuleType) -> ModuleType:
-    return load_script
+LOAD_SCRIPT = ROOT / "scripts" / "load_test.py"
+SCRIPT_TIMEOUT_S = 600
+
+
+def run_load_script(*args: str) -> subprocess.CompletedProcess:
+    """``python scripts/load_test.py ARGS``, as a person runs it."""
+    return subprocess.run([sys.executable, str(LOAD_SCRIPT), *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=SCRIPT_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
-def app_server(load_test: ModuleType, model_cache: Path,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
+def app_server(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
     """``python app.py`` on a free loopback port: (process, URL)."""
     log = tmp_path_factory.mktemp("load") / "server.log"
-    proc, url = load_test.start_server(str(INDEX), log_path=log)
-    try:
+    with running_server(INDEX, log_path=log) as (proc, url):
         yield proc, url
-    finally:
-        load_test.stop_server(proc)
 
 
-def test_concurrent_clients_get_right_answers_and_memory_stays_flat(load_test, app_server):
+def test_concurrent_clients_get_right_answers_and_memory_stays_flat(app_server):
     proc, url = app_server
-    load_test.run_load(url, questions=40, clients=8, timeout=300, pid=proc.pid)  # warm-up run
-    report = load_test.run_load(url, questions=40, clients=8, timeout=300, pid=proc.pid)
-    print(load_test.format_report(report))
-    assert report.errors == [] and report.wrong == [] and report.not_sent == 0
-    assert len(report.latencies) == 40
-    assert report.rss_before_kib and report.rss_after_kib
-    assert (report.rss_after_kib - report.rss_before_kib) / 1024 < RSS_GROWTH_MIB
+    run = ["--url", url, "--pid", str(proc.pid), "--questions", "40", "--clients", "8",
+           "--timeout", "300", "--json"]
+    run_load_script(*run)  # warm-up run
+    done = run_load_script(*run)
+    print(done.stdout, done.stderr)
+    report = json.loads(done.stdout)
+    assert report["errors"] == 0 and report["wrong_answers"] == 0 and report["not_sent"] == 0
+    assert report["answered_requests"] == 40
+    assert report["rss_before_mib"] and report["rss_after_mib"]
+    assert report["rss_after_mib"] - report["rss_before_mib"] < RSS_GROWTH_MIB
+    assert done.returncode == 0
 
 
-def test_the_load_script_only_targets_loopback(load_test):
-    with pytest.raises(SystemExit, match="loopback only"):
-        load_test.run_load("http://example.com:7860/", questions=1, clients=1)
+def test_the_load_script_only_targets_loopback():
+    done = run_load_script("--url", "http://example.com:7860/", "--questions", "1", "--clients", "1")
+    assert done.returncode != 0
+    assert "loopback only" in done.stderr
 
 
 def _listening_addresses(port: int) -> set[str]:

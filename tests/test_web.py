@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CORPUS, INDEX, ROOT
+from .conftest import CORPUS, ROOT
+from .serving import index_for, running_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -81,22 +82,12 @@ def test_friendly_messages_for_empty_and_long_questions():
 # --- the real server -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def server(load_script, model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``python app.py --port <free>`` (scripts/load_test.py starts it); yields its URL once ready."""
+def server(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python app.py --port <free>``; yields its URL once ready."""
     tmp = tmp_path_factory.mktemp("web")
-    # The committed index when it is there; otherwise app.py builds one (into a temp folder,
-    # never into the checkout).
-    index = INDEX if (INDEX / "manifest.json").exists() else tmp / "index"
-    log = tmp / "server.log"
-    try:
-        proc, url = load_script.start_server(str(index), log_path=log)
-    except RuntimeError as exc:
-        pytest.fail(f"{exc}:\n{log.read_text(errors='replace')[-3000:]}")
-    try:
+    with running_server(index_for(tmp), log_path=tmp / "server.log") as (_, url):
         assert url.startswith("http://127.0.0.1:")
         yield url
-    finally:
-        load_script.stop_server(proc)
 
 
 @pytest.fixture(scope="module")

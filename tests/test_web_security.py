@@ -23,12 +23,12 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from .conftest import INDEX, ROOT
+from .conftest import ROOT
+from .serving import free_port, index_for, rss_kib, running_server
 
 MIB = 1 << 20
 K_ERROR = "k must be a whole number between 1 and 50"
@@ -53,26 +53,18 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(load_script: ModuleType, model_cache: Path,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``python app.py`` on a free loopback port, with Gradio's temp/cache dir in a test folder."""
     tmp = tmp_path_factory.mktemp("web-security")
-    index = INDEX if (INDEX / "manifest.json").exists() else tmp / "index"
     gradio_tmp = tmp / "gradio-tmp"
     gradio_tmp.mkdir()
     log = tmp / "server.log"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GRADIO_TEMP_DIR", str(gradio_tmp))  # where Gradio stores uploads and its cache
-        try:
-            proc, url = load_script.start_server(str(index), log_path=log)
-        except RuntimeError as exc:
-            pytest.fail(f"{exc}:\n{log.read_text(errors='replace')[-3000:]}")
-    try:
+    # GRADIO_TEMP_DIR: where Gradio stores uploads and its cache.
+    with running_server(index_for(tmp), log_path=log,
+                        env={"GRADIO_TEMP_DIR": str(gradio_tmp)}) as (proc, url):
         port = urllib.parse.urlparse(url).port
         assert port is not None
         yield Server(url, port, proc.pid, log, gradio_tmp)
-    finally:
-        load_script.stop_server(proc)
 
 
 def _files(folder: Path) -> set[Path]:
@@ -102,8 +94,8 @@ def _read_head(sock: socket.socket) -> tuple[int, dict[str, str]]:
     return int(lines[0].split()[1]), headers
 
 
-def _rss_mib(pid: int, load_script: ModuleType) -> float:
-    kib = load_script.rss_kib(pid)
+def _rss_mib(pid: int) -> float:
+    kib = rss_kib(pid)
     assert kib, "cannot read the server's memory"
     return kib / 1024
 
@@ -223,8 +215,8 @@ def test_the_page_and_its_own_assets_are_still_served(server):
 
 # --- B. bounded request bodies ---------------------------------------------------------------
 
-def test_oversized_body_is_refused_from_its_content_length_unread(server, load_script):
-    rss_before = _rss_mib(server.pid, load_script)
+def test_oversized_body_is_refused_from_its_content_length_unread(server):
+    rss_before = _rss_mib(server.pid)
     head = (f"POST /gradio_api/call/ask HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {200 * MIB}\r\n\r\n")
     t0 = time.monotonic()
@@ -235,13 +227,13 @@ def test_oversized_body_is_refused_from_its_content_length_unread(server, load_s
     assert status == 413
     assert time.monotonic() - t0 < 5
     assert headers.get("x-content-type-options") == "nosniff"
-    assert _rss_mib(server.pid, load_script) - rss_before < 50
+    assert _rss_mib(server.pid) - rss_before < 50
     assert "Traceback" not in server.log_text()
 
 
-def test_oversized_chunked_body_is_refused_while_streaming(server, load_script):
+def test_oversized_chunked_body_is_refused_while_streaming(server):
     """No Content-Length: the server counts while it reads and stops at the limit."""
-    rss_before = _rss_mib(server.pid, load_script)
+    rss_before = _rss_mib(server.pid)
     chunk = b"x" * (64 * 1024)
     framed = b"%x\r\n%s\r\n" % (len(chunk), chunk)
     sent, budget = 0, 64 * MIB
@@ -261,7 +253,7 @@ def test_oversized_chunked_body_is_refused_while_streaming(server, load_script):
     assert status == 413, (status, sent)
     assert sent < 32 * MIB, f"the server read {sent / MIB:.0f} MiB before refusing"
     assert headers.get("x-frame-options") == "DENY"
-    assert _rss_mib(server.pid, load_script) - rss_before < 50
+    assert _rss_mib(server.pid) - rss_before < 50
     assert "Traceback" not in server.log_text()
 
 
@@ -491,13 +483,13 @@ def test_api_answer_rejects_every_bad_k_the_same_way():
 # --- serving ---------------------------------------------------------------------------------
 
 @pytest.mark.integration
-def test_ctrl_c_stops_the_server_promptly(load_script, model_cache, tmp_path):
+def test_ctrl_c_stops_the_server_promptly(model_cache, tmp_path):
     """KeyboardInterrupt closes the page even with a client connected (its heartbeat stream
     open, as a browser tab keeps one): no stream left for uvicorn to cancel."""
     from gradio_client import Client
 
-    port = load_script.free_port()
-    index = INDEX if (INDEX / "manifest.json").exists() else tmp_path / "index"
+    port = free_port()
+    index = index_for(tmp_path)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(

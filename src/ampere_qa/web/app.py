@@ -1,0 +1,221 @@
+"""The page, as a Gradio Blocks: a chat over the article with examples and a clear button, plus
+the ``/ask`` API endpoint, which returns exactly ``Answer.to_dict()``.
+
+Gradio is imported when a page is made, not when this module is: ``import ampere_qa.web`` stays
+light. Theme and CSS are given when the page is mounted (Gradio 6): :mod:`.server` does that.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AmpereError, BadInputError
+from ..question import DEFAULT_K, parse_k
+from .inputs import check_inputs
+from .render import chat_reply, stale_notice
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from ..search import Retriever
+
+log = logging.getLogger(__name__)
+
+TITLE = "Ampere Q&A"
+INTRO = (
+    "## Ampere Q&A\n"
+    "Posez une question sur l'article consacré à Ampere (Renault), en français ou en "
+    "anglais : la réponse cite l'article. · Ask a question about the article on "
+    "Renault's Ampere, in French or English: the answer quotes the article."
+)
+EXAMPLES = [
+    "Qui dirige Ampere ?",
+    "Combien de salariés compte Ampere ?",
+    "How many engineers work for Ampere?",
+    "Where are Ampere's sites located?",
+]
+EXAMPLES_LABEL = "Exemples / Examples"
+PLACEHOLDER = "Votre question… / Your question…"
+SEND_LABEL = "Envoyer / Send"
+CLEAR_LABEL = "Effacer / Clear"
+# Layout: the chat's height in pixels; the question box takes five shares of the row, each
+# button one share and at least this many pixels; the box grows up to this many lines.
+CHAT_HEIGHT = 520
+BOX_SCALE = 5
+BUTTON_SCALE = 1
+BUTTON_MIN_WIDTH = 170
+BOX_MAX_LINES = 4
+# System fonts only: nothing is fetched from a font CDN.
+FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
+MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+
+Messages = list[dict[str, str]]
+
+
+def load_gradio() -> Any:
+    """The gradio module, imported with its analytics off (the page must not call home)."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    import gradio as gr
+
+    return gr
+
+
+def theme() -> Any:
+    """The default look with system fonts: nothing is fetched from a font CDN."""
+    return load_gradio().themes.Default(font=FONTS, font_mono=MONO_FONTS)
+
+
+def _error(message: str, title: str = "Bad input") -> gr.Error:
+    """An expected failure: a message for the caller, no traceback in the server log."""
+    return load_gradio().Error(message, title=title, print_exception=False)
+
+
+def api_answer(retriever: Retriever, question: str, k: object = DEFAULT_K) -> dict[str, Any]:
+    """What ``/ask`` returns: ``Answer.to_dict()``, or a ``gr.Error`` with a clear message."""
+    try:
+        kk = parse_k(k)
+    except BadInputError as exc:
+        raise _error(str(exc)) from None
+    try:
+        return retriever.answer(question, k=kk).to_dict()
+    except BadInputError as exc:
+        raise _error(str(exc)) from None
+    except AmpereError as exc:
+        log.error("API question failed: %s", exc)
+        raise _error(str(exc), "Error") from None
+    except Exception:
+        log.exception("API question failed")
+        raise _error("unexpected server error; please try again", "Error") from None
+
+
+def _blocks_class() -> type[gr.Blocks]:
+    """gr.Blocks that checks every event's inputs before Gradio processes them."""
+    gr = load_gradio()
+
+    class Blocks(gr.Blocks):  # type: ignore[name-defined]
+        def validate_inputs(self, block_fn: Any, inputs: list[Any]) -> None:
+            # Gradio calls this before it touches the inputs, with the very list it then hands
+            # to the function (see inputs.check_inputs).
+            try:
+                check_inputs(block_fn.fn, len(block_fn.inputs), inputs)
+            except BadInputError as exc:
+                raise _error(str(exc)) from None
+            super().validate_inputs(block_fn, inputs)
+
+    return Blocks
+
+
+# --- what the page's events and the API endpoint run -----------------------------------------
+
+def _responder(retriever: Retriever) -> Any:
+    def respond(
+        question: str, history: Messages | None, shown: list[Any] | None
+    ) -> tuple[Messages, Messages, str]:
+        # The history lives on the server (so a client cannot inject markup into it); an empty
+        # chat on screen (cleared by the trash icon, even a moment ago) means a fresh start.
+        history = list(history or []) if shown else []
+        user, bot = chat_reply(retriever, question)
+        if user is not None:
+            history.append({"role": "user", "content": user})
+        history.append({"role": "assistant", "content": bot})
+        return history, history, ""
+
+    return respond
+
+
+def clear() -> tuple[Messages, Messages, str]:
+    return [], [], ""
+
+
+def _ask_endpoint(retriever: Retriever) -> Any:
+    # Gradio documents /ask from this function: its name, signature and docstring.
+    def ask(question: str, k: int = DEFAULT_K) -> dict:
+        """Answer a question from the article; returns the JSON of `ampere-qa ask --json`."""
+        return api_answer(retriever, question, k)
+
+    return ask
+
+
+def _stale_refresher(retriever: Retriever) -> Any:
+    gr = load_gradio()
+
+    def refresh_stale() -> Any:
+        notice = stale_notice(retriever)
+        return gr.HTML(notice, visible=bool(notice))
+
+    return refresh_stale
+
+
+# --- the layout ------------------------------------------------------------------------------
+
+def _stale_box(gr: Any, retriever: Retriever) -> Any:
+    # Checked when the page is built and again on every page load, so a corpus changed while
+    # serving is reported to the next visitor.
+    first = stale_notice(retriever)
+    return gr.HTML(first, visible=bool(first), elem_id="aqa-stale")
+
+
+def _chat(gr: Any) -> Any:
+    return gr.Chatbot(
+        label=TITLE,
+        show_label=False,
+        height=CHAT_HEIGHT,
+        sanitize_html=True,
+        render_markdown=True,
+        latex_delimiters=[],
+        allow_tags=False,
+        feedback_options=None,
+        buttons=["copy"],
+        elem_id="aqa-chat",
+    )
+
+
+def _question_row(gr: Any) -> tuple[Any, Any, Any]:
+    """The question box, the send button and the clear button, on one row."""
+    with gr.Row():
+        box = gr.Textbox(
+            show_label=False,
+            placeholder=PLACEHOLDER,
+            lines=1,
+            max_lines=BOX_MAX_LINES,
+            scale=BOX_SCALE,
+            autofocus=True,
+            submit_btn=False,
+            container=False,
+            elem_id="aqa-question",
+        )
+        send = gr.Button(SEND_LABEL, variant="primary", scale=BUTTON_SCALE,
+                         min_width=BUTTON_MIN_WIDTH, elem_id="aqa-send")
+        clear_btn = gr.Button(CLEAR_LABEL, scale=BUTTON_SCALE, min_width=BUTTON_MIN_WIDTH,
+                              elem_id="aqa-clear")
+    return box, send, clear_btn
+
+
+def create_app(retriever: Retriever) -> gr.Blocks:
+    """The page (chat, examples, clear button) and the ``/ask`` API endpoint.
+
+    Theme and CSS are given when the page is mounted (Gradio 6); :func:`serve` does that.
+    """
+    gr = load_gradio()
+    with _blocks_class()(title=TITLE) as demo:
+        gr.Markdown(INTRO)
+        stale = _stale_box(gr, retriever)
+        history = gr.State([])
+        chatbot = _chat(gr)
+        box, send, clear_btn = _question_row(gr)
+        gr.Examples(examples=EXAMPLES, inputs=box, label=EXAMPLES_LABEL)
+
+        outs = [chatbot, history, box]
+        respond = _responder(retriever)
+        for trigger in (box.submit, send.click):
+            trigger(respond, [box, history, chatbot], outs, api_visibility="private",
+                    show_progress="minimal")
+        clear_btn.click(clear, None, outs, api_visibility="private", queue=False)
+        # The chat's own trash icon empties the chat: forget the history with it.
+        chatbot.clear(clear, None, outs, api_visibility="private", queue=False)
+        gr.api(_ask_endpoint(retriever), api_name="ask")
+        demo.load(_stale_refresher(retriever), None, stale, api_visibility="private", queue=False,
+                  show_progress="hidden")
+    return demo

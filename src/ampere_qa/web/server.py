@@ -1,0 +1,163 @@
+"""Serving the page: build the index first when it is missing (if given a corpus), load it and
+the model, warm the model up, mount the page behind :class:`.SecurityMiddleware`, run uvicorn in
+a thread, print the ready line, and close everything on Ctrl-C.
+
+``ampere-qa serve`` and ``python app.py`` both come down to :func:`serve`.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..build import build_index
+from ..embedding import SentenceTransformerEmbedder
+from ..errors import AmpereError
+from ..manifest import MANIFEST, stale_warning
+from ..search import Retriever
+from .app import create_app, load_gradio, theme
+from .render import CSS
+from .security import MAX_BODY_BYTES, ASGIApp, SecurityMiddleware, allowed_hosts_for
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from ..types import BuildReport
+
+# Concurrent events the server runs at once. One question costs ~50 ms of CPU (the encoder
+# releases the GIL), so on a 2-core machine a few in flight keep both cores busy without
+# thrashing; the rest wait in a bounded queue instead of being refused or piling up.
+CONCURRENCY_LIMIT = 4
+QUEUE_MAX_SIZE = 64
+# Asked once before the page opens, so the model is loaded before the first visitor waits.
+WARM_UP_QUESTION = "Qui dirige Ampere ?"
+# Seconds uvicorn gets to start listening (checked every START_POLL_S), to drain open event
+# streams at shutdown, and the server thread to end after that.
+START_TIMEOUT_S = 60
+START_POLL_S = 0.05
+GRACEFUL_SHUTDOWN_S = 5
+THREAD_JOIN_S = 10
+READY_LINE = "ampere-qa ready on {url}"
+
+
+def build_missing_index(index_dir: str | Path, corpus_dir: str | Path) -> BuildReport | None:
+    """Build the index from ``corpus_dir`` when ``index_dir`` holds none (no manifest), with a
+    progress bar on stderr and a summary line on stdout; None when there is an index already."""
+    if (Path(index_dir) / MANIFEST).exists():
+        return None
+    print(f"No index in {index_dir}: building it from {corpus_dir} …", flush=True)
+    report = build_index(corpus_dir, index_dir, progress=True)
+    print(f"Indexed {report.files} file(s) into {report.passages} passages "
+          f"in {report.seconds:.1f} s", flush=True)
+    return report
+
+
+def _warm_up(retriever: Retriever) -> None:
+    """Say if the index is stale, share the cores between questions, load the model."""
+    if retriever.is_stale():
+        print(f"warning: {stale_warning(retriever.data.path, retriever.manifest)}",
+              file=sys.stderr, flush=True)
+    if isinstance(retriever.embedder, SentenceTransformerEmbedder):
+        retriever.embedder.query_threads = 1  # several questions at once share the cores
+    retriever.answer(WARM_UP_QUESTION)
+
+
+def _mounted(demo: gr.Blocks, host: str, port: int) -> Any:
+    """The page mounted on a FastAPI app of our own, for SecurityMiddleware to wrap whole.
+
+    With ``launch()`` our middleware could only go inside Gradio's (its CORS middleware answers
+    preflight requests itself), so some responses would miss the checks and headers.
+    """
+    gr = load_gradio()
+    from fastapi import FastAPI
+    from starlette.routing import Mount
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app = gr.mount_gradio_app(
+        app, demo, path="/", server_name=host, server_port=port, footer_links=["api"],
+        show_error=False, ssr_mode=False, mcp_server=False, theme=theme(), css=CSS,
+        max_file_size=MAX_BODY_BYTES,  # uploads are refused anyway; this bounds them twice
+    )
+    # What launch() sets and mount_gradio_app does not. Gradio checks that a file named in an
+    # event's data was uploaded only once has_launched is set (else it copies any readable
+    # file into its cache); close() ends the heartbeat streams of demo.app, the served one.
+    demo.has_launched = True
+    served: Any = next(r.app for r in app.routes if isinstance(r, Mount))
+    demo.server_app = demo.app = served
+    return app
+
+
+def _start_server(app: ASGIApp, host: str, port: int) -> tuple[Any, threading.Thread]:
+    """uvicorn serving ``app`` from a thread; returns once it listens."""
+    import uvicorn
+
+    # lifespan "on": Gradio starts its queue at startup, and a failure there must stop us.
+    config = uvicorn.Config(app, host=host.strip("[]"), port=port, log_level="warning",
+                            lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="ampere-qa-web", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise AmpereError(f"the web server could not start on {host}:{port} "
+                              f"(see the error above: is the port already in use?)")
+        time.sleep(START_POLL_S)
+    return server, thread
+
+
+def page_url(host: str, port: int) -> str:
+    """``http://127.0.0.1:7860``, ``http://[::1]:7860``: the page's address for a bind address."""
+    bind = host.strip("[]")
+    shown = f"[{bind}]" if ":" in bind else bind
+    return f"http://{shown}:{port}"
+
+
+def _serve_until_interrupted(demo: gr.Blocks, server: Any, thread: threading.Thread) -> None:
+    stop = threading.Event()
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        demo.close()  # stops the queue and ends the heartbeat streams
+        server.should_exit = True  # uvicorn drains open event streams for GRACEFUL_SHUTDOWN_S
+        thread.join(timeout=THREAD_JOIN_S)
+
+
+def serve(
+    index_dir: str | Path = "index",
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    retriever: Retriever | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+    corpus_dir: str | Path | None = None,
+) -> None:
+    """Load the index and model, warm the model up, start the page, print the ready line,
+    and block until interrupted.
+
+    ``corpus_dir``: when given and ``index_dir`` holds no index, the index is first built from
+    it (see :func:`build_missing_index`). ``allowed_hosts``: Host names to accept besides
+    loopback ones (say, the name a reverse proxy forwards), ``["*"]`` for any; None reads
+    ``$AMPERE_QA_ALLOWED_HOSTS`` (comma-separated). See :func:`.allowed_hosts_for`.
+    """
+    if share:
+        # A share link is a public tunnel into this server, around its Host check.
+        raise AmpereError("share links are not supported: serve with --host 0.0.0.0 instead")
+    hosts = allowed_hosts_for(host, allowed_hosts)
+    if retriever is None:
+        if corpus_dir is not None:
+            build_missing_index(index_dir, corpus_dir)
+        retriever = Retriever.load(index_dir)
+    _warm_up(retriever)
+    demo = create_app(retriever)
+    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
+    server, thread = _start_server(SecurityMiddleware(_mounted(demo, host, port), hosts), host, port)
+    print(READY_LINE.format(url=page_url(host, port)), flush=True)
+    _serve_until_interrupted(demo, server, thread)
