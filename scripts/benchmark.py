@@ -365,7 +365,11 @@ def synthetic(real: np.ndarray, n: int, seed: int) -> np.ndarray:
 def scale(real: np.ndarray, queries: np.ndarray, sizes: list[int], tmp: Path) -> None:
     import faiss
 
+    from ampere_qa.question import DEFAULT_K
+    from ampere_qa.search import SENTENCES_PER_HIT
     from ampere_qa.stores import faiss as faiss_backend
+
+    wanted = DEFAULT_K * SENTENCES_PER_HIT  # sentences Retriever asks the store for
 
     print("scale", flush=True)
     qs = synthetic(queries, len(queries), seed=99)  # questions, slightly perturbed
@@ -384,7 +388,7 @@ def scale(real: np.ndarray, queries: np.ndarray, sizes: list[int], tmp: Path) ->
             lat = []
             for q in qs:
                 t = time.perf_counter()
-                idx.search(q.reshape(1, -1), 48)
+                idx.search(q.reshape(1, -1), wanted)
                 lat.append(time.perf_counter() - t)
             _, ids = idx.search(qs, 10)
             if exact_ids is None:
@@ -410,7 +414,7 @@ def scale(real: np.ndarray, queries: np.ndarray, sizes: list[int], tmp: Path) ->
                     lat = []
                     for q in qs[:50]:
                         t = time.perf_counter()
-                        idx.search(q.reshape(1, -1), 48)
+                        idx.search(q.reshape(1, -1), wanted)
                         lat.append(time.perf_counter() - t)
                     _, ids = idx.search(qs, 10)
                     rec = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact_ids, strict=True)])

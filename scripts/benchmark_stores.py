@@ -32,7 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 START, END = "<!-- stores:start -->", "<!-- stores:end -->"
-SEARCH_K = 48  # what Retriever asks the store for at k=3 (3 * SENTENCES_PER_HIT)
+
+from ampere_qa.question import DEFAULT_K  # noqa: E402 - after the path is set
+from ampere_qa.search import SENTENCES_PER_HIT  # noqa: E402
+
+SEARCH_K = DEFAULT_K * SENTENCES_PER_HIT  # what Retriever asks the store for at the default k
 
 
 def _benchmark_module():

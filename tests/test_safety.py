@@ -124,6 +124,7 @@ def _build_loop(corpus: str, index: str, seconds: float, errors) -> None:  # run
         n += 1
 
 
+@pytest.mark.integration  # three processes for six seconds
 def test_concurrent_builds_and_readers_never_see_a_broken_index(tmp_path):
     idx = tmp_path / "index"
     corpora = []
@@ -352,6 +353,7 @@ def test_the_length_limit_counts_what_was_typed():
 
 # -- sibling of 1: the model cache ----------------------------------------------------------------
 
+@pytest.mark.integration  # converts the real model
 def test_model_conversion_never_deletes_a_folder_it_did_not_write(tmp_path):
     from ampere_qa.errors import ModelError
     from ampere_qa.model import bundled_model_dir, ensure_bundled_model

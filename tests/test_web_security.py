@@ -122,6 +122,7 @@ REFUSED_ROUTES = [
 ]
 
 
+@pytest.mark.integration  # a real server with the real model, or gradio itself
 def test_upload_is_refused_and_writes_nothing(server):
     import requests
 
@@ -144,6 +145,7 @@ def test_upload_is_refused_and_writes_nothing(server):
     assert not any(marker in p.read_bytes() for p in after)
 
 
+@pytest.mark.integration  # a real server with the real model, or gradio itself
 def test_no_file_is_served_from_disk(server):
     import requests
 
@@ -200,6 +202,7 @@ def test_a_file_named_in_the_data_is_not_copied_to_the_cache(server):
     assert "Traceback" not in server.log_text()[start:]
 
 
+@pytest.mark.integration  # a real server with the real model, or gradio itself
 def test_the_page_and_its_own_assets_are_still_served(server):
     import requests
 
@@ -215,6 +218,7 @@ def test_the_page_and_its_own_assets_are_still_served(server):
 
 # --- B. bounded request bodies ---------------------------------------------------------------
 
+@pytest.mark.integration  # a real server with the real model, or gradio itself
 def test_oversized_body_is_refused_from_its_content_length_unread(server):
     rss_before = _rss_mib(server.pid)
     head = (f"POST /gradio_api/call/ask HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
@@ -231,6 +235,7 @@ def test_oversized_body_is_refused_from_its_content_length_unread(server):
     assert "Traceback" not in server.log_text()
 
 
+@pytest.mark.integration  # a real server with the real model, or gradio itself
 def test_oversized_chunked_body_is_refused_while_streaming(server):
     """No Content-Length: the server counts while it reads and stops at the limit."""
     rss_before = _rss_mib(server.pid)
@@ -257,6 +262,7 @@ def test_oversized_chunked_body_is_refused_while_streaming(server):
     assert "Traceback" not in server.log_text()
 
 
+@pytest.mark.integration  # a real server with the real model, or gradio itself
 def test_a_body_under_the_limit_is_still_read(server):
     import requests
 
@@ -273,6 +279,7 @@ def test_a_body_under_the_limit_is_still_read(server):
     "evil.example", "evil.example:{port}", "127.0.0.1.evil.example", "localhost.evil.example:{port}",
     "0.0.0.0:{port}", "[::2]:{port}", "", "127.0.0.1@evil.example",
 ])
+@pytest.mark.integration  # a real server with the real model, or gradio itself
 def test_a_foreign_host_header_is_refused(server, host):
     host = host.format(port=server.port)
     for method, path in (("GET", "/"), ("GET", "/config"), ("POST", "/gradio_api/call/ask")):
@@ -288,6 +295,7 @@ def test_a_foreign_host_header_is_refused(server, host):
     "127.0.0.1:{port}", "127.0.0.1", "localhost:{port}", "localhost", "LOCALHOST:{port}",
     "[::1]:{port}", "[::1]",
 ])
+@pytest.mark.integration  # a real server with the real model, or gradio itself
 def test_loopback_host_headers_are_accepted(server, host):
     host = host.format(port=server.port)
     status, _ = _raw(server.port, f"GET /config HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
@@ -377,6 +385,7 @@ def _assert_security_headers(headers: Any, where: str) -> None:
     assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src, csp
 
 
+@pytest.mark.integration  # a real server with the real model, or gradio itself
 def test_security_headers_on_every_response(server):
     import requests
 
@@ -453,6 +462,7 @@ def test_rest_question_left_out_is_a_clear_error(server):
     assert "Traceback" not in server.log_text()[start:]
 
 
+@pytest.mark.integration  # a real server with the real model, or gradio itself
 def test_api_answer_rejects_every_bad_k_the_same_way():
     import gradio as gr
 
