@@ -15,7 +15,7 @@ from .corpus import Corpus, read_corpus
 from .embedding import Embedder, load_embedder
 from .errors import AmpereError, BadInputError, IndexMismatchError, IndexNotFoundError
 from .index import Vectors, load_index, write_index
-from .manifest import MANIFEST, corpus_entry, read_manifest, recorded_corpus
+from .manifest import MANIFEST, corpus_entry, file_names, read_manifest, recorded_corpus
 from .passages import DedupReport, SplitSettings, deduplicate, split_documents
 from .types import BuildReport, Passage
 
@@ -117,7 +117,7 @@ def build_index(
     folder.check_target(index_dir)  # before any long work: a file, a read-only or full disk
     with folder.build_lock(index_dir):
         previous = _previous_manifest(index_dir, force)  # again: another build may have run
-        folder.finish(index_dir, keep=_names(previous))  # what a killed build left behind
+        folder.finish(index_dir, keep=file_names(previous))  # what a killed build left behind
         store_config = _store_config(previous, store, uri, collection)
         # Someone else's collection, say: refused before any work.
         stores.backend(stores.kind_of(store_config)).check_writable(store_config)
@@ -129,7 +129,7 @@ def build_index(
         todo = _embed_new(embedder, groups, known, progress)
         described = _described(embedder, corpus, corpus_dir, index_dir, settings, dedup, groups)
         written = write_index(index_dir, passages, _vectors(embedder, groups, known), described,
-                              store_config, {"faiss_kind": faiss_kind})
+                              file_names(previous), store_config, {"faiss_kind": faiss_kind})
     changes = written["store_changes"]
     texts = {t for group in groups.values() for t in group}
     return BuildReport(
@@ -193,10 +193,6 @@ def _previous_manifest(index_dir: Path, force: bool) -> dict[str, Any] | None:
             f"there anyway (ampere-qa never removes files it did not write; --force does replace "
             f"an unreadable {MANIFEST})")
     return None
-
-
-def _names(manifest: dict[str, Any] | None) -> set[str]:
-    return {e["name"] for e in manifest["files"].values()} if manifest else set()
 
 
 def _texts(passages: list[Passage]) -> dict[str, list[str]]:

@@ -39,11 +39,12 @@ import numpy as np
 
 from . import folder, stores
 from .atomic import NotRegularFile, fsync_dir, open_regular, write_atomic
-from .errors import BadInputError, IndexMismatchError, IndexNotFoundError
+from .errors import BadInputError, IndexMismatchError
 from .manifest import (
     FORMAT_VERSION,
     MANIFEST,
     MAX_MANIFEST_BYTES,
+    file_names,
     read_manifest,
     rebuild_hint,
 )
@@ -88,18 +89,11 @@ def _sha256(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _sample_sha256(data: bytes | memoryview, size: int, head: int | None = None) -> str:
-    """Hash of a file's size, first and last ``SAMPLE_BYTES``: the cheap check for big files.
-
-    ``data`` is the whole file, or (with ``head``) its first ``head`` bytes then its tail.
-    """
+def _ends_sha256(size: int, head: bytes | memoryview, tail: bytes | memoryview) -> str:
+    """Hash of a file's size, first and last ``SAMPLE_BYTES``: the cheap check for big files."""
     h = hashlib.sha256(str(size).encode())
-    if head is None:
-        h.update(data[:SAMPLE_BYTES])
-        h.update(data[max(0, size - SAMPLE_BYTES):])
-    else:
-        h.update(data[:head])
-        h.update(data[head:])
+    h.update(head)
+    h.update(tail)
     return h.hexdigest()
 
 
@@ -118,18 +112,9 @@ def _file_entry(role: str, view: memoryview) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": f"{role}.{digest[:12]}.{EXTENSIONS[role]}", "sha256": digest,
                              "bytes": len(view)}
     if len(view) > FULL_HASH_MAX_BYTES:
-        entry["sample_sha256"] = _sample_sha256(view, len(view))
+        entry["sample_sha256"] = _ends_sha256(len(view), view[:SAMPLE_BYTES],
+                                              view[len(view) - SAMPLE_BYTES:])
     return entry
-
-
-def previous_files(index_dir: Path) -> set[str]:
-    """Data files named by the manifest ampere-qa committed in ``index_dir`` (none if no valid one)."""
-    try:
-        return {e["name"] for e in read_manifest(index_dir)["files"].values()}
-    except IndexMismatchError:
-        return set()
-    except IndexNotFoundError:
-        return set()
 
 
 def write_index(
@@ -137,13 +122,15 @@ def write_index(
     passages: list[Passage],
     vectors: Vectors,
     manifest: dict[str, Any],
+    previous: set[str],
     store: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write data files, then commit them by replacing the manifest; remove superseded files.
 
-    The caller holds the folder's build lock (:func:`folder.build_lock`). Only files this
-    build creates, or that the previous manifest named, are ever removed (see folder.py).
+    The caller holds the folder's build lock (:func:`folder.build_lock`) and gives the data
+    files ``previous``ly committed there (:func:`manifest.file_names`): only those, and the files
+    this build creates, are ever replaced or removed (see folder.py).
 
     ``store`` is the manifest's store entry (None: FAISS); its backend (stores/) writes the
     sentence vectors — a data file here, or rows in a Milvus collection before the manifest is
@@ -170,22 +157,22 @@ def write_index(
     blobs.update(written.files)
     blobs.update(_arrays(vectors))
     files = {role: _file_entry(role, view) for role, view in blobs.items()}
-    _write_files(index_dir, files, blobs)
+    _write_files(index_dir, files, blobs, previous)
     del blobs
     manifest = {**head, **written.manifest, "files": files}
     fsync_dir(index_dir)
     write_atomic(index_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode(),
                  prefix=folder.TEMP_PREFIX)
     fsync_dir(index_dir)
-    folder.finish(index_dir, keep={f["name"] for f in files.values()})
+    folder.finish(index_dir, keep=file_names(manifest))
     return {**manifest, "store_changes": {"upserted": written.upserted, "deleted": written.deleted}}
 
 
-def _write_files(index_dir: Path, files: dict[str, dict[str, Any]], blobs: dict[str, memoryview]) -> None:
+def _write_files(index_dir: Path, files: dict[str, dict[str, Any]], blobs: dict[str, memoryview],
+                 previous: set[str]) -> None:
     """Write the data files not already there intact, after recording them in the journal."""
     new = {f["name"] for f in files.values()}
     todo = [role for role, f in files.items() if not _intact(index_dir, f)]
-    previous = previous_files(index_dir)
     in_the_way = [files[r]["name"] for r in todo
                   if (index_dir / files[r]["name"]).exists() and files[r]["name"] not in previous]
     if in_the_way:  # a file of that name ampere-qa cannot prove it wrote: never overwrite it
@@ -229,8 +216,8 @@ def _check_file(index_dir: Path, role: str, entry: dict[str, Any], hint: str) ->
                 raise mismatch
             if st.st_size > FULL_HASH_MAX_BYTES and "sample_sha256" in entry:
                 head = fh.read(SAMPLE_BYTES)
-                fh.seek(max(0, st.st_size - SAMPLE_BYTES))
-                if _sample_sha256(head + fh.read(), st.st_size, len(head)) != entry["sample_sha256"]:
+                fh.seek(st.st_size - SAMPLE_BYTES)
+                if _ends_sha256(st.st_size, head, fh.read()) != entry["sample_sha256"]:
                     raise mismatch
                 return path, None
             data = fh.read(st.st_size + 1)

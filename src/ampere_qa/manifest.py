@@ -207,7 +207,6 @@ def corpus_is_stale(index_dir: Path, manifest: dict[str, Any]) -> bool | None:
         return None
 
 
-def store_kind(manifest: dict[str, Any]) -> str:
-    """Where the index keeps its sentence vectors: ``faiss`` (no ``store`` entry) or ``milvus``."""
-    store = manifest.get("store")
-    return str(store.get("kind")) if isinstance(store, dict) else "faiss"
+def file_names(manifest: dict[str, Any] | None) -> set[str]:
+    """The data files a manifest names (none without a manifest): what a build may replace."""
+    return {entry["name"] for entry in manifest["files"].values()} if manifest else set()
