@@ -156,7 +156,7 @@ def web_app(runs: int) -> None:
 def warm_query(retriever, questions: list[str], reps: int) -> None:
     import torch
 
-    from ampere_qa import language
+    from ampere_qa import language, understand
     from ampere_qa.question import clean_question
     from ampere_qa.search import SENTENCES_PER_HIT
 
@@ -166,7 +166,7 @@ def warm_query(retriever, questions: list[str], reps: int) -> None:
     floor = {1: [], 2: []}
     ours: list[float] = []
     parts: dict[str, list[float]] = {k: [] for k in ("language.detect", "embed query", "BM25", "FAISS search",
-                                                      "rank+fuse", "pick sentences")}
+                                                      "rank+fuse", "read question", "answer")}
     torch.set_num_threads(2)  # the floor with torch's default threads, in its own pass
     for q in questions * reps:
         t = time.perf_counter()
@@ -192,9 +192,11 @@ def warm_query(retriever, questions: list[str], reps: int) -> None:
                      ("FAISS search",
                       lambda qv=qv: retriever.data.store.search(qv, 3 * SENTENCES_PER_HIT)),
                      ("rank+fuse", lambda text=text, qv=qv: retriever._rank(text, qv, 3)),
-                     ("pick sentences",
-                      lambda text=text, qv=qv: retriever._pick_sentences(
-                          qv, retriever._rank(text, qv, 3)[0])))
+                     ("read question", lambda text=text: understand.read(text)),
+                     ("answer",  # answerability, the answering sentence, the short answer
+                      lambda text=text, qv=qv: retriever._answer(
+                          text, language.detect(text), understand.read(text), qv,
+                          *retriever._rank(text, qv, 3)[:1], 1.0)))
             for name, fn in steps:
                 t = time.perf_counter()
                 fn()

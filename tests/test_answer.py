@@ -12,7 +12,7 @@ from ampere_qa.errors import BadInputError
 from ampere_qa.question import MAX_QUESTION_CHARS, clean_question
 from ampere_qa.types import Hit
 
-KEYS = {"question", "language", "answered", "answer", "citations"}
+KEYS = {"question", "language", "answered", "answer", "citations", "short_answer"}
 CITATION_KEYS = {"rank", "passage_id", "source", "start", "end", "text", "score"}
 
 
@@ -41,15 +41,37 @@ def test_compose_numbers_each_excerpt_once_in_order_of_use():
     assert set(d) == KEYS and all(set(c) == CITATION_KEYS for c in d["citations"])
 
 
-def test_not_found_is_phrased_in_the_reply_language():
+def test_not_found_is_phrased_in_the_reply_language_with_its_reason():
     fr = not_found("Quel est le prix ?", "fr", "fr").to_dict()
     en = not_found("Wie teuer?", "de", "en").to_dict()
     assert fr["answered"] is False and "pas trouvé" in fr["answer"] and fr["citations"] == []
-    assert en["language"] == "de" and "could not find" in en["answer"]
+    assert en["language"] == "de" and "found no answer" in en["answer"]
+    assert fr["reason"] == en["reason"] == "off_topic" and fr["short_answer"] is None
+    tesla = not_found("q", "fr", "fr", "not_mentioned", what="Tesla").to_dict()
+    assert tesla["answer"] == "L'article ne mentionne pas Tesla." and tesla["reason"] == "not_mentioned"
+    price = not_found("q", "en", "en", "not_given", subject="R5", concept_label="no price")
+    assert price.answer == "The article gives no price for R5." and price.reason == "not_given"
+    assert set(price.to_dict()) == KEYS | {"reason"}
+    assert "reason" not in compose("q", "en", "en", [(_hit(1, "p", "A b.", 0.9), (0, 4))]).to_dict()
+
+
+def test_the_short_answer_comes_first_and_locates_itself_in_the_source():
+    hit = _hit(1, "p1", "Luca de Meo dirige. Autre.", 0.9)
+    ans = compose("Qui ?", "fr", "fr", [(hit, (0, 19))], shorts=[(hit, (0, 11))])
+    assert ans.answer.startswith("Luca de Meo — D'après l'article : « Luca de Meo dirige. » [1]")
+    d = ans.to_dict()["short_answer"]
+    assert d == {"text": "Luca de Meo", "rank": 1, "start": hit.start, "end": hit.start + 11}
+
+
+def test_see_also_cites_more_excerpts_without_quoting_them():
+    a, b = _hit(1, "p1", "Un. Deux.", 0.9), _hit(2, "p2", "Trois.", 0.89)
+    ans = compose("q ?", "en", "en", [(a, (0, 3))], see_also=[a, b])
+    assert ans.answer.endswith("“Un.” [1] See also [2].")
+    assert [c.passage_id for c in ans.citations] == ["p1", "p2"] and ans.citations[1].highlights == ()
 
 
 def test_answer_quotes_a_sentence_not_the_whole_passage(fake_retriever):
-    ans = fake_retriever.answer("Qui dirige Ampere ? Luca de Meo directeur général")
+    ans = fake_retriever.answer("Ampere : Luca de Meo directeur général")
     assert ans.answered and ans.language == "fr"
     assert "Luca de Meo, directeur général du groupe" in ans.answer
     cited = ans.citations[0]

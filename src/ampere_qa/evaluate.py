@@ -3,10 +3,14 @@
 A set is JSON Lines, one object a line::
 
     {"id": "fr-001", "lang": "fr", "question": "Qui dirige Ampere ?",
-     "gold": ["Luca de Meo"], "answerable": true}
+     "gold": ["Luca de Meo"], "short": ["Luca de Meo"], "answerable": true, "group": "answerable"}
 
 ``gold`` lists exact substrings of the article; a retrieved excerpt or an answer is correct when it
-contains any one of them. Unanswerable questions have no gold and should get "not found".
+contains any one of them. ``short`` (optional) lists the acceptable short answers where one is
+expected; the short answer must equal one of them (case and spacing aside). Unanswerable
+questions have no gold and should get "not found"; their ``group`` says how far they are from
+the article: ``near-topic`` (about it, not answered by it), ``off-topic`` or ``chitchat``
+(greetings and requests). Without ``group``, an unanswerable question counts as off-topic.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ DEPTH = 10  # MRR@10
 MAX_FALSE_ABSTENTION = 0.05
 
 
+GROUPS = ("answerable", "near-topic", "off-topic", "chitchat")
+
+
 @dataclass(frozen=True)
 class Question:
     id: str
@@ -36,9 +43,18 @@ class Question:
     question: str
     gold: tuple[str, ...]
     answerable: bool
+    group: str = "answerable"
+    short: tuple[str, ...] = ()
 
     def matches(self, text: str) -> bool:
         return any(g in text for g in self.gold)
+
+    def short_matches(self, text: str | None) -> bool:
+        return text is not None and _squeeze(text) in {_squeeze(s) for s in self.short}
+
+
+def _squeeze(text: str) -> str:
+    return " ".join(text.casefold().split())
 
 
 # An evaluation set is a few hundred lines; a file far bigger than this is not one.
@@ -48,6 +64,8 @@ MAX_SET_BYTES = 16 * 2**20
 def _question_schema() -> Any:
     """The pydantic model of one line: strict types, so ``"gold": "Luca"`` is not read as five
     one-letter strings and ``"answerable": "false"`` is not true."""
+    from typing import Literal
+
     from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
     class Line(BaseModel):
@@ -57,6 +75,8 @@ def _question_schema() -> Any:
         question: StrictStr = Field(min_length=1)
         gold: list[StrictStr]
         answerable: StrictBool
+        group: Literal[GROUPS] | None = None  # type: ignore[valid-type]
+        short: list[StrictStr] = []
 
     return Line
 
@@ -94,9 +114,14 @@ def load_questions(path: str | Path) -> list[Question]:
             raise BadInputError(f"{where}: {field}: {first['msg']}") from None
         if any(not g.strip() for g in d.gold):
             raise BadInputError(f"{where}: gold strings must not be empty (an empty one matches anything)")
-        q = Question(d.id, d.lang, d.question, tuple(d.gold), d.answerable)
+        group = d.group or ("answerable" if d.answerable else "off-topic")
+        q = Question(d.id, d.lang, d.question, tuple(d.gold), d.answerable, group, tuple(d.short))
         if q.answerable != bool(q.gold):
             raise BadInputError(f"{where}: answerable questions need gold strings, others none")
+        if q.answerable != (group == "answerable"):
+            raise BadInputError(f"{where}: group {group!r} does not fit answerable={q.answerable}")
+        if q.short and not q.answerable or any(not x.strip() for x in q.short):
+            raise BadInputError(f"{where}: short answers must be non-empty, on answerable questions")
         if q.id in seen:
             raise BadInputError(f"{where}: duplicate id {q.id!r}")
         seen.add(q.id)
@@ -124,6 +149,11 @@ class Tally:
     language_ok: int = 0
     duplicate_citations: int = 0
     has_answers: bool = False
+    short_expected: int = 0
+    short_exact: int = 0
+    # Unanswerable questions per group, and how many of them got "not found".
+    asked: dict[str, int] = field(default_factory=dict)
+    declined: dict[str, int] = field(default_factory=dict)
 
     def add_ranking(self, q: Question, texts: Sequence[str]) -> None:
         rank = next((i for i, t in enumerate(texts[:DEPTH], 1) if q.matches(t)), None)
@@ -148,7 +178,11 @@ class Tally:
                 "false_abstention": ratio(self.abstained_wrong, a),
                 "language_accuracy": ratio(self.language_ok, a + u),
                 "duplicate_citations": self.duplicate_citations,
+                "short_answers": self.short_expected,
+                "short_answer_em": ratio(self.short_exact, self.short_expected),
             })
+            for g in GROUPS[1:]:
+                out[f"{g}_not_found"] = ratio(self.declined.get(g, 0), self.asked.get(g, 0))
         return out
 
 
@@ -240,17 +274,26 @@ def evaluate(retriever: Retriever, questions: Sequence[Question],
                 t.has_answers = True
                 t.language_ok += detect(q.question).code == q.lang
                 t.duplicate_citations += len(texts) != len(set(texts))
+                short = mine.short_answer.text if mine.short_answer else None
                 if q.answerable:
                     t.answer_hit += mine.answered and q.matches(mine.answer)
                     t.abstained_wrong += not mine.answered
+                    if q.short:
+                        t.short_expected += 1
+                        t.short_exact += mine.answered and q.short_matches(short)
                 else:
                     t.abstained_ok += not mine.answered
+                    t.asked[q.group] = t.asked.get(q.group, 0) + 1
+                    t.declined[q.group] = t.declined.get(q.group, 0) + (not mine.answered)
         right = mine.answered and q.matches(mine.answer) if q.answerable else not mine.answered
-        if not right:
+        short = mine.short_answer.text if mine.short_answer else None
+        if not right or (q.short and not q.short_matches(short)):
             report.failures.append({"id": q.id, "question": q.question, "answered": mine.answered,
-                                    "answer": mine.answer})
-        report.scores.append({"id": q.id, "answerable": q.answerable,
-                              "score": mine.relevance})
+                                    "answer": mine.answer, "reason": mine.reason,
+                                    "short_answer": short, "expected_short": list(q.short) or None})
+        if mine.relevance is not None:  # greetings and requests are told apart before retrieval
+            report.scores.append({"id": q.id, "answerable": q.answerable, "group": q.group,
+                                  "score": mine.relevance})
     report.systems = {name: {g: t.metrics() for g, t in by.items()} for name, by in tallies.items()}
     report.calibration = calibrate(report.scores)
     return report
@@ -287,7 +330,8 @@ def calibrate(scores: Sequence[dict[str, Any]], max_false_abstention: float = MA
     }
 
 
-ROWS = ("hit@1", "hit@3", "mrr@10", "answer_hit", "abstention", "false_abstention",
+ROWS = ("hit@1", "hit@3", "mrr@10", "answer_hit", "short_answer_em", "false_abstention",
+        "abstention", "near-topic_not_found", "off-topic_not_found", "chitchat_not_found",
         "language_accuracy", "duplicate_citations")
 
 
@@ -304,8 +348,9 @@ def format_report(report: Report) -> str:
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w)
                        for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
     counts = report.systems["ampere-qa"]["all"]
-    lines.append(f"\n{counts['answerable']} answerable and {counts['unanswerable']} unanswerable "
-                 f"questions; {len(report.failures)} answered wrongly (see --json).")
+    lines.append(f"\n{counts['answerable']} answerable ({counts['short_answers']} with a short "
+                 f"answer expected) and {counts['unanswerable']} unanswerable questions; "
+                 f"{len(report.failures)} answered wrongly (see --json).")
     cal = report.calibration
     if cal:
         cv = cal["cross_validated"]
@@ -316,7 +361,8 @@ def format_report(report: Report) -> str:
 
 
 def plot(report: Report, cutoff: float, path: str | Path) -> None:
-    """Histogram of the not-found decision score, answerable vs unanswerable, with the cut-off."""
+    """Histogram of the relevance score, answerable vs near-topic vs off-topic, with the cut-off
+    (greetings and requests are told apart before retrieval and have no score)."""
     try:
         import matplotlib
 
@@ -324,17 +370,19 @@ def plot(report: Report, cutoff: float, path: str | Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise BadInputError("--plot needs matplotlib: pip install 'ampere-qa[eval]'") from None
-    yes = [s["score"] for s in report.scores if s["answerable"]]
-    no = [s["score"] for s in report.scores if not s["answerable"]]
+    groups = {g: [s["score"] for s in report.scores if s.get("group", "answerable"
+                                                              if s["answerable"] else "off-topic") == g]
+              for g in GROUPS[:3]}
+    every = [x for xs in groups.values() for x in xs]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
-    lo, hi = min([*yes, *no, cutoff]) - 0.01, max([*yes, *no, cutoff]) + 0.01
+    lo, hi = min([*every, cutoff]) - 0.01, max([*every, cutoff]) + 0.01
     bins = [lo + (hi - lo) * i / 40 for i in range(41)]
-    ax.hist(yes, bins=bins, alpha=0.65, label=f"answerable ({len(yes)})", color="#2563eb")
-    ax.hist(no, bins=bins, alpha=0.65, label=f"unanswerable ({len(no)})", color="#dc2626")
+    for (g, xs), color in zip(groups.items(), ("#2563eb", "#d97706", "#dc2626"), strict=True):
+        ax.hist(xs, bins=bins, alpha=0.6, label=f"{g} ({len(xs)})", color=color)
     ax.axvline(cutoff, color="black", linestyle="--", label=f"not-found cut-off ({cutoff:.3f})")
     ax.set_xlabel("relevance: similarity to the article minus similarity to unrelated text")
     ax.set_ylabel("questions")
-    ax.set_title("Where ampere-qa says \"not found\"")
+    ax.set_title("Relevance: near-topic questions need more than it (see answerability)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)

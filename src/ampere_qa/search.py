@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import answer as answers
-from . import language
+from . import answerability, language, understand
+from . import spans as shortspans
 from .embedding import Embedder, load_embedder
 from .errors import IndexMismatchError
 from .index import IndexData, load_index
-from .lexical import LexicalIndex
+from .lexical import LexicalIndex, Term
 from .manifest import corpus_is_stale, rebuild_hint
 from .question import DEFAULT_K, clean_question
 from .types import Hit
@@ -21,11 +23,21 @@ from .types import Hit
 # Sentences fetched from FAISS per passage wanted, before grouping them by passage.
 SENTENCES_PER_HIT = 16
 # Most a word match adds to a passage's score (the best BM25 passage gets all of it).
-LEXICAL_WEIGHT = 0.015
-# Passages this close to the best one also lend sentences to the answer.
+LEXICAL_WEIGHT = 0.03
+# Passages this close to the best one lend a second sentence to the answer.
 TIE_MARGIN = 0.005
 # A second sentence joins the answer when it contributes this share of the best one's effect.
 SECOND_SENTENCE_SHARE = 0.8
+# Passages of the top k this close to the best one are cited as "see also".
+SEE_ALSO_MARGIN = 0.02
+# Passages this close to the best one are searched for the answering sentence.
+CANDIDATE_MARGIN = 0.015
+# How the answering sentence is chosen in its passage (see Retriever._best_sentence): its
+# contribution to the passage's similarity, plus these for the share of the question's words
+# it holds and for holding an answer of the expected type.
+OVERLAP_WEIGHT = 0.02
+TYPE_WEIGHT = 0.04
+SIM_WEIGHT = 0.25
 
 
 class Retriever:
@@ -140,46 +152,158 @@ class Retriever:
         return self._rank(text, self._embed(text), k)[0]
 
     def answer(self, question: str, k: int = DEFAULT_K) -> answers.Answer:
-        """The sentence(s) that answer, quoted with citations from the top ``k`` passages, or
-        an explicit "not found" when the question is not about the corpus."""
+        """The short answer and the sentence(s) that give it, quoted with citations from the top
+        ``k`` passages, or a "not found" that says why (see :mod:`answerability`)."""
         text = clean_question(question)
         lang = language.detect(text)
+        intents = understand.read(text)
+        if intents[0].kind != understand.QUESTION:
+            return answers.not_found(text, lang.code, lang.reply, intents[0].kind)
         qv = self._embed(text)
         hits, best_sentence = self._rank(text, qv, k)
         relevance = self._relevance(qv, best_sentence)
-        if not hits or relevance < self.cutoff:
-            result = answers.not_found(text, lang.code, lang.reply)
-        else:
-            result = answers.compose(text, lang.code, lang.reply, self._pick_sentences(qv, hits))
+        result = self._answer(text, lang, intents, qv, hits, relevance)
         return replace(result, relevance=relevance)
 
-    def _pick_sentences(self, qv: np.ndarray, hits: list[Hit]) -> list[tuple[Hit, tuple[int, int]]]:
-        """The sentence(s) that make the best passage relevant.
+    def _answer(self, text: str, lang: language.Language, intents: list[understand.Intent],
+                qv: np.ndarray, hits: list[Hit], relevance: float) -> answers.Answer:
+        if not hits or relevance < self.cutoff:
+            return answers.not_found(text, lang.code, lang.reply)
+        terms = self.lexical.terms(text)
+        missing = answerability.missing_name(text, self.lexical, terms)
+        if missing:
+            return answers.not_found(text, lang.code, lang.reply, "not_mentioned", what=missing)
+        subject = answerability.subject_of(text, self.lexical, terms)
+        candidates = self._candidates(qv, hits)
+        picks: list[tuple[Hit, tuple[int, int]]] = []
+        shorts: list[tuple[Hit, tuple[int, int]]] = []
+        for intent in intents:
+            part_terms = terms
+            if len(intents) > 1:  # each part chooses its sentence by its own meaning and words
+                part_terms = self.lexical.terms(intent.text)
+                candidates = self._candidates(self._embed(intent.text), hits)
+            for concept in answerability.asked_concepts(intent.text, intent.expected):
+                if not answerability.gives(concept, (c.sentence for c in candidates)):
+                    label = concept.fr if lang.reply == "fr" else concept.en
+                    return answers.not_found(text, lang.code, lang.reply, "not_given",
+                                             subject=subject, concept_label=label)
+            if intent.expected == understand.NUMBER and intent.focus:
+                counted = answerability.unknown_counted(intent.focus, self.lexical)
+                if counted:
+                    return answers.not_found(text, lang.code, lang.reply, "not_given",
+                                             concept_label=answers.count_label(lang.reply, counted))
+            best = self._best_sentence(candidates, intent, part_terms)
+            if intent.expected and best.short is None:
+                return answers.not_found(text, lang.code, lang.reply, "no_answer",
+                                         what=intent.expected, subject=subject)
+            if (best.hit, best.span) not in picks:
+                picks.append((best.hit, best.span))
+            if best.short is not None:
+                shorts.append((best.hit, best.short))
+        if len(intents) == 1 and not shorts:
+            picks += self._second_sentence(candidates, picks[0])
+        picks.sort(key=lambda t: (t[0].rank, t[1][0]))  # reading order
+        # k is how many excerpts an answer may cite: those it quotes, then the others of the
+        # top k that score nearly as well ("see also").
+        see_also = [h for h in hits if h.score >= hits[0].score - SEE_ALSO_MARGIN]
+        return answers.compose(text, lang.code, lang.reply, picks, shorts, see_also)
+
+    def _candidates(self, qv: np.ndarray, hits: list[Hit]) -> list[_Candidate]:
+        """The sentences of the passages close to the best one, with what each contributes.
 
         A sentence's contribution is the passage's similarity minus that of the passage without
         it (vectors computed at build time). A sentence's own similarity is poor evidence for
         e5-small (one that merely names "Ampere" scores high); its effect inside its passage is
         what tells the answering one (eval: right sentence 0.74 -> 0.79 French, 0.73 -> 0.75
-        English). Passages tied with the first (within ``TIE_MARGIN``) compete too; a second
-        sentence joins when it contributes nearly as much as the first.
+        English).
         """
         vecs = self.data.vectors
-        candidates: list[tuple[float, Hit, tuple[int, int]]] = []
+        out: list[_Candidate] = []
         for hit in hits:
-            if hit.score < hits[0].score - TIE_MARGIN:
+            if hit.score < hits[0].score - CANDIDATE_MARGIN:
                 break
             pi = self._row[hit.passage_id]
             spans = self.data.passages[pi].sentences
             first = int(self.data.sentence_start[pi])
             whole = float(vecs.passage_vectors[pi] @ qv)
             without = vecs.leave_one_out[first:first + len(spans)] @ qv
-            candidates += [(whole - float(w), hit, span) for span, w in zip(spans, without, strict=True)]
-        candidates.sort(key=lambda t: -t[0])
-        best = candidates[0][0]
-        picks = [(h, s) for c, h, s in candidates[:2]
-                 if c == best or (best > 0 and c >= SECOND_SENTENCE_SHARE * best)]
-        picks.sort(key=lambda t: (t[0].rank, t[1][0]))  # reading order
-        return picks
+            own = self.data.store.get(np.arange(first, first + len(spans))) @ qv
+            for span, w, o in zip(spans, without, own, strict=True):
+                sentence = hit.text[span[0]:span[1]]
+                out.append(_Candidate(hit, span, sentence, whole - float(w) + SIM_WEIGHT * float(o),
+                                      frozenset(self.lexical.analyze(sentence))))
+        return out
+
+    def _best_sentence(self, candidates: list[_Candidate], intent: understand.Intent,
+                       terms: list[Term]) -> _Choice:
+        """The sentence that answers: what it contributes, the question's words it holds (rare
+        words weigh more), and whether it holds an answer of the expected type; and the short
+        answer in it."""
+        weights = [self._weight(t) for t in terms]
+        total = sum(weights) or 1.0
+        focus = self.lexical.terms(intent.focus) if intent.focus else []
+        per_passage: dict[str, tuple[float, _Candidate, tuple[int, int, float] | None, float]] = {}
+        for c in candidates:
+            matched = [i for i, t in enumerate(terms)
+                       if any(o and set(o) <= c.stems for o in t.options)]
+            overlap = sum(weights[i] for i in matched) / total
+            short = (shortspans.pick(c.sentence, intent, [terms[i] for i in matched], focus,
+                                     self.lexical) if intent.expected else None)
+            # Contributions compare sentences of one passage (a short passage loses more by
+            # losing a sentence), so the sentence is chosen within each passage...
+            score = (c.contribution + OVERLAP_WEIGHT * overlap
+                     + (TYPE_WEIGHT * short[2] if short is not None else 0.0))
+            quality = short[2] if short is not None else 0.0
+            kept = per_passage.get(c.hit.passage_id)
+            if kept is None or (quality, score) > (kept[2][2] if kept[2] else 0.0, kept[0]):
+                per_passage[c.hit.passage_id] = (score, c, short, overlap)
+        # ... and the passage is the best one, unless only another holds an answer of the
+        # expected type (or one of a better fitting kind, or with more of the question's words).
+        ranked = sorted(per_passage.values(), key=lambda t: -t[1].hit.score)
+        fit = [t for t in ranked if t[2] is not None]
+        if intent.expected and fit:
+            _, c, short, _ = max(fit, key=lambda t: (t[2][2], round(t[3], 2), -ranked.index(t)))
+        else:
+            _, c, short, _ = ranked[0]
+        absolute = None if short is None else (c.span[0] + short[0], c.span[0] + short[1])
+        return _Choice(c.hit, c.span, absolute)
+
+    def _weight(self, term: Term) -> float:
+        """Inverse passage frequency of a term's best-known form: rare words are what a question
+        is about; a word the corpus does not know weighs like the rarest."""
+        n = len(self.data.passages)
+        known = [min((self.lexical.frequency.get(s, 0) for s in o), default=0)
+                 for o in term.options if o and self.lexical.knows(o)]
+        df = min(known) if known else 1
+        return math.log(1 + n / max(df, 1))
+
+    def _second_sentence(self, candidates: list[_Candidate],
+                         first: tuple[Hit, tuple[int, int]]) -> list[tuple[Hit, tuple[int, int]]]:
+        """A second sentence of the first one's passages joins when it contributes nearly as
+        much as the best of them."""
+        same = [c for c in candidates if c.hit.score >= candidates[0].hit.score - TIE_MARGIN]
+        ranked = sorted(same, key=lambda c: -c.contribution)
+        if len(ranked) < 2 or (ranked[0].hit, ranked[0].span) != first or ranked[0].contribution <= 0:
+            return []
+        if ranked[1].contribution >= SECOND_SENTENCE_SHARE * ranked[0].contribution:
+            return [(ranked[1].hit, ranked[1].span)]
+        return []
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    hit: Hit
+    span: tuple[int, int]
+    sentence: str
+    contribution: float
+    stems: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Choice:
+    hit: Hit
+    span: tuple[int, int]
+    short: tuple[int, int] | None  # within hit.text
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:

@@ -16,7 +16,10 @@ from typing import Any
 Span = tuple[int, int]
 
 # The JSON contract: what `ampere-qa ask --json`, `/ask` and `Answer.to_dict()` hold.
-ANSWER_KEYS = ("question", "language", "answered", "answer", "citations")
+ANSWER_KEYS = ("question", "language", "answered", "answer", "citations", "short_answer")
+SHORT_ANSWER_KEYS = ("text", "rank", "start", "end")
+# Why a reply is not an answer (``reason``, only when ``answered`` is false).
+REASONS = ("off_topic", "not_mentioned", "not_given", "no_answer", "greeting", "request")
 CITATION_KEYS = ("rank", "passage_id", "source", "start", "end", "text", "score")
 HIT_KEYS = CITATION_KEYS
 
@@ -133,6 +136,20 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class ShortAnswer:
+    """The exact words that answer (a name, a number, a date...): ``text`` is
+    ``source[start:end]`` of the source file cited as number ``rank``."""
+
+    text: str
+    rank: int
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Answer:
     """What ``Retriever.answer`` returns; ``to_dict()`` is the JSON of ``ampere-qa ask --json``.
 
@@ -148,15 +165,21 @@ class Answer:
     reply_language: str = "en"
     # What the "not found" decision compared with the cut-off (Retriever.relevance); not JSON.
     relevance: float | None = field(default=None, compare=False)
+    short_answer: ShortAnswer | None = None
+    reason: str | None = None  # one of REASONS when not answered
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "question": self.question,
             "language": self.language,
             "answered": self.answered,
             "answer": self.answer,
             "citations": [c.to_dict() for c in self.citations],
+            "short_answer": self.short_answer.to_dict() if self.short_answer else None,
         }
+        if not self.answered:
+            d["reason"] = self.reason or "off_topic"
+        return d
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,10 @@ def _highlighted(text: str, spans: tuple[tuple[int, int], ...]) -> str:
     return "".join(parts)
 
 
+# Between the short answer and the quoted sentence(s) in Answer.answer (see answer.MESSAGES).
+SHORT_SEPARATOR = " — "
+
+
 def language_line(code: str, reply: str) -> str:
     """"Langue détectée : français", "Detected language: English", or for another language
     "Detected language: de — answering in English"."""
@@ -118,13 +122,22 @@ def _answer_with_markers(answer: str) -> str:
     )
 
 
+def _answer_html(result: Answer) -> str:
+    """The answer line, its short answer (the words before " — ") in bold."""
+    head, sep, rest = result.answer.partition(SHORT_SEPARATOR)
+    if result.short_answer is None or not sep:
+        return _answer_with_markers(result.answer)
+    return f'<strong class="aqa-short">{text_to_html(head)}</strong>{sep}{_answer_with_markers(rest)}'
+
+
 def render_answer(result: Answer) -> str:
-    """The assistant message: language, answer with [n] markers, then the cited excerpts."""
+    """The assistant message: language, the short answer in bold and the quoted sentence(s) with
+    [n] markers, then the cited excerpts."""
     reply = result.reply_language if result.reply_language in _UI else "en"
     ui = _UI[reply]
     blocks = [
         f'<div class="aqa-lang">{text_to_html(language_line(result.language, reply))}</div>',
-        f'<div class="aqa-answer">{_answer_with_markers(result.answer)}</div>',
+        f'<div class="aqa-answer">{_answer_html(result)}</div>',
     ]
     if result.citations:
         blocks.append(f'<div class="aqa-excerpts-title">{text_to_html(ui["excerpts"])}</div>')

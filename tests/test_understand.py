@@ -1,0 +1,81 @@
+"""Reading questions (kind, expected answer type, parts) and finding typed spans: pure rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from ampere_qa import spans, understand as u
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("Qui dirige la société ?", u.NAME),
+    ("Who runs the company?", u.NAME),
+    ("Quelles entreprises vont investir ?", u.NAMES),
+    ("Which companies will invest?", u.NAMES),
+    ("Combien de salariés compte l'usine ?", u.NUMBER),
+    ("How many plants are there?", u.NUMBER),
+    ("Quel pourcentage sont des femmes ?", u.PERCENT),
+    ("What share of the staff are engineers?", u.PERCENT),
+    ("Combien coûte la voiture ?", u.MONEY),
+    ("How much does the car cost?", u.MONEY),
+    ("Quand l'usine ouvrira-t-elle ?", u.DATE),
+    ("In what year was it founded?", u.DATE),
+    ("Combien de temps a duré le projet ?", u.DURATION),
+    ("Où se trouve le siège ?", u.PLACE),
+    ("Where is the plant?", u.PLACE),
+    ("Pourquoi Renault fait-il cela ?", None),
+    ("Is the plan risky or safe?", None),
+    ("La direction est-elle réduite ou large ?", None),  # "ou" is not "où"
+])
+def test_expected_answer_type(question, expected):
+    assert u.answer_type(question) == expected
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("Bonjour", u.GREETING), ("salut ça va ?", u.GREETING), ("Hello, how are you today?", u.GREETING),
+    ("Merci beaucoup !", u.GREETING), ("Who are you?", u.GREETING), ("Qu'est-ce que tu sais faire ?", u.GREETING),
+    ("Résume l'article", u.REQUEST), ("Please translate the text", u.REQUEST),
+    ("Write a poem about electric cars", u.REQUEST), ("Quel est ton avis sur ce plan ?", u.REQUEST),
+    ("Bonjour, qui dirige la société ?", u.QUESTION), ("Hi, how many people work there?", u.QUESTION),
+])
+def test_greetings_and_requests_are_told_from_questions(text, kind):
+    assert u.kind_of(text) == kind
+
+
+def test_a_two_part_question_is_read_part_by_part():
+    intents = u.read("Who leads the company and how many people work there?")
+    assert [i.text for i in intents] == ["Who leads the company", "how many people work there"]
+    assert [i.expected for i in intents] == [u.NAME, u.NUMBER]
+    assert [i.text for i in u.read("Qui dirige la société ?")] == ["Qui dirige la société ?"]
+    # "et" inside one question does not cut it.
+    assert len(u.read("Qui sont les partenaires et les investisseurs ?")) == 1
+
+
+def test_focus_is_the_noun_the_question_word_bears_on():
+    assert u.focus_of("Combien de salariés compte l'usine ?") == "salariés"
+    assert u.focus_of("Which chip company invests?") == "chip company"
+    assert u.focus_of("What is the plan?") == ""
+
+
+def _kinds(text):
+    return [(s.kind, s.text) for s in spans.find(text)]
+
+
+def test_typed_spans_in_french_and_english():
+    found = _kinds("Le groupe emploie 11 000 salariés, dont 35 % d'ingénieurs, depuis le 15 novembre 2022.")
+    assert (u.NUMBER, "11 000") in found and (u.PERCENT, "35 %") in found
+    assert (u.DATE, "le 15 novembre 2022") in found
+    assert not any(k == u.NUMBER and t in ("35", "15", "2022") for k, t in found)
+    assert (u.MONEY, "2,5 milliards d'euros") in _kinds("Un prix de 2,5 milliards d'euros.")
+    assert (u.MONEY, "$40,000") in _kinds("It costs $40,000 today.")
+    assert (u.DATE, "premier semestre 2024") in _kinds("Au cours du premier semestre 2024.")
+    assert (u.DURATION, "deux ans") in _kinds("Le projet a pris deux ans.")
+
+
+def test_names_lists_and_places():
+    found = _kinds("Selon Marie de La Tour, Nissan et Mitsubishi investiront en Espagne.")
+    assert (u.NAME, "Marie de La Tour") in found  # "Selon" opens the sentence, it is no name
+    assert (u.NAMES, "Nissan et Mitsubishi") in found
+    assert (u.PLACE, "Espagne") in found
+    assert (u.NAMES, "Megane, Scénic, R5 et 4L") in _kinds("Les modèles Megane, Scénic, R5 et 4L.")
+    assert all(t != "L'objectif" for _, t in _kinds("L'objectif est clair."))
