@@ -99,7 +99,8 @@ CONCEPTS: tuple[Concept, ...] = (
             _w(r"parts? de marche", r"market shares?"),
             _w(r"parts? de marche")),
     Concept("stake", "aucune participation chiffrée", "no stake or shareholding figure",
-            _w(r"stakes?", r"participation", r"du capital", r"of the capital", r"shareholding",
+            _w(r"stakes?", r"participation", r"du capital(?! market)", r"of the capital(?! market)",
+               r"shareholding",
                r"equity", r"detenir", r"detiendra"),
             re.compile(r"\d[\d\s.,]*\s?%\s(?:du|de son) capital|participation\s(?:de\s)?\d")),
     Concept("amount", "aucun montant", "no amount",
@@ -115,10 +116,12 @@ CONCEPTS: tuple[Concept, ...] = (
                r"technical|marketing|information|people) officer", r"finance director",
                r"financial director", r"head of (?:finance|operations|marketing|sales|hr|design)",
                r"porte-parole", r"spokes(?:man|woman|person)", r"president du conseil", r"chairman",
-               r"chairwoman", r"chair of the board", r"tresorier", r"treasurer"),
+               r"chairwoman", r"chair(?:s|ed|ing)?", r"the board", r"board of directors",
+               r"conseil d'administration", r"tresorier", r"treasurer"),
             _w(r"directeurs? (?:financier|des operations|operationnel|technique|commercial|"
                r"marketing|juridique|des ressources humaines|de la communication)s?",
-               r"porte-parole", r"president du conseil", r"cfo", r"coo", r"cto", r"tresorier"),
+               r"porte-parole", r"president du conseil", r"conseil d'administration", r"cfo", r"coo",
+               r"cto", r"tresorier"),
             _WHO),
     Concept("design", "aucun auteur pour ce dessin", "no designer",
             _w(r"dessine\w*", r"designe[dr]s?", r"design(?:ing)?", r"concepteurs?", r"con[cç]u",
@@ -127,7 +130,8 @@ CONCEPTS: tuple[Concept, ...] = (
                r"creee? par", r"agence"), _WHO),
     Concept("production", "aucun volume de production", "no production figure",
             _w(r"produi\w*", r"production", r"fabrique\w*", r"assemble\w*", r"produce[sd]?",
-               r"output", r"manufacture[sd]?", r"build[s]? (?:each|per|a) year", r"units? (?:a|per) year",
+               r"output", r"manufacture[sd]?", r"per year", r"each year", r"a year", r"annually",
+               r"par an", r"chaque annee", r"par annee",
                r"capacity", r"capacite"),
             _w(r"produi\w*", r"production", r"fabriqu\w*", r"assembl\w*", r"capacite",
                r"unites", r"exemplaires", r"vehicules par an")),
@@ -144,10 +148,11 @@ class Gap:
     concept: Concept | None = None
 
 
-def asked_concepts(question: str, expected: str | None) -> list[Concept]:
+def asked_concepts(question: str, expected: str | None, yes_no: bool = False) -> list[Concept]:
     """The kinds of fact a question asks for; none in a long question, where such words may
-    be context ("…who offered to take a financial stake in the new structure?")."""
-    if len(question.split()) > TYPED_WORDS:
+    be context ("…who offered to take a financial stake in the new structure?"), nor in a
+    yes/no question ("Will Ampere be sold as a brand?" asks for no sales figure)."""
+    if len(question.split()) > TYPED_WORDS or yes_no:
         return []
     folded = fold(question)
     return [c for c in CONCEPTS if expected in c.types and c.asks.search(folded)]

@@ -182,7 +182,7 @@ class Retriever:
             if len(intents) > 1:  # each part chooses its sentence by its own meaning and words
                 part_terms = self.lexical.terms(intent.text)
                 candidates = self._candidates(self._embed(intent.text), hits)
-            for concept in answerability.asked_concepts(intent.text, intent.expected):
+            for concept in answerability.asked_concepts(intent.text, intent.expected, intent.yes_no):
                 if not answerability.gives(concept, (c.sentence for c in candidates)):
                     label = concept.fr if lang.reply == "fr" else concept.en
                     return answers.not_found(text, lang.code, lang.reply, "not_given",

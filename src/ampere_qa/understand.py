@@ -59,11 +59,15 @@ _THINGS_FR = (r"(?:entreprise|societe|groupe|constructeur|fabricant|fournisseur|
               r"investisseur|actionnaire|personne|dirigeant|patron|responsable|marque|modele|voiture|"
               r"vehicule|produit|usine|site|pole|centre|evenement|banque|organisation|membre|pays|"
               r"ville|region|entite|filiale|concurrent|client)")
-_THINGS_EN = (r"(?:compan(?:y|ies)|firms?|groups?|carmakers?|automakers?|manufacturers?|makers?|"
+_THINGS_EN = (r"(?:\w*compan(?:y|ies)|firms?|groups?|\w*makers?|manufacturers?|"
               r"suppliers?|partners?|investors?|shareholders?|persons?|people|executives?|brands?|"
               r"models?|cars?|vehicles?|products?|plants?|factor(?:y|ies)|sites?|hubs?|cent(?:re|er)s?|"
               r"events?|banks?|organi[sz]ations?|members?|countr(?:y|ies)|cit(?:y|ies)|regions?|"
               r"entit(?:y|ies)|subsidiar(?:y|ies)|competitors?|rivals?|customers?)")
+
+# A question that is only a role ("CEO?", "le patron ?") asks who holds it.
+_ROLE_ALONE = (r"^(?:the |le |la )?(?:ceo|boss|pdg|patron|patronne|chef|dirigeant|leader|chairman|"
+               r"chairwoman|president|presidente|founder|fondateur|directeur general|head)\W*$")
 
 # The question words of each answer type, tried in this order on the folded question; the
 # first that matches wins ("how much money" is money before "how much" is a number).
@@ -89,15 +93,17 @@ _TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
                r"what day", r"which day", r"d'ici quand", r"by when", r"how soon", r"how long ago",
                r"depuis quand", r"since when", r"jusqu'a quand", r"until when", r"qd",
                r"(?:a|dans) quel(?:le)? (?:echeance|delai|horizon)", r"what deadline",
-               r"what timeframe", r"what time ?frame", r"by what (?:date|time)")),
-    (PLACE, _rx(r"_where_", r"where", r"d'ou", r"dans quel(?:le)?s? (?:ville|pays|region|endroit|lieu|usine|site)s?",
+               r"what timeframe", r"what time ?frame", r"by what (?:date|time)", r"^date (?:de|d'|du|des)",
+               r"^(?:the )?date of")),
+    (PLACE, _rx(r"_where_", r"where", r"d'ou", r"(?:dans|sur|en) quel(?:le)?s? (?:ville|pays|region|endroit|lieu|usine|site|place)s?",
                 r"in which (?:city|country|region|place|town|plant|site)s?",
                 r"which (?:city|country|region|place|town)s?",
                 r"what (?:city|country|region|place|town)s?",
-                r"quel(?:le)?s? (?:ville|pays|region|endroit|lieu)s?")),
+                r"quel(?:le)?s? (?:ville|pays|region|endroit|lieu|place)s?")),
     (NAMES, _rx(rf"(?:quels|quelles) (?:\w+ )?{_THINGS_FR}s", r"lesquels", r"lesquelles",
                 r"name the", r"list the", r"cite les")),
-    (NAME, _rx(r"qui", r"who", r"whom", r"whose", rf"(?:quel|quelle)s? (?:\w+ )?{_THINGS_FR}s?",
+    (NAMES, _rx(r"which of", r"(?:quel|quelle)s? (?:des|d'entre)", r"lesquel(?:le)?s? (?:des|d'entre)")),
+    (NAME, _rx(r"qui", r"who", r"whom", r"whose", _ROLE_ALONE, rf"(?:quel|quelle)s? (?:\w+ )?{_THINGS_FR}s?",
                rf"(?:which|what) (?:\w+ )?{_THINGS_EN}", r"de quoi", r"part of what",
                r"member of what")),
 )
@@ -134,7 +140,8 @@ _REQUEST = _rx(r"summari[sz]e", r"summary", r"sum up", r"resume[rz]?", r"resumes
                r"write", r"ecris", r"ecrire", r"ecrivez", r"redige[rz]?", r"compose[rz]?",
                r"poem", r"poeme", r"poesie", r"haiku", r"song", r"chanson", r"story", r"histoire droles?",
                r"joke", r"blague", r"rewrite", r"reformule[rz]?", r"paraphrase[rz]?",
-               r"your opinion", r"ton avis", r"votre avis", r"what do you think", r"qu'en penses-tu",
+               r"your (?:personal |own |honest )?(?:opinion|view|take)", r"ton avis", r"votre avis",
+               r"what do you (?:\w+ )?think", r"how do you (?:\w+ )?(?:feel|rate|judge)", r"qu'en penses-tu",
                r"que penses-tu", r"qu'en pensez-vous", r"que pensez-vous", r"do you like", r"aimes-tu",
                r"should i (?:buy|invest)", r"dois-je (?:acheter|investir)", r"recommend", r"recommande[rz]?",
                r"conseille[rz]?", r"predict", r"predis", r"explain (?:the|this) article",
@@ -155,6 +162,19 @@ class Intent:
     kind: str = QUESTION
     expected: str | None = None
     focus: str = ""  # the noun the question word bears on: "usine" in "Quelle usine…"
+    yes_no: bool = False
+
+
+_YES_NO = re.compile(
+    r"^(?:is|are|was|were|will|would|does|do|did|has|have|had|can|could|should|may|might)\b"
+    r"|^est-ce qu|\w-t-(?:il|elle|on)\b|\w-(?:il|elle|ils|elles|on)\b|^y a-t-il")
+
+
+def yes_no(text: str) -> bool:
+    """A question answered by yes or no ("Will Ampere be a brand?", "Ampere sera-t-elle…")."""
+    folded = fold(text).strip()
+    return (bool(_YES_NO.search(folded)) and answer_type(text) is None
+            and not re.search(rf"(?<!\w){_WH}(?!\w)|qu'", folded))
 
 
 def answer_type(text: str) -> str | None:
@@ -228,4 +248,4 @@ def read(text: str) -> list[Intent]:
     if kind != QUESTION:
         return [Intent(text, kind)]
     return [Intent(p, QUESTION, answer_type(p) if len(p.split()) <= TYPED_WORDS else None,
-                   focus_of(p)) for p in parts(text)]
+                   focus_of(p), yes_no(p)) for p in parts(text)]
