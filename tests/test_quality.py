@@ -1,8 +1,8 @@
-"""Answer quality on the committed evaluation set: a floor, so quality cannot regress silently.
+"""Answer quality on the committed evaluation sets: a floor, so quality cannot regress silently.
 
 The floors are the levels reached with the bundled model (see the README's quality table)
-less one question's worth of slack; the issue's targets (hit@1 0.95, MRR 0.97, answer hit 0.90)
-are above what this model reaches, so they are reported, not asserted.
+less about one question's worth of slack. Targets above what this model reaches (hit@1 0.95,
+answer hit 0.90) are reported in the README, not asserted.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from ampere_qa.evaluate import Question, Tally, calibrate, evaluate, load_questi
 from .conftest import ROOT
 
 EVAL_SET = ROOT / "eval" / "questions.jsonl"
+# Written after the method was frozen, never used for tuning (fresh-1 was, for the second round).
+FRESH_SETS = (ROOT / "eval" / "fresh-1.jsonl", ROOT / "eval" / "fresh.jsonl")
 OFF_TOPIC_IDS = {"na-fr-001", "na-fr-002", "na-fr-003", "na-fr-004",
                  "na-en-001", "na-en-002", "na-en-003"}
 # Questions on unrelated subjects that are not in the evaluation set (nor in the anchors).
@@ -34,14 +36,44 @@ HELD_OUT_OFF_TOPIC = [
 ]
 
 
-def test_the_committed_set_is_well_formed():
+def test_the_committed_sets_are_well_formed():
     questions = load_questions(EVAL_SET)
     article = (ROOT / "corpus" / "renault-ampere-article.txt").read_text(encoding="utf-8")
     by = lambda lang, ok: [q for q in questions if q.lang == lang and q.answerable is ok]  # noqa: E731
     assert len(by("fr", True)) >= 30 and len(by("en", True)) >= 30
-    assert len(by("fr", False)) + len(by("en", False)) >= 15
-    assert all(g in article for q in questions for g in q.gold)
-    assert {q.id for q in questions if not q.answerable} >= OFF_TOPIC_IDS
+    group = lambda g: [q for q in questions if q.group == g]  # noqa: E731
+    assert len(group("near-topic")) >= 30 and len(group("chitchat")) >= 20
+    assert len([q for q in questions if q.short]) >= 40
+    assert {q.id for q in group("off-topic")} == OFF_TOPIC_IDS
+    for path in (EVAL_SET, *FRESH_SETS):
+        qs = load_questions(path)
+        assert all(g in article for q in qs for g in (*q.gold, *q.short)), path
+        assert {q.group for q in qs} == {"answerable", "near-topic", "off-topic", "chitchat"}, path
+        assert {q.lang for q in qs} == {"fr", "en"} and len(qs) >= 40, path
+
+
+def test_group_and_short_answer_fields_are_checked(tmp_path):
+    path = tmp_path / "set.jsonl"
+    line = '{"id": "a", "lang": "fr", "question": "q", "gold": [], "answerable": false, "group": "%s"}'
+    path.write_text(line % "answerable" + "\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match="does not fit answerable=False"):
+        load_questions(path)
+    path.write_text(line % "nearby" + "\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match="group"):
+        load_questions(path)
+    path.write_text('{"id": "a", "lang": "fr", "question": "q", "gold": [], "short": ["x"], '
+                    '"answerable": false, "group": "near-topic"}\n', encoding="utf-8")
+    with pytest.raises(BadInputError, match="short answers"):
+        load_questions(path)
+    # Without a group, an unanswerable question counts as off-topic (sets written before groups).
+    path.write_text(line.replace(', "group": "%s"', "") + "\n", encoding="utf-8")
+    assert load_questions(path)[0].group == "off-topic"
+
+
+def test_short_answers_match_ignoring_case_and_spacing():
+    q = Question("1", "fr", "?", ("11 000 salariés",), True, "answerable", ("11 000",))
+    assert q.short_matches("11  000") and q.short_matches("11 000") and not q.short_matches("11")
+    assert not q.short_matches(None)
 
 
 @pytest.mark.parametrize(
@@ -103,20 +135,47 @@ def report(retriever):
     return evaluate(retriever, load_questions(EVAL_SET))
 
 
+# Levels reached on eval/questions.jsonl (README), less about one question of slack.
+FLOORS = {
+    "fr": {"hit@1": 0.86, "hit@3": 0.89, "mrr@10": 0.89, "answer_hit": 0.84, "short_answer_em": 0.84,
+           "near-topic_not_found": 0.80, "off-topic_not_found": 1.0, "chitchat_not_found": 1.0},
+    "en": {"hit@1": 0.90, "hit@3": 0.98, "mrr@10": 0.94, "answer_hit": 0.85, "short_answer_em": 0.81,
+           "near-topic_not_found": 0.80, "off-topic_not_found": 1.0, "chitchat_not_found": 1.0},
+}
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("lang", ["fr", "en"])
 def test_quality_floor(report, lang):
     ours = report.systems["ampere-qa"][lang]
-    assert ours["hit@1"] >= 0.86, ours
-    assert ours["hit@3"] >= 0.93, ours
-    assert ours["mrr@10"] >= 0.90, ours
-    assert ours["answer_hit"] >= 0.75, ours
+    for metric, floor in FLOORS[lang].items():
+        assert ours[metric] >= floor, (metric, ours)
     assert ours["false_abstention"] <= 0.06, ours
     assert ours["language_accuracy"] == 1.0, ours
     assert ours["duplicate_citations"] == 0, ours
     for baseline in ("bm25-paragraphs", "dense-paragraphs"):
         theirs = report.systems[baseline][lang]
         assert ours["hit@1"] > theirs["hit@1"] and ours["mrr@10"] > theirs["mrr@10"], baseline
+
+
+# Levels reached on the fresh sets (README), over both languages, less about one question.
+FRESH_FLOORS = {
+    "fresh-1.jsonl": {"hit@1": 0.90, "answer_hit": 0.84, "short_answer_em": 0.68,
+                      "near-topic_not_found": 0.71, "off-topic_not_found": 1.0,
+                      "chitchat_not_found": 1.0},
+    "fresh.jsonl": {"hit@1": 0.87, "answer_hit": 0.87, "short_answer_em": 0.82,
+                    "near-topic_not_found": 0.78, "off-topic_not_found": 1.0,
+                    "chitchat_not_found": 1.0},
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("path", FRESH_SETS, ids=lambda p: p.name)
+def test_quality_floor_on_the_fresh_sets(retriever, path):
+    ours = evaluate(retriever, load_questions(path)).systems["ampere-qa"]["all"]
+    for metric, floor in FRESH_FLOORS[path.name].items():
+        assert ours[metric] >= floor, (metric, ours)
+    assert ours["false_abstention"] <= 0.07, ours
 
 
 @pytest.mark.integration

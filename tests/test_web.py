@@ -61,6 +61,21 @@ def test_user_and_corpus_text_is_rendered_inert():
     assert "Langue détectée : français" in shown
 
 
+def test_the_short_answer_is_shown_first_in_bold_and_inert():
+    from ampere_qa.answer import Answer, Citation
+    from ampere_qa.types import ShortAnswer
+    from ampere_qa.web import render_answer
+
+    evil = "<b>Luca</b>"
+    ans = Answer("q", "en", True, f"{evil} — According to the article: “{evil} runs it.” [1]",
+                 (Citation(1, "p", "corpus/a.txt", 0, 20, f"{evil} runs it.", 0.9, ((0, 20),)),),
+                 "en", short_answer=ShortAnswer(evil, 1, 0, len(evil)))
+    out = render_answer(ans)
+    assert '<strong class="aqa-short">&lt;b&gt;Luca&lt;/b&gt;</strong> — According' in out
+    plain = Answer("q", "en", True, "According to the article: “A — B.” [1]", (), "en")
+    assert "<strong" not in render_answer(plain)
+
+
 def test_friendly_messages_for_empty_and_long_questions():
     from ampere_qa.question import MAX_QUESTION_CHARS
     from ampere_qa.web import chat_reply
