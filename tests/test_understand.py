@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ampere_qa import spans, understand as u
+from ampere_qa import spans
+from ampere_qa import understand as u
 
 
 @pytest.mark.parametrize("question, expected", [
@@ -33,7 +34,8 @@ def test_expected_answer_type(question, expected):
 
 @pytest.mark.parametrize("text, kind", [
     ("Bonjour", u.GREETING), ("salut ça va ?", u.GREETING), ("Hello, how are you today?", u.GREETING),
-    ("Merci beaucoup !", u.GREETING), ("Who are you?", u.GREETING), ("Qu'est-ce que tu sais faire ?", u.GREETING),
+    ("Merci beaucoup !", u.GREETING), ("Who are you?", u.GREETING),
+    ("Qu'est-ce que tu sais faire ?", u.GREETING),
     ("Résume l'article", u.REQUEST), ("Please translate the text", u.REQUEST),
     ("Write a poem about electric cars", u.REQUEST), ("Quel est ton avis sur ce plan ?", u.REQUEST),
     ("Bonjour, qui dirige la société ?", u.QUESTION), ("Hi, how many people work there?", u.QUESTION),

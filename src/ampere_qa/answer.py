@@ -8,6 +8,9 @@ framing: « D'après l'article : … » or "According to the article: …", and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from .types import Answer, Citation, Hit, ShortAnswer
 
 # "Not found" when the question is not this much closer to the corpus than to the off-topic
@@ -16,7 +19,7 @@ from .types import Answer, Citation, Hit, ShortAnswer
 # eval/questions.jsonl, within noise of zero). Build records it in the index manifest.
 MIN_RELEVANCE = 0.0
 
-MESSAGES = {
+MESSAGES: dict[str, dict[str, Any]] = {
     "fr": {
         "lead": "D'après l'article : ",
         "quote": "« {} »",
@@ -94,7 +97,7 @@ def not_found(question: str, language: str, reply: str, reason: str = "off_topic
 
 def compose(
     question: str, language: str, reply: str, picks: list[tuple[Hit, tuple[int, int]]],
-    shorts: list[tuple[Hit, tuple[int, int]]] = (), see_also: list[Hit] = (),
+    shorts: Sequence[tuple[Hit, tuple[int, int]]] = (), see_also: Sequence[Hit] = (),
 ) -> Answer:
     """Quote the picked sentences in order, each followed by the number of its excerpt; the
     short answer(s) first; then "see also" the other excerpts that nearly matched as well.

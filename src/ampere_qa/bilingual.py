@@ -3,8 +3,9 @@
 The lexicon (``data/en_fr.tsv``) is general vocabulary written for ampere-qa (MIT, like the
 code): ``english<TAB>french|french…``, English side up to three words. Both sides are reduced
 to stems (PyStemmer: English for the keys, French for the values, accents folded) so that
-"employees" finds the entry "employee" and "salariés" matches "salarié". The French side is kept as written: the word matcher reduces it
-the same way it reduces the corpus (see ``LexicalIndex.terms``).
+"employees" finds the entry "employee" and "salariés" matches "salarié". The French side is
+kept as written: the word matcher reduces it the way it reduces the corpus
+(``LexicalIndex.terms``).
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ def load_questions(path: str | Path) -> list[Question]:
             raise BadInputError(f"{where}: answerable questions need gold strings, others none")
         if q.answerable != (group == "answerable"):
             raise BadInputError(f"{where}: group {group!r} does not fit answerable={q.answerable}")
-        if q.short and not q.answerable or any(not x.strip() for x in q.short):
+        if (q.short and not q.answerable) or any(not x.strip() for x in q.short):
             raise BadInputError(f"{where}: short answers must be non-empty, on answerable questions")
         if q.id in seen:
             raise BadInputError(f"{where}: duplicate id {q.id!r}")

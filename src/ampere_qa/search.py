@@ -253,16 +253,15 @@ class Retriever:
             # losing a sentence), so the sentence is chosen within each passage...
             score = (c.contribution + OVERLAP_WEIGHT * overlap
                      + (TYPE_WEIGHT * short[2] if short is not None else 0.0))
-            quality = short[2] if short is not None else 0.0
             kept = per_passage.get(c.hit.passage_id)
-            if kept is None or (quality, score) > (kept[2][2] if kept[2] else 0.0, kept[0]):
+            if kept is None or (_quality(short), score) > (_quality(kept[2]), kept[0]):
                 per_passage[c.hit.passage_id] = (score, c, short, overlap)
         # ... and the passage is the best one, unless only another holds an answer of the
         # expected type (or one of a better fitting kind, or with more of the question's words).
         ranked = sorted(per_passage.values(), key=lambda t: -t[1].hit.score)
         fit = [t for t in ranked if t[2] is not None]
         if intent.expected and fit:
-            _, c, short, _ = max(fit, key=lambda t: (t[2][2], round(t[3], 2), -ranked.index(t)))
+            _, c, short, _ = max(fit, key=lambda t: (_quality(t[2]), round(t[3], 2), -ranked.index(t)))
         else:
             _, c, short, _ = ranked[0]
         absolute = None if short is None else (c.span[0] + short[0], c.span[0] + short[1])
@@ -304,6 +303,10 @@ class _Choice:
     hit: Hit
     span: tuple[int, int]
     short: tuple[int, int] | None  # within hit.text
+
+
+def _quality(short: tuple[int, int, float] | None) -> float:
+    return short[2] if short is not None else 0.0
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:

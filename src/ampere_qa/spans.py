@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import understand as u
+
+if TYPE_CHECKING:
+    from .lexical import LexicalIndex, Term
 
 _SP = r"[ \u00a0\u202f]"
 _MONTHS = (r"janvier|f[ée]vrier|mars|avril|mai|juin|juillet|ao[uû]t|septembre|octobre|novembre|"
@@ -27,8 +31,9 @@ _YEAR = r"(?:19|20)\d{2}"
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (u.PERCENT, re.compile(rf"(?<![\w.,])(?:{_NUM}){_SP}?(?:%|pour{_SP}?cent\b|percent\b|per cent\b)",
                            re.IGNORECASE)),
-    (u.MONEY, re.compile(rf"(?<![\w.,])(?:(?:{_NUM}){_SCALE}{_SP}?(?:d['’]{_SP}?)?(?:€|euros?\b|dollars?\b|\$|£|"
-                         rf"livres?\b|usd\b|eur\b)|[$€£]{_SP}?(?:{_NUM}){_SCALE})", re.IGNORECASE)),
+    (u.MONEY, re.compile(rf"(?<![\w.,])(?:(?:{_NUM}){_SCALE}{_SP}?(?:d['’]{_SP}?)?"
+                         rf"(?:€|euros?\b|dollars?\b|\$|£|livres?\b|usd\b|eur\b)"
+                         rf"|[$€£]{_SP}?(?:{_NUM}){_SCALE})", re.IGNORECASE)),
     (u.DATE, re.compile(
         rf"(?<!\w)(?:(?:premier|second|deuxi[eè]me|troisi[eè]me|quatri[eè]me|1er|[1-4]e|first|"
         rf"second|third|fourth)\s+(?:semestre|trimestre|half|quarter)(?:\s+(?:de\s+|of\s+)?{_YEAR})?"
@@ -143,7 +148,8 @@ ACCEPTS: dict[str, dict[str, float]] = {
 }
 
 
-def pick(sentence: str, intent: u.Intent, matched: list, focus: list, lexical) -> tuple[int, int, float] | None:
+def pick(sentence: str, intent: u.Intent, matched: list[Term], focus: list[Term],
+         lexical: LexicalIndex) -> tuple[int, int, float] | None:
     """The span of ``sentence`` that answers ``intent`` and how well its kind fits (1 for the
     expected kind, less for an accepted other), or None when it holds none.
 
@@ -197,11 +203,11 @@ def pick(sentence: str, intent: u.Intent, matched: list, focus: list, lexical) -
 TOPIC_SHARE = 0.5
 
 
-def _is_topic(name: str, lexical) -> bool:
+def _is_topic(name: str, lexical: LexicalIndex) -> bool:
     stems = lexical.analyze(name)
     size = max(lexical.size, 1)
     return bool(stems) and all(lexical.frequency.get(st, 0) / size >= TOPIC_SHARE for st in stems)
-def _term_positions(sentence: str, matched: list, lexical) -> list[int]:
+def _term_positions(sentence: str, matched: list[Term], lexical: LexicalIndex) -> list[int]:
     """Where the question's matched words stand in the sentence (character offsets)."""
     stems = {s for t in matched for o in t.options for s in o}
     out = []

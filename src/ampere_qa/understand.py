@@ -95,7 +95,8 @@ _TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
                r"(?:a|dans) quel(?:le)? (?:echeance|delai|horizon)", r"what deadline",
                r"what timeframe", r"what time ?frame", r"by what (?:date|time)", r"^date (?:de|d'|du|des)",
                r"^(?:the )?date of")),
-    (PLACE, _rx(r"_where_", r"where", r"d'ou", r"(?:dans|sur|en) quel(?:le)?s? (?:ville|pays|region|endroit|lieu|usine|site|place)s?",
+    (PLACE, _rx(r"_where_", r"where", r"d'ou",
+                r"(?:dans|sur|en) quel(?:le)?s? (?:ville|pays|region|endroit|lieu|usine|site|place)s?",
                 r"in which (?:city|country|region|place|town|plant|site)s?",
                 r"which (?:city|country|region|place|town)s?",
                 r"what (?:city|country|region|place|town)s?",
@@ -132,7 +133,8 @@ utile sympa journee soiree matin nuit a tous
 _ABOUT_ME = _rx(r"who are you", r"what are you", r"what can you do", r"how do(?:es)? (?:this|it|you) work",
                 r"qui es-tu", r"qui etes-vous", r"tu es qui", r"vous etes qui", r"que sais-tu faire",
                 r"que peux-tu faire", r"que pouvez-vous faire", r"qu'est-ce que tu (?:sais|peux) faire",
-                r"are you (?:a bot|a robot|human|an ai)", r"(?:es-tu|t'es|tu es|etes-vous) une? (?:robot|bot|humain|ia)",
+                r"are you (?:a bot|a robot|human|an ai)",
+                r"(?:es-tu|t'es|tu es|etes-vous) une? (?:robot|bot|humain|ia)",
                 r"help", r"aide(?:-moi)?")
 # Requests outside quoting the corpus: summarising, translating, writing, opinions, jokes.
 _REQUEST = _rx(r"summari[sz]e", r"summary", r"sum up", r"resume[rz]?", r"resumes", r"synthese",
@@ -178,7 +180,9 @@ def yes_no(text: str) -> bool:
 
 
 def answer_type(text: str) -> str | None:
-    folded = fold(re.sub(r"(?i)\bo[uù](?=\W|$)", lambda m: "_where_" if "ù" in m.group(0) else m.group(0), text))
+    # "où" (where) and "ou" (or) fold alike: mark "où" first.
+    folded = fold(re.sub(r"(?i)\bo[uù](?=\W|$)",
+                         lambda m: "_where_" if "ù" in m.group(0) else m.group(0), text))
     if _NOT_A_NAME.search(folded):
         folded = _NOT_A_NAME.sub(" ", folded)
     for name, pattern in _TYPES:
