@@ -12,7 +12,7 @@ from ampere_qa.errors import BadInputError
 from ampere_qa.question import MAX_QUESTION_CHARS, clean_question
 from ampere_qa.types import Hit
 
-KEYS = {"question", "language", "answered", "answer", "citations", "short_answer"}
+KEYS = {"question", "language", "answered", "answer", "citations", "short_answer", "understood"}
 CITATION_KEYS = {"rank", "passage_id", "source", "start", "end", "text", "score"}
 
 

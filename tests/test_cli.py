@@ -111,7 +111,8 @@ def test_ask_json_is_exactly_one_object_with_the_contract(model_cache):
     proc = run("ask", "Qui dirige Ampere ?", "--json", env={"AMPERE_QA_CACHE": str(model_cache)})
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)  # fails if anything else is printed
-    assert set(obj) == {"question", "language", "answered", "answer", "citations", "short_answer"}
+    assert set(obj) == {"question", "language", "answered", "answer", "citations", "short_answer",
+                        "understood"}
     assert obj["short_answer"]["text"] == "Luca de Meo"
     assert obj["language"] == "fr" and obj["answered"] is True
     assert "Luca de Meo" in obj["answer"]

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 # One question through the model takes ~50 ms alone; allow for a loaded 2-core CI machine.
 SECONDS_PER_CALL = 10.0
-KEYS = {"question", "language", "answered", "answer", "citations", "short_answer"}
+KEYS = {"question", "language", "answered", "answer", "citations", "short_answer", "understood"}
 SHORT_KEYS = {"text", "rank", "start", "end"}
 CITATION_KEYS = {"rank", "passage_id", "source", "start", "end", "text", "score"}
 _SOURCES: dict[str, str] = {}

@@ -204,3 +204,23 @@ def test_eval_command_on_any_file_with_plot(tmp_path, model_cache):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = run("eval", str(subset), env=env)
     assert text.returncode == 0 and "hit@1" in text.stdout and "Calibrated" in text.stdout
+
+
+@pytest.mark.integration
+def test_follow_up_dialogues_floor_and_no_standalone_change(retriever, report):
+    from ampere_qa.evaluate import evaluate_dialogues, load_dialogues
+
+    result = evaluate_dialogues(retriever, load_dialogues(ROOT / "eval" / "dialogues.jsonl"))
+    for lang in ("fr", "en"):  # level reached: 16 of 18 in each language
+        assert result["systems"]["ampere-qa"][lang]["answer_hit"] >= 0.88, result
+    assert report.standalone_changed == []
+
+
+@pytest.mark.integration
+def test_eval_command_scores_a_dialogue_set(model_cache):
+    from .test_cli import run
+
+    proc = run("eval", "eval/dialogues.jsonl", "--json", env={"AMPERE_QA_CACHE": str(model_cache)})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["systems"]["ampere-qa"]["all"]["dialogues"] >= 30

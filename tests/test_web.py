@@ -113,7 +113,8 @@ def client(server: str):
 
 
 def _assert_cites(result: dict, expected: str) -> None:
-    assert set(result) == {"question", "language", "answered", "answer", "citations", "short_answer"}
+    assert set(result) == {"question", "language", "answered", "answer", "citations", "short_answer",
+                           "understood"}
     assert result["answered"] is True
     assert result["citations"], result
     article = ARTICLE.read_text(encoding="utf-8")
@@ -141,6 +142,15 @@ def test_api_english_question_with_k(client):
     assert result["language"] == "en"
     assert "According to the article" in result["answer"]
     assert len(result["citations"]) <= 2
+
+
+@pytest.mark.integration
+def test_api_follow_up_with_the_earlier_questions(client):
+    result = client.predict("Et où ?", 3, ["Combien de salariés compte Ampere ?"], api_name="/ask")
+    assert result["understood"] == "Et où ? (Combien de salariés compte Ampere ?)"
+    assert result["short_answer"]["text"] == "France"
+    alone = client.predict("Et où ?", api_name="/ask")
+    assert alone["understood"] is None
 
 
 @pytest.mark.integration
@@ -292,6 +302,11 @@ def test_page_answers_english_question_and_follow_ups(chat):
     again = chat.ask(FR_QUESTION)
     assert FR_EXPECTED in again.inner_text()
     assert chat.bots.count() == 1
+    # A follow-up leans on the latest question asked since Clear.
+    chat.ask("How many employees does Ampere have?")
+    where = chat.ask("And where?").inner_text()
+    assert "Understood: And where ? (How many employees does Ampere have?)" in where
+    assert "France" in where
     # The chat's own trash icon forgets the history too.
     chat.page.locator('#aqa-chat button[aria-label="Clear"]').click()
     chat.page.wait_for_function(

@@ -186,15 +186,31 @@ def info(index_dir: str, as_json: bool) -> None:
 @click.option("--plot", "plot_path", default=None, metavar="FILE.png",
               help="Also draw the score distributions and the not-found cut-off.")
 def eval_(file: str, index_dir: str, as_json: bool, plot_path: str | None) -> None:
-    """Measure answer quality on a labelled set, beside plain BM25 and dense baselines.
+    """Measure answer quality on a labelled set, beside plain BM25 and dense baselines; or,
+    on a set of dialogues, the replies to their follow-up questions.
 
     \b
     ampere-qa eval                        # the committed set, eval/questions.jsonl
     ampere-qa eval my-set.jsonl --json --plot scores.png
+    ampere-qa eval eval/dialogues.jsonl   # follow-ups: answer hit on each last turn
     """
-    from .evaluate import evaluate, format_report, load_questions, plot
+    from .evaluate import (
+        evaluate,
+        evaluate_dialogues,
+        format_dialogues,
+        format_report,
+        is_dialogue_set,
+        load_dialogues,
+        load_questions,
+        plot,
+    )
     from .search import Retriever
 
+    if is_dialogue_set(file):
+        dialogues = load_dialogues(file)
+        result = evaluate_dialogues(Retriever.load(index_dir), dialogues)
+        _echo_json(result) if as_json else click.echo(format_dialogues(result))
+        return
     questions = load_questions(file)
     retriever = Retriever.load(index_dir)
     report = evaluate(retriever, questions, progress=not as_json)

@@ -15,8 +15,9 @@ the article: ``near-topic`` (about it, not answered by it), ``off-topic`` or ``c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,24 +95,28 @@ def _read_set(path: Path) -> list[str]:
         raise BadInputError(f"cannot read evaluation set {path}: {exc}") from None
 
 
-def load_questions(path: str | Path) -> list[Question]:
-    """Read and validate a set; a malformed line is a :class:`BadInputError` naming it."""
+def _validated(path: Path, schema: Any) -> Iterator[tuple[str, Any]]:
+    """Each non-empty line of a set checked by ``schema``, with where it stands ("file:line");
+    a malformed line is a :class:`BadInputError` naming it and its first wrong field."""
     from pydantic import ValidationError
 
-    path = Path(path)
-    schema = _question_schema()
-    out: list[Question] = []
-    seen: set[str] = set()
     for n, line in enumerate(_read_set(path), start=1):
         if not line.strip():
             continue
-        where = f"{path}:{n}"
         try:
-            d = schema.model_validate_json(line)
+            yield f"{path}:{n}", schema.model_validate_json(line)
         except ValidationError as exc:
             first = exc.errors()[0]
-            field = ".".join(str(x) for x in first["loc"]) or "line"
-            raise BadInputError(f"{where}: {field}: {first['msg']}") from None
+            field_name = ".".join(str(x) for x in first["loc"]) or "line"
+            raise BadInputError(f"{path}:{n}: {field_name}: {first['msg']}") from None
+
+
+def load_questions(path: str | Path) -> list[Question]:
+    """Read and validate a set; a malformed line is a :class:`BadInputError` naming it."""
+    path = Path(path)
+    out: list[Question] = []
+    seen: set[str] = set()
+    for where, d in _validated(path, _question_schema()):
         if any(not g.strip() for g in d.gold):
             raise BadInputError(f"{where}: gold strings must not be empty (an empty one matches anything)")
         group = d.group or ("answerable" if d.answerable else "off-topic")
@@ -129,6 +134,108 @@ def load_questions(path: str | Path) -> list[Question]:
     if not out:
         raise BadInputError(f"{path} holds no questions")
     return out
+
+
+@dataclass(frozen=True)
+class Dialogue:
+    """A short conversation: ``turns`` are the user's questions, oldest first; ``gold`` and
+    ``short`` are for the reply to the last one, which leans on the earlier ones."""
+
+    id: str
+    lang: str
+    turns: tuple[str, ...]
+    gold: tuple[str, ...]
+    short: tuple[str, ...] = ()
+
+
+def is_dialogue_set(path: str | Path) -> bool:
+    """Whether a set holds dialogues (lines with ``turns``) rather than questions."""
+    for line in _read_set(Path(path)):
+        if line.strip():
+            return '"turns"' in line
+    return False
+
+
+def load_dialogues(path: str | Path) -> list[Dialogue]:
+    """Read and validate a dialogue set; a malformed line is a :class:`BadInputError`."""
+    from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+    class Line(BaseModel):
+        model_config = ConfigDict(extra="allow", strict=True)
+        id: StrictStr = Field(min_length=1)
+        lang: StrictStr = Field(min_length=2)
+        turns: list[StrictStr] = Field(min_length=2)
+        gold: list[StrictStr] = Field(min_length=1)
+        short: list[StrictStr] = []
+
+    path = Path(path)
+    out: list[Dialogue] = []
+    seen: set[str] = set()
+    for where, d in _validated(path, Line):
+        if any(not x.strip() for x in (*d.turns, *d.gold, *d.short)) or d.id in seen:
+            raise BadInputError(f"{where}: empty turn, gold or short, or duplicate id")
+        seen.add(d.id)
+        out.append(Dialogue(d.id, d.lang, tuple(d.turns), tuple(d.gold), tuple(d.short)))
+    if not out:
+        raise BadInputError(f"{path} holds no dialogues")
+    return out
+
+
+def evaluate_dialogues(retriever: Retriever, dialogues: Sequence[Dialogue]) -> dict[str, Any]:
+    """Answer hit and short-answer exact match on the last turn of each dialogue, per language,
+    and the dialogues whose last turn was answered wrongly."""
+    tallies: dict[str, dict[str, int]] = {}
+    failures = []
+    for d in dialogues:
+        mine = retriever.answer(d.turns[-1], history=d.turns[:-1])
+        q = Question(d.id, d.lang, d.turns[-1], d.gold, True, "answerable", d.short)
+        short = mine.short_answer.text if mine.short_answer else None
+        hit = mine.answered and q.matches(mine.answer)
+        for g in (d.lang, "all"):
+            t = tallies.setdefault(g, {"dialogues": 0, "answer_hit": 0, "short": 0, "short_ok": 0,
+                                       "understood": 0})
+            t["dialogues"] += 1
+            t["answer_hit"] += hit
+            t["understood"] += mine.understood is not None
+            if d.short:
+                t["short"] += 1
+                t["short_ok"] += hit and q.short_matches(short)
+        if not hit:
+            failures.append({"id": d.id, "turns": list(d.turns), "understood": mine.understood,
+                             "answer": mine.answer})
+    metrics = {g: {"dialogues": t["dialogues"],
+                   "answer_hit": round(t["answer_hit"] / t["dialogues"], 4),
+                   "short_answer_em": round(t["short_ok"] / t["short"], 4) if t["short"] else None,
+                   "read_as_follow_up": round(t["understood"] / t["dialogues"], 4)}
+               for g, t in tallies.items()}
+    return {"systems": {"ampere-qa": metrics}, "failures": failures}
+
+
+def standalone_changes(retriever: Retriever, questions: Sequence[Question]) -> list[str]:
+    """The ids of questions that would be read differently when asked right after the one
+    before them in the set: a standalone question must never be changed."""
+    from .followup import resolve
+    from .understand import QUESTION, kind_of
+
+    changed = []
+    for before, q in pairwise(questions):
+        if kind_of(q.question) == QUESTION:
+            reply = detect(q.question).reply
+            if resolve(q.question, [before.question], retriever.lexical, reply) != q.question:
+                changed.append(q.id)
+    return changed
+
+
+def format_dialogues(result: dict[str, Any]) -> str:
+    rows = [("language", "dialogues", "answer hit", "short answer EM", "read as follow-up")]
+    for g, m in result["systems"]["ampere-qa"].items():
+        em = "—" if m["short_answer_em"] is None else f"{m['short_answer_em']:.3f}"
+        rows.append((g, str(m["dialogues"]), f"{m['answer_hit']:.3f}", em,
+                     f"{m['read_as_follow_up']:.3f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.append(f"\n{len(result['failures'])} last turns answered wrongly (see --json).")
+    return "\n".join(lines)
 
 
 Ranker = Callable[[str], list[str]]  # question -> passage texts, best first
@@ -194,9 +301,12 @@ class Report:
     failures: list[dict[str, Any]] = field(default_factory=list)
     scores: list[dict[str, Any]] = field(default_factory=list)  # relevance per question
     calibration: dict[str, Any] = field(default_factory=dict)
+    # Questions read differently when asked after the one before them (follow-up reading).
+    standalone_changed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"systems": self.systems, "calibration": self.calibration, "failures": self.failures}
+        return {"systems": self.systems, "calibration": self.calibration, "failures": self.failures,
+                "standalone_changed": self.standalone_changed}
 
 
 def bm25_ranker(passages: Sequence[str]) -> Ranker:
@@ -296,6 +406,7 @@ def evaluate(retriever: Retriever, questions: Sequence[Question],
                                   "score": mine.relevance})
     report.systems = {name: {g: t.metrics() for g, t in by.items()} for name, by in tallies.items()}
     report.calibration = calibrate(report.scores)
+    report.standalone_changed = standalone_changes(retriever, questions)
     return report
 
 
@@ -351,6 +462,8 @@ def format_report(report: Report) -> str:
     lines.append(f"\n{counts['answerable']} answerable ({counts['short_answers']} with a short "
                  f"answer expected) and {counts['unanswerable']} unanswerable questions; "
                  f"{len(report.failures)} answered wrongly (see --json).")
+    lines.append(f"Standalone questions read differently after the one before them: "
+                 f"{len(report.standalone_changed)}.")
     cal = report.calibration
     if cal:
         cv = cal["cross_validated"]

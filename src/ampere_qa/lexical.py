@@ -21,7 +21,7 @@ import numpy as np
 _WORD = re.compile(r"\w\w+")
 # Question words say what kind of answer is wanted (see understand.py), not what it is about.
 QUESTION_WORDS = """who whom whose what which when where why how qui quoi quand ou où comment
-combien pourquoi quel quelle quels quelles lequel laquelle lesquels lesquelles""".split()
+combien pourquoi quel quelle quels quelles lequel laquelle lesquels lesquelles many much""".split()
 # Most French stems one English word adds to the BM25 query (its first translations).
 MAX_BRIDGES = 4
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from . import answer as answers
-from . import answerability, language, understand
+from . import answerability, followup, language, understand
 from . import spans as shortspans
 from .embedding import Embedder, load_embedder
-from .errors import IndexMismatchError
+from .errors import BadInputError, IndexMismatchError
 from .index import IndexData, load_index
 from .lexical import LexicalIndex, Term
 from .manifest import corpus_is_stale, rebuild_hint
@@ -151,19 +152,27 @@ class Retriever:
         text = clean_question(question)
         return self._rank(text, self._embed(text), k)[0]
 
-    def answer(self, question: str, k: int = DEFAULT_K) -> answers.Answer:
+    def answer(self, question: str, k: int = DEFAULT_K, history: Sequence[str] = ()) -> answers.Answer:
         """The short answer and the sentence(s) that give it, quoted with citations from the top
-        ``k`` passages, or a "not found" that says why (see :mod:`answerability`)."""
+        ``k`` passages, or a "not found" that says why (see :mod:`answerability`).
+
+        ``history`` is the user's earlier questions, oldest first: a follow-up ("Et où ?",
+        "What is its purpose?") is understood against them (see :mod:`followup`); a standalone
+        question is never changed.
+        """
         text = clean_question(question)
+        past = _history(history)
         lang = language.detect(text)
         intents = understand.read(text)
         if intents[0].kind != understand.QUESTION:
             return answers.not_found(text, lang.code, lang.reply, intents[0].kind)
-        qv = self._embed(text)
-        hits, best_sentence = self._rank(text, qv, k)
+        understood = followup.resolve(text, past, self.lexical, lang.reply) if past else text
+        qv = self._embed(understood)
+        hits, best_sentence = self._rank(understood, qv, k)
         relevance = self._relevance(qv, best_sentence)
-        result = self._answer(text, lang, intents, qv, hits, relevance)
-        return replace(result, relevance=relevance)
+        result = self._answer(understood, lang, intents, qv, hits, relevance)
+        return replace(result, question=text, relevance=relevance,
+                       understood=understood if understood != text else None)
 
     def _answer(self, text: str, lang: language.Language, intents: list[understand.Intent],
                 qv: np.ndarray, hits: list[Hit], relevance: float) -> answers.Answer:
@@ -303,6 +312,19 @@ class _Choice:
     hit: Hit
     span: tuple[int, int]
     short: tuple[int, int] | None  # within hit.text
+
+
+def _history(history: Sequence[str]) -> list[str]:
+    """The earlier questions, cleaned like a question; the last few only."""
+    if isinstance(history, str) or not isinstance(history, Sequence):
+        raise BadInputError("history must be a list of earlier questions")
+    past = []
+    for h in list(history)[-followup.MAX_HISTORY:]:
+        if not isinstance(h, str):
+            raise BadInputError("history must be a list of earlier questions (strings)")
+        if h.strip():
+            past.append(clean_question(h))
+    return past
 
 
 def _quality(short: tuple[int, int, float] | None) -> float:

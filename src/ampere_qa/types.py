@@ -16,7 +16,8 @@ from typing import Any
 Span = tuple[int, int]
 
 # The JSON contract: what `ampere-qa ask --json`, `/ask` and `Answer.to_dict()` hold.
-ANSWER_KEYS = ("question", "language", "answered", "answer", "citations", "short_answer")
+ANSWER_KEYS = ("question", "language", "answered", "answer", "citations", "short_answer",
+               "understood")
 SHORT_ANSWER_KEYS = ("text", "rank", "start", "end")
 # Why a reply is not an answer (``reason``, only when ``answered`` is false).
 REASONS = ("off_topic", "not_mentioned", "not_given", "no_answer", "greeting", "request")
@@ -167,6 +168,8 @@ class Answer:
     relevance: float | None = field(default=None, compare=False)
     short_answer: ShortAnswer | None = None
     reason: str | None = None  # one of REASONS when not answered
+    # The question as understood in the conversation, when it differs from ``question``.
+    understood: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -176,6 +179,7 @@ class Answer:
             "answer": self.answer,
             "citations": [c.to_dict() for c in self.citations],
             "short_answer": self.short_answer.to_dict() if self.short_answer else None,
+            "understood": self.understood,
         }
         if not self.answered:
             d["reason"] = self.reason or "off_topic"

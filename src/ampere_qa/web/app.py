@@ -7,12 +7,14 @@ light. Theme and CSS are given when the page is mounted (Gradio 6): :mod:`.serve
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AmpereError, BadInputError
-from ..question import DEFAULT_K, parse_k
+from ..followup import MAX_HISTORY
+from ..question import DEFAULT_K, clean_question, parse_k
 from .inputs import check_inputs
 from .render import chat_reply, stale_notice
 
@@ -72,14 +74,17 @@ def _error(message: str, title: str = "Bad input") -> gr.Error:
     return load_gradio().Error(message, title=title, print_exception=False)
 
 
-def api_answer(retriever: Retriever, question: str, k: object = DEFAULT_K) -> dict[str, Any]:
-    """What ``/ask`` returns: ``Answer.to_dict()``, or a ``gr.Error`` with a clear message."""
+def api_answer(retriever: Retriever, question: str, k: object = DEFAULT_K,
+               history: object = None) -> dict[str, Any]:
+    """What ``/ask`` returns: ``Answer.to_dict()``, or a ``gr.Error`` with a clear message.
+    ``history`` is the user's earlier questions, oldest first (optional)."""
     try:
         kk = parse_k(k)
     except BadInputError as exc:
         raise _error(str(exc)) from None
     try:
-        return retriever.answer(question, k=kk).to_dict()
+        past = [] if history is None else history
+        return retriever.answer(question, k=kk, history=past).to_dict()  # type: ignore[arg-type]
     except BadInputError as exc:
         raise _error(str(exc)) from None
     except AmpereError as exc:
@@ -111,29 +116,35 @@ def _blocks_class() -> type[gr.Blocks]:
 
 def _responder(retriever: Retriever) -> Any:
     def respond(
-        question: str, history: Messages | None, shown: list[Any] | None
-    ) -> tuple[Messages, Messages, str]:
+        question: str, history: Messages | None, shown: list[Any] | None,
+        asked: list[str] | None,
+    ) -> tuple[Messages, Messages, str, list[str]]:
         # The history lives on the server (so a client cannot inject markup into it); an empty
         # chat on screen (cleared by the trash icon, even a moment ago) means a fresh start.
+        # ``asked`` holds the user's earlier questions as typed, for follow-ups.
         history = list(history or []) if shown else []
-        user, bot = chat_reply(retriever, question)
+        asked = [q for q in (asked or []) if isinstance(q, str)][-MAX_HISTORY:] if shown else []
+        user, bot = chat_reply(retriever, question, history=asked)
         if user is not None:
             history.append({"role": "user", "content": user})
+            with contextlib.suppress(BadInputError):  # a refused question is no context
+                asked.append(clean_question(question))
         history.append({"role": "assistant", "content": bot})
-        return history, history, ""
+        return history, history, "", asked
 
     return respond
 
 
-def clear() -> tuple[Messages, Messages, str]:
-    return [], [], ""
+def clear() -> tuple[Messages, Messages, str, list[str]]:
+    return [], [], "", []
 
 
 def _ask_endpoint(retriever: Retriever) -> Any:
     # Gradio documents /ask from this function: its name, signature and docstring.
-    def ask(question: str, k: int = DEFAULT_K) -> dict:
-        """Answer a question from the article; returns the JSON of `ampere-qa ask --json`."""
-        return api_answer(retriever, question, k)
+    def ask(question: str, k: int = DEFAULT_K, history: list[str] | None = None) -> dict:
+        """Answer a question from the article; returns the JSON of `ampere-qa ask --json`.
+        `history`: the user's earlier questions, oldest first, for follow-ups."""
+        return api_answer(retriever, question, k, history)
 
     return ask
 
@@ -203,14 +214,15 @@ def create_app(retriever: Retriever) -> gr.Blocks:
         gr.Markdown(INTRO)
         stale = _stale_box(gr, retriever)
         history = gr.State([])
+        asked = gr.State([])  # the user's questions as typed, for follow-ups
         chatbot = _chat(gr)
         box, send, clear_btn = _question_row(gr)
         gr.Examples(examples=EXAMPLES, inputs=box, label=EXAMPLES_LABEL)
 
-        outs = [chatbot, history, box]
+        outs = [chatbot, history, box, asked]
         respond = _responder(retriever)
         for trigger in (box.submit, send.click):
-            trigger(respond, [box, history, chatbot], outs, api_visibility="private",
+            trigger(respond, [box, history, chatbot, asked], outs, api_visibility="private",
                     show_progress="minimal")
         clear_btn.click(clear, None, outs, api_visibility="private", queue=False)
         # The chat's own trash icon empties the chat: forget the history with it.

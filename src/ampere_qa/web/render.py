@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import BadInputError, EmptyQuestionError, QuestionTooLongError
@@ -36,6 +37,7 @@ _UI = {
         "language": "Langue détectée : {name}",
         "chars": "caractères",
         "excerpts": "Extraits cités",
+        "understood": "Compris : {q}",
         "empty": "Posez une question sur l'article.",
         "too_long": ("Votre question fait {n} caractères ; la limite est de {limit}. "
                      "Raccourcissez-la, s'il vous plaît."),
@@ -47,6 +49,7 @@ _UI = {
         "language": "Detected language: {name}",
         "chars": "characters",
         "excerpts": "Cited excerpts",
+        "understood": "Understood: {q}",
         "empty": "Please type a question about the article.",
         "too_long": ("Your question is {n} characters long; the limit is {limit}. "
                      "Please shorten it."),
@@ -135,10 +138,11 @@ def render_answer(result: Answer) -> str:
     [n] markers, then the cited excerpts."""
     reply = result.reply_language if result.reply_language in _UI else "en"
     ui = _UI[reply]
-    blocks = [
-        f'<div class="aqa-lang">{text_to_html(language_line(result.language, reply))}</div>',
-        f'<div class="aqa-answer">{_answer_html(result)}</div>',
-    ]
+    blocks = [f'<div class="aqa-lang">{text_to_html(language_line(result.language, reply))}</div>']
+    if result.understood:  # a follow-up, read against the earlier questions
+        said = ui["understood"].format(q=result.understood)
+        blocks.append(f'<div class="aqa-understood">{text_to_html(said)}</div>')
+    blocks.append(f'<div class="aqa-answer">{_answer_html(result)}</div>')
     if result.citations:
         blocks.append(f'<div class="aqa-excerpts-title">{text_to_html(ui["excerpts"])}</div>')
     for c in result.citations:
@@ -190,10 +194,12 @@ def _refusal(question: str, squeezed: str, reply: str) -> tuple[str, str] | None
     return None
 
 
-def chat_reply(retriever: Retriever, question: str | None, k: int = DEFAULT_K) -> tuple[str | None, str]:
+def chat_reply(retriever: Retriever, question: str | None, k: int = DEFAULT_K,
+               history: Sequence[str] = ()) -> tuple[str | None, str]:
     """The (user, assistant) message HTML for one question; never raises.
 
-    ``user`` is None when there is nothing to echo (an empty question).
+    ``user`` is None when there is nothing to echo (an empty question). ``history`` is the
+    user's earlier questions, oldest first, for follow-ups.
     """
     question = question if isinstance(question, str) else ""
     squeezed = " ".join(question.split())
@@ -206,7 +212,7 @@ def chat_reply(retriever: Retriever, question: str | None, k: int = DEFAULT_K) -
         return refusal
     user = text_to_html(squeezed)
     try:
-        return user, render_answer(retriever.answer(question, k=k))
+        return user, render_answer(retriever.answer(question, k=k, history=history))
     except BadInputError as exc:
         return user, _notice(_UI[reply]["bad"].format(msg=str(exc)))
     except Exception:

@@ -1,0 +1,89 @@
+"""Follow-up questions: read against the earlier ones, and a standalone question never changed."""
+
+from __future__ import annotations
+
+import json
+from itertools import pairwise
+
+import pytest
+
+from ampere_qa import followup, understand
+from ampere_qa.errors import BadInputError
+from ampere_qa.index import load_index
+from ampere_qa.language import detect
+from ampere_qa.lexical import LexicalIndex
+
+from .conftest import ROOT
+
+SETS = ("questions.jsonl", "fresh-1.jsonl", "fresh.jsonl")
+
+
+@pytest.fixture(scope="module")
+def lexical():
+    return LexicalIndex([p.text for p in load_index(ROOT / "index").passages])
+
+
+@pytest.mark.parametrize("history, question, understood", [
+    (["Combien de salariés compte Ampere ?"], "Et où ?",
+     "Et où ? (Combien de salariés compte Ampere ?)"),
+    (["Combien de modèles sont promis ?"], "Lesquels ?",
+     "Lesquels ? (Combien de modèles sont promis ?)"),
+    (["When will Renault hold the Capital Market Day?"], "What is its purpose?",
+     "What is the Capital Market Day's purpose?"),
+    (["Does Ampere have its own logo?"], "What's it based on?", "What's the logo based on?"),
+    (["Who heads Ampere?"], "Is there any doubt about it?", "Is there any doubt about Ampere?"),
+    (["How many sites does Ampere have?"], "In which country?",
+     "In which country ? (How many sites does Ampere have?)"),
+])
+def test_follow_ups_are_read_against_the_latest_question(lexical, history, question, understood):
+    assert followup.is_followup(question, lexical)
+    assert followup.resolve(question, history, lexical, detect(question).reply) == understood
+
+
+def test_earlier_follow_ups_are_resolved_first(lexical):
+    history = ["Combien de modèles sont promis ?", "Lesquels ?"]
+    assert followup.resolve("Et quand ?", history, lexical) == (
+        "Et quand ? (Lesquels ? (Combien de modèles sont promis ?))")
+
+
+@pytest.mark.parametrize("question", [
+    "Qui est le patron ?", "Does it include factories?", "how many enginers work there",
+    "Ampere a-t-elle un logo à elle ?", "C'est quoi Ampere exactement ?", "headcount?",
+    "Pourquoi Renault a-t-il lancé Ampere ?", "In which country are the company's sites located?",
+])
+def test_standalone_questions_are_never_changed(lexical, question):
+    assert followup.resolve(question, ["Combien de modèles sont promis ?"], lexical) == question
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_no_question_of_the_committed_sets_is_changed_by_the_one_before(lexical, name):
+    lines = (ROOT / "eval" / name).read_text(encoding="utf-8").splitlines()
+    questions = [json.loads(line)["question"] for line in lines if line.strip()]
+    changed = [q for before, q in pairwise(questions)
+               if understand.kind_of(q) == understand.QUESTION
+               and followup.resolve(q, [before], lexical, detect(q).reply) != q]
+    assert changed == []
+
+
+def test_without_history_nothing_is_resolved(lexical):
+    assert followup.resolve("Et où ?", [], lexical) == "Et où ?"
+
+
+def test_history_must_be_a_list_of_questions(fake_retriever_for_history):
+    r = fake_retriever_for_history
+    for bad in ("Qui dirige Ampere ?", [42], ["x" * 5000]):
+        with pytest.raises(BadInputError):
+            r.answer("Et où ?", history=bad)
+    answer = r.answer("Et où ?", history=["", "Combien de salariés compte Ampere ?"])
+    assert answer.understood == "Et où ? (Combien de salariés compte Ampere ?)"
+    assert answer.question == "Et où ?" and answer.to_dict()["understood"] == answer.understood
+    assert r.answer("Qualcomm", history=["Qui dirige Ampere ?"]).understood is None
+
+
+@pytest.fixture
+def fake_retriever_for_history(tmp_path, corpus_copy, fake_embedder, monkeypatch):
+    from ampere_qa import Retriever, build_index
+
+    build_index(corpus_copy, tmp_path / "i", embedder=fake_embedder)
+    monkeypatch.setattr(Retriever, "cutoff", -1.0)
+    return Retriever.load(tmp_path / "i", embedder=fake_embedder)
