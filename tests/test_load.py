@@ -129,12 +129,13 @@ def test_no_route_serves_a_file_named_in_the_request(app_server, route):
         assert status != 200 or b"<html" in body[:2000].lower(), (route, path, status)
 
 
-def test_the_api_takes_only_a_question_and_k(app_server):
+def test_the_api_takes_only_a_question_k_and_the_earlier_questions(app_server):
     from gradio_client import Client
 
     _, url = app_server
     api = Client(url, verbose=False).view_api(print_info=False, return_format="dict")
     assert list(api["named_endpoints"]) == ["/ask"]
     params = api["named_endpoints"]["/ask"]["parameters"]
-    assert [p["parameter_name"] for p in params] == ["question", "k"]
-    assert all(p["python_type"]["type"] in ("str", "int") for p in params)
+    assert [p["parameter_name"] for p in params] == ["question", "k", "history"]
+    assert [p["python_type"]["type"] for p in params[:2]] == ["str", "int"]
+    assert not params[0]["parameter_has_default"] and params[2]["parameter_default"] is None

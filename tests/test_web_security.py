@@ -479,7 +479,7 @@ def test_api_answer_rejects_every_bad_k_the_same_way():
         assert info.value.message == K_ERROR, k
 
     class Echo:
-        def answer(self, question, k=3):
+        def answer(self, question, k=3, history=()):
             class A:
                 def to_dict(self):
                     return {"k": k}
