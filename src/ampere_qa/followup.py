@@ -125,12 +125,16 @@ def resolve(question: str, history: Sequence[str], lexical: LexicalIndex,
             language: str = "fr") -> str:
     """The question as understood in the conversation; ``question`` itself when it stands alone
     or there is nothing to lean on."""
-    earlier: list[str] = []
-    for h in history[-MAX_HISTORY:]:
-        earlier.append(resolve(h, earlier, lexical) if earlier else h)
-    if not earlier or not is_followup(question, lexical):
+    previous: str | None = None
+    for h in history[-MAX_HISTORY:]:  # each earlier question read against the one before it
+        previous = h if previous is None else _against(h, previous, lexical, "fr")
+    return question if previous is None else _against(question, previous, lexical, language)
+
+
+def _against(question: str, previous: str, lexical: LexicalIndex, language: str) -> str:
+    """``question`` read against the (already resolved) question before it."""
+    if not is_followup(question, lexical):
         return question
-    previous = earlier[-1]
     if language == "en" and not _OPENING.match(fold(question).strip()):
         subject = subject_of(previous, lexical)
         replaced = _english_replace(question, subject) if subject else None

@@ -221,22 +221,28 @@ class Retriever:
         """The sentences of the passages close to the best one, with what each contributes.
 
         A sentence's contribution is the passage's similarity minus that of the passage without
-        it (vectors computed at build time). A sentence's own similarity is poor evidence for
-        e5-small (one that merely names "Ampere" scores high); its effect inside its passage is
-        what tells the answering one (eval: right sentence 0.74 -> 0.79 French, 0.73 -> 0.75
-        English).
+        it (vectors computed at build time), plus ``SIM_WEIGHT`` times its own similarity. Its
+        own similarity alone is poor evidence for e5-small (one that merely names "Ampere"
+        scores high); its effect inside its passage is what tells the answering one, and a
+        quarter of its own similarity breaks the ties (eval answer hit 0.83 -> 0.86 French,
+        0.82 -> 0.87 English when tuned).
         """
         vecs = self.data.vectors
+        close = [h for h in hits if h.score >= hits[0].score - CANDIDATE_MARGIN]
+        rows = [self._row[h.passage_id] for h in close]
+        starts = [int(self.data.sentence_start[pi]) for pi in rows]
+        counts = [len(self.data.passages[pi].sentences) for pi in rows]
+        # Every candidate sentence's own vector in one store call (one round trip for Milvus).
+        ids = np.concatenate([np.arange(a, a + n) for a, n in zip(starts, counts, strict=True)])
+        own_all = self.data.store.get(ids) @ qv
         out: list[_Candidate] = []
-        for hit in hits:
-            if hit.score < hits[0].score - CANDIDATE_MARGIN:
-                break
-            pi = self._row[hit.passage_id]
+        offset = 0
+        for hit, pi, first, n in zip(close, rows, starts, counts, strict=True):
             spans = self.data.passages[pi].sentences
-            first = int(self.data.sentence_start[pi])
             whole = float(vecs.passage_vectors[pi] @ qv)
-            without = vecs.leave_one_out[first:first + len(spans)] @ qv
-            own = self.data.store.get(np.arange(first, first + len(spans))) @ qv
+            without = vecs.leave_one_out[first:first + n] @ qv
+            own = own_all[offset:offset + n]
+            offset += n
             for span, w, o in zip(spans, without, own, strict=True):
                 sentence = hit.text[span[0]:span[1]]
                 out.append(_Candidate(hit, span, sentence, whole - float(w) + SIM_WEIGHT * float(o),

@@ -9,6 +9,7 @@ and "et"/"and". French and English forms are both recognised. Offsets are into t
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -167,8 +168,8 @@ def pick(sentence: str, intent: u.Intent, matched: list[Term], focus: list[Term]
     focused = _term_positions(sentence, focus, lexical)
     units = focus or matched
     if any(u.fold(w) in u.PEOPLE for t in focus for w in t.word.split()):
-        units = [*units, *lexical.terms(" ".join(sorted(u.PEOPLE)))]
-    best: tuple[float, Span] | None = None
+        units = [*units, *_people_terms(lexical)]
+    best: tuple[float, Span, bool] | None = None
     for s in find(sentence):
         if s.kind not in accepted:
             continue
@@ -176,26 +177,37 @@ def pick(sentence: str, intent: u.Intent, matched: list[Term], focus: list[Term]
         if words and all(w in qwords for w in words):
             continue
         score = -accepted[s.kind]
+        topic = s.kind in (u.NAME, u.NAMES, u.PLACE) and _is_topic(s.text, lexical)
         if s.kind in (u.NUMBER, u.PERCENT, u.MONEY):
             after = set(lexical.analyze(sentence[s.end:s.end + 40])[:3])
             if any(any(o and set(o) <= after for o in t.options) for t in units):
                 score += 2.0
         elif s.kind in (u.NAME, u.NAMES, u.PLACE):
             score += 0.2 * min(len(s.text.split()) - 1, 2)
-            if _is_topic(s.text, lexical):
+            if topic:
                 score -= 1.5
         if focused:
             score -= min(abs(p - s.start) for p in focused) / 50
         if near:
             score -= min(min(abs(p - s.start), abs(p - s.end)) for p in near) / 200
         if best is None or score > best[0]:
-            best = (score, s)
+            best = (score, s, topic)
     if best is None:
         return None
-    span = best[1]
-    fits = accepted[span.kind] == 0.0 and not (span.kind in (u.NAME, u.NAMES, u.PLACE)
-                                             and _is_topic(span.text, lexical))
+    _, span, topic = best
+    fits = accepted[span.kind] == 0.0 and not topic
     return span.start, span.end, 1.0 if fits else 0.5
+
+
+_PEOPLE_TERMS: weakref.WeakKeyDictionary[LexicalIndex, list[Term]] = weakref.WeakKeyDictionary()
+
+
+def _people_terms(lexical: LexicalIndex) -> list[Term]:
+    """The words people are counted under, as terms of this index (once per index, not per
+    sentence)."""
+    if lexical not in _PEOPLE_TERMS:
+        _PEOPLE_TERMS[lexical] = lexical.terms(" ".join(sorted(u.PEOPLE)))
+    return _PEOPLE_TERMS[lexical]
 
 
 # A name found in at least this share of the passages is what the corpus is about ("Renault"

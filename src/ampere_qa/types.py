@@ -108,32 +108,20 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class Citation:
-    """A numbered excerpt the answer quotes from; ``start``/``end`` locate it in ``source``.
+class Citation(Hit):
+    """A numbered excerpt the answer cites (``rank`` is its number in the answer);
+    ``start``/``end`` locate it in ``source``.
 
     ``highlights`` are the spans, within ``text``, of the sentences the answer used (for
-    display); they are not part of the JSON contract.
+    display); they are not part of the JSON contract, which is a hit's.
     """
 
-    rank: int
-    passage_id: str
-    source: str
-    start: int
-    end: int
-    text: str
-    score: float
     highlights: tuple[tuple[int, int], ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "rank": self.rank,
-            "passage_id": self.passage_id,
-            "source": self.source,
-            "start": self.start,
-            "end": self.end,
-            "text": self.text,
-            "score": round(float(self.score), 6),
-        }
+        d = super().to_dict()
+        del d["highlights"]
+        return d
 
 
 @dataclass(frozen=True)

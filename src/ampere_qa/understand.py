@@ -174,9 +174,13 @@ _YES_NO = re.compile(
 
 def yes_no(text: str) -> bool:
     """A question answered by yes or no ("Will Ampere be a brand?", "Ampere sera-t-elle…")."""
+    return answer_type(text) is None and _yes_no_form(text)
+
+
+def _yes_no_form(text: str) -> bool:
+    """Opens like a yes/no question and holds no question word."""
     folded = fold(text).strip()
-    return (bool(_YES_NO.search(folded)) and answer_type(text) is None
-            and not re.search(rf"(?<!\w){_WH}(?!\w)|qu'", folded))
+    return bool(_YES_NO.search(folded)) and not re.search(rf"(?<!\w){_WH}(?!\w)|qu'", folded)
 
 
 def answer_type(text: str) -> str | None:
@@ -251,5 +255,9 @@ def read(text: str) -> list[Intent]:
     kind = kind_of(text)
     if kind != QUESTION:
         return [Intent(text, kind)]
-    return [Intent(p, QUESTION, answer_type(p) if len(p.split()) <= TYPED_WORDS else None,
-                   focus_of(p), yes_no(p)) for p in parts(text)]
+    intents = []
+    for p in parts(text):
+        expected = answer_type(p)
+        intents.append(Intent(p, QUESTION, expected if len(p.split()) <= TYPED_WORDS else None,
+                              focus_of(p), expected is None and _yes_no_form(p)))
+    return intents
