@@ -13,7 +13,7 @@ from ampere_qa.question import MAX_QUESTION_CHARS, clean_question
 from ampere_qa.types import Hit
 
 KEYS = {"question", "language", "answered", "answer", "citations", "short_answer", "understood"}
-CITATION_KEYS = {"rank", "passage_id", "source", "start", "end", "text", "score"}
+CITATION_KEYS = {"rank", "passage_id", "source", "start", "end", "text", "score", "context"}
 
 
 @pytest.fixture
@@ -119,7 +119,8 @@ def test_search_ranks_and_bounds_k(fake_retriever):
     assert len(hits) == 5 and [h.rank for h in hits] == [1, 2, 3, 4, 5]
     assert "Qualcomm" in hits[0].text
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    assert set(hits[0].to_dict()) == {"rank", "passage_id", "source", "start", "end", "text", "score"}
+    assert set(hits[0].to_dict()) == CITATION_KEYS
+    assert hits[0].context == ""  # the shipped article has no headings
 
 
 @pytest.mark.parametrize("bad", ["", "   \n\t ", "\x00\x01", None, 42])

@@ -101,6 +101,7 @@ def test_info_of_the_committed_index():
     assert info["passages"] == 5 and info["dimension"] == 384
     assert info["model"] == "bundled:multilingual-e5-small"
     assert info["stale"] is False
+    assert info["title"] == "Ampere Q&A"  # from corpus/ampere-qa.toml, recorded at build
     assert "multilingual-e5-small" in info["model_location"]
     text = invoke("info").stdout
     assert "model location" in text and "passages" in text
@@ -117,7 +118,8 @@ def test_ask_json_is_exactly_one_object_with_the_contract(model_cache):
     assert obj["language"] == "fr" and obj["answered"] is True
     assert "Luca de Meo" in obj["answer"]
     c = obj["citations"][0]
-    assert set(c) == {"rank", "passage_id", "source", "start", "end", "text", "score"}
+    assert set(c) == {"rank", "passage_id", "source", "start", "end", "text", "score", "context"}
+    assert c["context"] == ""  # the article has no headings
     article = (ROOT / c["source"]).read_text(encoding="utf-8")
     assert article[c["start"]:c["end"]] == c["text"]
     assert c["rank"] == 1 and 0 < c["score"] <= 1

@@ -12,10 +12,13 @@ def test_reads_txt_and_md_in_order_and_skips_empty(tmp_path):
     (tmp_path / "b.md").write_text("Deuxième.", encoding="utf-8")
     (tmp_path / "a.txt").write_text("\ufeffPremier.", encoding="utf-8")  # BOM removed
     (tmp_path / "empty.txt").write_text("  \n", encoding="utf-8")
-    (tmp_path / "notes.json").write_text("{}", encoding="utf-8")  # not a corpus file
+    (tmp_path / "notes.json").write_text("{}", encoding="utf-8")  # not readable: reported
     corpus = read_corpus(tmp_path)
     assert [d.text for d in corpus.documents] == ["Premier.", "Deuxième."]
-    assert [(s.source, s.reason) for s in corpus.skipped] == [(str(tmp_path / "empty.txt"), "empty file")]
+    assert [(s.source, s.reason) for s in corpus.skipped] == [
+        (f"{tmp_path.name}/empty.txt", "empty file"),
+        (f"{tmp_path.name}/notes.json", "cannot read .json files: convert it to .txt, .md or .html"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -33,7 +36,7 @@ def test_binary_or_other_encoding_is_an_error_naming_the_file(tmp_path, content,
 def test_missing_or_empty_folder(tmp_path):
     with pytest.raises(CorpusError, match="not found"):
         read_corpus(tmp_path / "nope")
-    with pytest.raises(CorpusError, match=r"no \.txt or \.md"):
+    with pytest.raises(CorpusError, match=r"no \.txt, \.md or \.html files"):
         read_corpus(tmp_path)
     (tmp_path / "e.txt").write_text("", encoding="utf-8")
     with pytest.raises(CorpusError, match="empty"):

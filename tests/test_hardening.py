@@ -456,6 +456,6 @@ def test_an_empty_corpus_file_is_skipped_with_a_warning(tmp_path, monkeypatch, f
     monkeypatch.setattr(build_mod, "load_embedder", lambda *a, **k: fake_embedder)
     result = CliRunner().invoke(cli, ["build", "--corpus", str(corpus), "--index", str(tmp_path / "i")])
     assert result.exit_code == 0, result.output
-    assert f"warning: skipped {corpus / 'empty.md'}: empty file" in result.stderr
-    assert f"warning: skipped {corpus / 'blank.txt'}: empty file" in result.stderr
+    assert "warning: skipped corpus/empty.md: empty file" in result.stderr
+    assert "warning: skipped corpus/blank.txt: empty file" in result.stderr
     assert "Indexed 1 file(s) into 5 passages" in result.stdout

@@ -22,7 +22,7 @@ from .errors import (
 )
 from .passages import SplitSettings
 from .search import Retriever
-from .types import Answer, BuildReport, Citation, Hit, Location, Passage
+from .types import Answer, BuildReport, Citation, Hit, Location, PageInfo, Passage
 from .version import __version__
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "IndexUnusableError",
     "Location",
     "ModelError",
+    "PageInfo",
     "Passage",
     "Retriever",
     "SplitSettings",

@@ -129,7 +129,7 @@ def compose(
         Citation(
             rank=n, passage_id=pid, source=hits[pid].source, start=hits[pid].start,
             end=hits[pid].end, text=hits[pid].text, score=hits[pid].score,
-            highlights=tuple(sorted(spans[pid])),
+            context=hits[pid].context, highlights=tuple(sorted(spans[pid])),
         )
         for pid, n in numbers.items()
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from .manifest import MANIFEST, corpus_entry, file_names, read_manifest, recorde
 from .passages import DedupReport, SplitSettings, deduplicate, split_documents
 from .types import BuildReport, Passage
 
+log = logging.getLogger(__name__)
+
 
 def background_texts() -> list[str]:
     """The shipped off-topic anchors (``data/background.txt``), comments and blanks dropped."""
@@ -29,12 +32,14 @@ def background_texts() -> list[str]:
 
 
 def leave_one_out_texts(passage: Passage) -> list[str]:
-    """The passage's text once per sentence, with that sentence removed."""
+    """The passage's indexed text once per sentence, with that sentence removed (its context
+    stays: what a sentence adds is measured against the passage vector, which has it)."""
     spans = passage.sentences
-    return [
+    rests = [
         " ".join(passage.text[a:b] for j, (a, b) in enumerate(spans) if j != i)
         for i in range(len(spans))
     ]
+    return [f"{passage.context}\n{rest}" for rest in rests] if passage.context else rests
 
 
 def _texts_sha256(texts: list[str]) -> str:
@@ -61,7 +66,7 @@ def previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarra
         out: dict[str, np.ndarray] = {}
         row = 0
         for i, p in enumerate(data.passages):
-            out[p.text] = vectors.passage_vectors[i]
+            out[p.indexed_text] = vectors.passage_vectors[i]
             for text, loo in zip(p.sentence_texts(), leave_one_out_texts(p), strict=True):
                 out[text] = sentences[row]
                 out[loo] = vectors.leave_one_out[row]
@@ -114,6 +119,8 @@ def build_index(
     if corpus_dir is None:
         corpus_dir = (previous and recorded_corpus(index_dir, previous)) or "corpus"
     corpus = read_corpus(corpus_dir)
+    for s in corpus.skipped:  # here, not in read_corpus: a staleness check must stay quiet
+        log.warning("skipped %s: %s", s.source, s.reason)
     folder.check_target(index_dir)  # before any long work: a file, a read-only or full disk
     with folder.build_lock(index_dir):
         previous = _previous_manifest(index_dir, force)  # again: another build may have run
@@ -169,6 +176,7 @@ def _described(embedder: Embedder, corpus: Corpus, corpus_dir: str | Path, index
         "duplicates": {"exact": dedup.exact, "near": dedup.near},
         "answer": {"min_relevance": MIN_RELEVANCE},
         "background_sha256": _texts_sha256(groups["background"]),
+        "page": corpus.page.to_dict(),
     }
 
 
@@ -200,7 +208,7 @@ def _texts(passages: list[Passage]) -> dict[str, list[str]]:
     bar shows the whole job): the passages, their sentences, each passage with one sentence
     left out (see search: which sentence answers), and the off-topic anchors."""
     return {
-        "passage_vectors": [p.text for p in passages],
+        "passage_vectors": [p.indexed_text for p in passages],
         "sentences": [s for p in passages for s in p.sentence_texts()],
         "leave_one_out": [t for p in passages for t in leave_one_out_texts(p)],
         "background": background_texts(),

@@ -72,8 +72,8 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--corpus", "corpus_dir", default=None,
-              help="Folder of UTF-8 .txt/.md files [default: the one the index was built from, "
-                   "else ./corpus].")
+              help="Folder of UTF-8 .txt/.md/.html files, with an optional ampere-qa.toml "
+                   "[default: the one the index was built from, else ./corpus].")
 @click.option("--index", "index_dir", default="index", show_default=True, help=INDEX_HELP)
 @click.option("--model", default=None,
               help="sentence-transformers model id or path [default: $AMPERE_QA_MODEL or "
@@ -145,7 +145,8 @@ def ask(question: str, index_dir: str, k: int, model: str | None, as_json: bool)
         return
     click.echo(result.answer)
     for c in result.citations:
-        click.echo(f"\n[{c.rank}] {c.source}:{c.start}-{c.end} (score {c.score:.3f})")
+        under = f" \u00b7 {c.context}" if c.context else ""  # the headings above the excerpt
+        click.echo(f"\n[{c.rank}] {c.source}:{c.start}-{c.end}{under} (score {c.score:.3f})")
         click.echo(textwrap.fill(c.text, width=96, initial_indent="    ", subsequent_indent="    "))
     click.echo(f"\n(question language: {result.language})")
 

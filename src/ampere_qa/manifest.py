@@ -14,6 +14,8 @@ from typing import Any
 
 from .atomic import open_regular
 from .errors import IndexMismatchError, IndexNotFoundError
+from .page import from_manifest
+from .types import PageInfo
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -42,6 +44,7 @@ _OPTIONAL: dict[str, Any] = {
     "store": {"kind": str, "uri": str, "collection": str},
     "split": dict,
     "background_sha256": str,
+    "page": {"title": str, "description": str, "examples": list},
 }
 _FILE_ENTRY = {"name": str, "sha256": str, "bytes": int}
 
@@ -81,6 +84,8 @@ def validate_manifest(manifest: Any) -> str | None:
         problem = _schema_problem(entry, _FILE_ENTRY, f"manifest.files.{role}")
         if problem:
             return problem
+    if "page" in manifest and not all(isinstance(e, str) for e in manifest["page"]["examples"]):
+        return "manifest.page.examples holds something other than strings"
     return None
 
 
@@ -129,9 +134,20 @@ def summary(index_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
         "model_location": model_location(model["name"]),
         "corpus": str(corpus) if corpus else manifest["corpus"].get("path"),
         "corpus_files": len(manifest["corpus"].get("files", [])),
+        "title": page_info(index_dir, manifest).title,
         "store": manifest.get("store", {"kind": "faiss"}),
         "stale": corpus_is_stale(index_dir, manifest),
     }
+
+
+def page_info(index_dir: Path, manifest: dict[str, Any]) -> PageInfo:
+    """The page the index records, or, for an index built before pages were recorded, the one
+    derived from its corpus folder's name."""
+    corpus = recorded_corpus(index_dir, manifest)
+    if corpus is None:
+        path = manifest["corpus"].get("path")
+        corpus = Path(os.path.normpath(path)) if isinstance(path, str) and path else None
+    return from_manifest(manifest.get("page"), corpus)
 
 
 def corpus_entry(corpus_root: str | Path, index_dir: Path) -> dict[str, str]:

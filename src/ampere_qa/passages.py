@@ -4,6 +4,8 @@ A passage is a paragraph, or a run of whole sentences when a paragraph is longer
 ``max_chars``; ~1,000 characters of French or English is ~250 tokens, well under the model's 512.
 Every passage keeps where it comes from: ``document.text[start:end] == passage.text`` exactly
 (offsets are code points into the decoded file, no normalisation applied; see ``corpus``).
+Headings (Markdown, HTML) are never inside a passage: they cut the text into sections, and the
+path of headings above a passage is its ``context``.
 Normalisation (NFC, case folding, punctuation and whitespace removed) is only used to compare
 passages when deduplicating.
 """
@@ -15,9 +17,10 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from .corpus import Document
+from .markup import Heading, context_of
 from .types import Location, Passage, Span
 
 # A sentence ends at . ! ? or … (possibly followed by closing quotes or brackets), before
@@ -30,6 +33,8 @@ _SENTENCE_END = re.compile(
     re.VERBOSE,
 )
 _WORD = re.compile(r"\w+")
+_NEWLINE = re.compile(r"\n")
+_BLANK_LINE_NEXT = re.compile(r"[ \t\r]*\n")
 
 
 @dataclass(frozen=True)
@@ -64,15 +69,15 @@ def _strip_span(text: str, start: int, end: int) -> Span:
     return start, end
 
 
-def paragraphs(text: str) -> Iterator[Span]:
-    """Paragraph spans: a blank line always ends one, and so does a line break after a line
-    that ends a sentence (one-paragraph-per-line files); a hard-wrapped line does not."""
-    start = 0
-    for m in re.finditer(r"\n", text):
+def paragraphs(text: str, start: int = 0, end: int | None = None) -> Iterator[Span]:
+    """Paragraph spans of ``text[start:end]`` (absolute offsets): a blank line always ends one,
+    and so does a line break after a line that ends a sentence (one-paragraph-per-line files);
+    a hard-wrapped line does not."""
+    end = len(text) if end is None else end
+    for m in _NEWLINE.finditer(text, start, end):
         line_end = m.start()
         before = text[start:line_end].rstrip()
-        after = text[m.end():]
-        blank_next = after.startswith("\n") or after.lstrip(" \t\r").startswith("\n")
+        blank_next = _BLANK_LINE_NEXT.match(text, m.end(), end) is not None
         ends_sentence = bool(before) and before[-1] in ".!?…»\"”:)"
         heading = before.lstrip().startswith("#") and "\n" not in before
         if blank_next or ends_sentence or heading:
@@ -80,7 +85,7 @@ def paragraphs(text: str) -> Iterator[Span]:
             if a < b:
                 yield a, b
             start = m.end()
-    a, b = _strip_span(text, start, len(text))
+    a, b = _strip_span(text, start, end)
     if a < b:
         yield a, b
 
@@ -112,9 +117,11 @@ def _hard_split(text: str, span: Span, max_chars: int) -> Iterator[Span]:
     yield _strip_span(text, a, end)
 
 
-def chunks(text: str, max_chars: int) -> Iterator[tuple[Span, list[Span]]]:
-    """Passage spans with their sentence spans (both absolute): paragraphs, packed sentences."""
-    for pa, pb in paragraphs(text):
+def chunks(text: str, max_chars: int, start: int = 0,
+           end: int | None = None) -> Iterator[tuple[Span, list[Span]]]:
+    """Passage spans with their sentence spans (both absolute) in ``text[start:end]``:
+    paragraphs, packed sentences."""
+    for pa, pb in paragraphs(text, start, end):
         sents = [piece for s in sentences(text, pa, pb) for piece in _hard_split(text, s, max_chars)]
         group: list[Span] = []
         for s in sents:
@@ -132,18 +139,35 @@ def passage_id(source: str, start: int, end: int, text: str) -> str:
     return hashlib.sha256(key).hexdigest()[:16]
 
 
+def sections(text: str, headings: Iterable[Heading]) -> Iterator[tuple[int, int, str]]:
+    """The stretches of body text between headings, each with the heading path above it."""
+    path: list[Heading] = []
+    pos = 0
+    for h in sorted(headings, key=lambda h: h.start):
+        if pos < h.start:
+            yield pos, h.start, context_of(path)
+        while path and path[-1].level >= h.level:
+            path.pop()
+        path.append(h)
+        pos = max(pos, h.end)
+    if pos < len(text):
+        yield pos, len(text), context_of(path)
+
+
 def split_documents(docs: Iterable[Document], settings: SplitSettings) -> list[Passage]:
     """Every passage of every document, in reading order, before deduplication."""
     out: list[Passage] = []
     for doc in docs:
-        for (a, b), sents in chunks(doc.text, settings.max_chars):
-            text = doc.text[a:b]
-            out.append(Passage(
-                id=passage_id(doc.source, a, b, text),
-                text=text,
-                locations=(Location(doc.source, a, b),),
-                sentences=tuple((sa - a, sb - a) for sa, sb in sents),
-            ))
+        for start, end, context in sections(doc.text, doc.headings):
+            for (a, b), sents in chunks(doc.text, settings.max_chars, start, end):
+                text = doc.text[a:b]
+                out.append(Passage(
+                    id=passage_id(doc.source, a, b, text),
+                    text=text,
+                    locations=(Location(doc.source, a, b),),
+                    sentences=tuple((sa - a, sb - a) for sa, sb in sents),
+                    context=context,
+                ))
     return out
 
 
@@ -160,7 +184,8 @@ def _shingles(norm: str, n: int) -> frozenset[str]:
 
 
 def deduplicate(passages: list[Passage], settings: SplitSettings) -> tuple[list[Passage], DedupReport]:
-    """Collapse exact and near-duplicate passages into the first one, keeping all locations.
+    """Collapse exact and near-duplicate passages into the first one, keeping all locations
+    (and the first one's context: the same words under another heading are still a duplicate).
 
     Exact: same normalised text. Near: Jaccard of word-shingle sets at or above the threshold;
     candidates are found through shared shingles, so the cost stays near-linear in the corpus.
@@ -197,7 +222,7 @@ def deduplicate(passages: list[Passage], settings: SplitSettings) -> tuple[list[
         for s in sh:
             postings[s].append(idx)
     merged = [
-        Passage(p.id, p.text, p.locations + tuple(extra[i]), p.sentences) if extra[i] else p
+        replace(p, locations=p.locations + tuple(extra[i])) if extra[i] else p
         for i, p in enumerate(kept)
     ]
     return merged, DedupReport(exact=exact, near=near)

@@ -17,9 +17,9 @@ from .embedding import Embedder, load_embedder
 from .errors import BadInputError, IndexMismatchError
 from .index import IndexData, load_index
 from .lexical import LexicalIndex, Term
-from .manifest import corpus_is_stale, rebuild_hint
+from .manifest import corpus_is_stale, page_info, rebuild_hint
 from .question import DEFAULT_K, clean_question
-from .types import Hit
+from .types import Hit, PageInfo
 
 # Sentences fetched from FAISS per passage wanted, before grouping them by passage.
 SENTENCES_PER_HIT = 16
@@ -53,7 +53,7 @@ class Retriever:
         self.data = data
         self.embedder = embedder
         self._row = {p.id: i for i, p in enumerate(data.passages)}
-        self.lexical = LexicalIndex([p.text for p in data.passages])
+        self.lexical = LexicalIndex([p.indexed_text for p in data.passages])
 
     @classmethod
     def load(
@@ -85,6 +85,12 @@ class Retriever:
     @property
     def manifest(self) -> dict[str, Any]:
         return self.data.manifest
+
+    @property
+    def page(self) -> PageInfo:
+        """The page's title, description and example questions, as the build recorded them
+        (derived from the corpus folder's name for an index built before they were)."""
+        return page_info(self.data.path, self.manifest)
 
     def is_stale(self) -> bool | None:
         """True when the corpus changed since the build; None when it cannot be found here."""
@@ -118,7 +124,7 @@ class Retriever:
                 dense[int(i)] = float((vecs @ qv).max())
         fused = sorted(((score + float(bonus[i]), i) for i, score in dense.items()), reverse=True)[:k]
         hits = [
-            Hit(rank, p.id, p.source, p.start, p.end, p.text, score)
+            Hit(rank, p.id, p.source, p.start, p.end, p.text, score, context=p.context)
             for rank, (score, i) in enumerate(fused, start=1)
             for p in (data.passages[i],)
         ]

@@ -21,7 +21,7 @@ ANSWER_KEYS = ("question", "language", "answered", "answer", "citations", "short
 SHORT_ANSWER_KEYS = ("text", "rank", "start", "end")
 # Why a reply is not an answer (``reason``, only when ``answered`` is false).
 REASONS = ("off_topic", "not_mentioned", "not_given", "no_answer", "greeting", "request")
-CITATION_KEYS = ("rank", "passage_id", "source", "start", "end", "text", "score")
+CITATION_KEYS = ("rank", "passage_id", "source", "start", "end", "text", "score", "context")
 HIT_KEYS = CITATION_KEYS
 
 
@@ -40,12 +40,20 @@ class Location:
 @dataclass(frozen=True)
 class Passage:
     """A unit of retrieval. ``locations[0]`` is where ``text`` was taken from; the others are
-    duplicates of it collapsed into this passage. ``sentences`` are spans within ``text``."""
+    duplicates of it collapsed into this passage. ``sentences`` are spans within ``text``.
+    ``context`` is the heading path above it ("Installation › Linux"), "" without headings."""
 
     id: str
     text: str
     locations: tuple[Location, ...]
     sentences: tuple[Span, ...] = field(default=())
+    context: str = ""
+
+    @property
+    def indexed_text(self) -> str:
+        """What the passage vector and word matching see: the headings name what a passage is
+        about even when its own words do not. Its sentences are embedded without them."""
+        return f"{self.context}\n{self.text}" if self.context else self.text
 
     @property
     def source(self) -> str:
@@ -63,20 +71,27 @@ class Passage:
         return [self.text[a:b] for a, b in self.sentences]
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        d: dict[str, object] = {
             "id": self.id,
             "text": self.text,
             "locations": [loc.to_dict() for loc in self.locations],
             "sentences": [list(s) for s in self.sentences],
         }
+        if self.context:  # only then: an index without headings is written as before
+            d["context"] = self.context
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Passage:
+        context = d.get("context", "")
+        if not isinstance(context, str):
+            raise ValueError("a passage's context is not a string")
         return cls(
             id=d["id"],
             text=d["text"],
             locations=tuple(Location(**loc) for loc in d["locations"]),
             sentences=tuple((int(a), int(b)) for a, b in d["sentences"]),
+            context=context,
         )
 
 
@@ -91,7 +106,8 @@ class Skipped:
 @dataclass(frozen=True)
 class Hit:
     """One ranked passage; ``score`` is the cosine similarity of its closest sentence plus a
-    word-match bonus of at most ``LEXICAL_WEIGHT``."""
+    word-match bonus of at most ``LEXICAL_WEIGHT``; ``context`` is the passage's heading path
+    ("" when its document has no headings)."""
 
     rank: int
     passage_id: str
@@ -100,6 +116,8 @@ class Hit:
     end: int
     text: str
     score: float
+    # Keyword-only: Citation(..., score, highlights) stays valid, as before the field existed.
+    context: str = field(default="", kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -172,6 +190,20 @@ class Answer:
         if not self.answered:
             d["reason"] = self.reason or "off_topic"
         return d
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """What the page shows of a corpus: title, description and example questions (from the
+    corpus's ``ampere-qa.toml``, else derived; recorded in the manifest as ``"page"``)."""
+
+    title: str
+    description: str
+    examples: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "description": self.description,
+                "examples": list(self.examples)}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,122 @@
+"""What the page says about a corpus: its title, description and example questions.
+
+They come from the optional ``ampere-qa.toml`` at the corpus root, validated strictly, or are
+derived from the corpus itself. Build records them in the manifest (``"page"``), so the page
+needs nothing but the index.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from .errors import CorpusError
+from .markup import SUFFIXES
+from .types import PageInfo
+
+SETTINGS_FILE = "ampere-qa.toml"
+# Three short strings and a few examples: anything past this is not a settings file.
+MAX_SETTINGS_BYTES = 64 * 1024
+MAX_TITLE = 100
+MAX_DESCRIPTION = 1000
+MAX_EXAMPLES = 8
+MAX_EXAMPLE = 200
+DEFAULT_DESCRIPTION = (
+    "Posez une question sur ces documents, en français ou en anglais : la réponse les cite. "
+    "· Ask a question about these documents, in French or English: the answer quotes them."
+)
+_KEYS = ("title", "description", "examples")
+
+
+def parse_settings(raw: bytes, where: str) -> dict[str, Any]:
+    """The page fields ``ampere-qa.toml`` sets (a subset of title, description, examples),
+    checked; ``where`` names the file in errors."""
+    if len(raw) > MAX_SETTINGS_BYTES:
+        raise CorpusError(f"{where} is over {MAX_SETTINGS_BYTES // 1024} kB: it only holds the "
+                          "page's title, description and examples")
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{where} is not UTF-8 (byte {exc.start}): convert it") from None
+    except tomllib.TOMLDecodeError as exc:  # its message gives the line and column...
+        message = str(exc)
+        if message.endswith("(at end of document)"):  # ... except at the end
+            last = max(1, len(raw.decode("utf-8-sig").splitlines()))
+            message = message.replace("(at end of document)", f"(at the end, line {last})")
+        raise CorpusError(f"{where} is not valid TOML: {message}") from None
+    unknown = [k for k in data if k not in _KEYS]
+    if unknown:
+        raise CorpusError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(_KEYS)})")
+    out: dict[str, Any] = {}
+    if "title" in data:
+        out["title"] = _text(data["title"], f"{where}: title", MAX_TITLE)
+    if "description" in data:
+        out["description"] = _text(data["description"], f"{where}: description", MAX_DESCRIPTION,
+                                   newlines=True)
+    if "examples" in data:
+        examples = data["examples"]
+        if not isinstance(examples, list):
+            raise CorpusError(f"{where}: examples must be a list of questions, "
+                              f"not {_toml_type(examples)}")
+        if len(examples) > MAX_EXAMPLES:
+            raise CorpusError(f"{where}: {len(examples)} examples, at most {MAX_EXAMPLES}")
+        out["examples"] = tuple(_text(e, f"{where}: examples[{i}]", MAX_EXAMPLE)
+                                for i, e in enumerate(examples))
+    return out
+
+
+def _toml_type(value: object) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", list: "a list",
+             dict: "a table", str: "a string"}
+    return names.get(type(value), "a date")
+
+
+def _text(value: object, what: str, limit: int, newlines: bool = False) -> str:
+    if not isinstance(value, str):
+        raise CorpusError(f"{what} must be a string, not {_toml_type(value)}")
+    value = value.strip()
+    if not value:
+        raise CorpusError(f"{what} is empty")
+    if len(value) > limit:
+        raise CorpusError(f"{what} is {len(value)} characters, at most {limit}")
+    allowed = "\n" if newlines else ""
+    if any(unicodedata.category(c) == "Cc" and c not in allowed for c in value):
+        raise CorpusError(f"{what} holds a control character")
+    return value
+
+
+def words_of(name: str) -> str:
+    """A folder or file name as words: ``my-docs`` -> ``my docs``."""
+    return " ".join(re.sub(r"[-_.]+", " ", name).split())
+
+
+def derived(name: str, first_title: str = "") -> PageInfo:
+    """The page of a corpus without ``ampere-qa.toml``: its first document's title (first
+    ``<h1>``, Markdown ``#`` or ``<title>``), else the corpus folder's name, as "… — Q&A"."""
+    subject = first_title or words_of(name) or "Documents"
+    suffix = " — Q&A"
+    if len(subject) + len(suffix) > MAX_TITLE:
+        subject = subject[:MAX_TITLE - len(suffix) - 1].rstrip() + "…"
+    # No examples: which questions a corpus answers well cannot be derived reliably.
+    return PageInfo(title=subject + suffix, description=DEFAULT_DESCRIPTION, examples=())
+
+
+def page_of(settings: dict[str, Any], name: str, first_title: str = "") -> PageInfo:
+    """The page: what ``ampere-qa.toml`` sets, the rest derived."""
+    base = derived(name, first_title)
+    return PageInfo(title=settings.get("title", base.title),
+                    description=settings.get("description", base.description),
+                    examples=tuple(settings.get("examples", base.examples)))
+
+
+def from_manifest(entry: object, corpus: Path | None) -> PageInfo:
+    """The page an index records; derived from the corpus folder's name for an index built
+    before pages were recorded (such an index has no headings to take a title from)."""
+    if isinstance(entry, dict):
+        return PageInfo(title=entry["title"], description=entry["description"],
+                        examples=tuple(entry["examples"]))
+    name = "" if corpus is None else (corpus.stem if corpus.suffix.lower() in SUFFIXES else corpus.name)
+    return derived(name)
