@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # PyTorch's CPU index: make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup run ask test test-fast lint model index chromium clean load audit
+.PHONY: setup run ask test test-fast lint model index chromium axe clean load audit
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,16 @@ ask: model
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
 
-test: setup chromium
+# axe-core, the accessibility checker the browser tests inject (package.json; npm's lock file).
+AXE := node_modules/axe-core/axe.min.js
+$(AXE): package.json package-lock.json
+	@command -v npm >/dev/null || (apt-get update -q && apt-get install -y -q npm)
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+axe: $(AXE)
+
+test: setup chromium $(AXE)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 test-fast: setup
@@ -55,4 +64,4 @@ audit: setup
 	$(BIN)/pip-audit -l
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

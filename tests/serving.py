@@ -57,12 +57,14 @@ def index_for(tmp: Path) -> Path:
 
 def start_server(index: str | Path, log_path: Path | None = None,
                  env: dict[str, str] | None = None,
-                 timeout: float = START_TIMEOUT_S) -> tuple[subprocess.Popen, str]:
-    """``python app.py --port <free>`` on 127.0.0.1 (``env`` added to the environment); returns
-    the process and its URL once ready, or raises RuntimeError."""
+                 timeout: float = START_TIMEOUT_S,
+                 corpus: str | Path | None = None) -> tuple[subprocess.Popen, str]:
+    """``python app.py --port <free>`` on 127.0.0.1 (``env`` added to the environment; with
+    ``corpus``, a missing index is built from it); returns the process and its URL once ready,
+    or raises RuntimeError."""
     port = free_port()
     cmd = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port),
-           "--index", str(index)]
+           "--index", str(index)] + (["--corpus", str(corpus)] if corpus else [])
     log = log_path.open("w") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **SERVER_ENV, **(env or {})},
                             stdout=subprocess.PIPE, stderr=log, text=True)
@@ -99,12 +101,12 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def running_server(index: str | Path, log_path: Path,
-                   env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+def running_server(index: str | Path, log_path: Path, env: dict[str, str] | None = None,
+                   corpus: str | Path | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
     """:func:`start_server` for the span of a ``with``: (process, URL). A server that does not
     start fails the test with the end of its log."""
     try:
-        proc, url = start_server(index, log_path=log_path, env=env)
+        proc, url = start_server(index, log_path=log_path, env=env, corpus=corpus)
     except RuntimeError as exc:
         pytest.fail(f"{exc}:\n{log_path.read_text(errors='replace')[-LOG_TAIL_CHARS:]}")
     try:

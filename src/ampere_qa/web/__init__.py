@@ -16,7 +16,10 @@ One concept per module:
 - :mod:`.render`: what the chat shows, as inert HTML (answers, excerpts, friendly messages, the
   stale-index notice); pure functions, no Gradio.
 - :mod:`.inputs`: the checks every event's inputs pass first (no file, defaults filled in).
-- :mod:`.app`: the Gradio page and its ``/ask`` endpoint.
+- :mod:`.app`: the Gradio page and its ``/ask`` endpoint; the title, description and examples
+  come from the index (see ``Retriever.page``).
+- ``page.js``: the one behaviour the components lack (show the newest answer from its first
+  line), served as ``/page.js`` because the page's policy allows no inline script.
 - :mod:`.security`: :class:`SecurityMiddleware`, in front of the whole app: only the routes the
   page and the API use, 1 MiB bodies, the ``Host`` header checked when listening on loopback
   (``AMPERE_QA_ALLOWED_HOSTS`` adds names), a Content-Security-Policy and the other security
@@ -25,9 +28,17 @@ One concept per module:
   mount, run uvicorn, print the ready line, shut down on Ctrl-C.
 """
 
-from .app import EXAMPLES, api_answer, create_app, theme
+from .app import api_answer, create_app, theme
 from .inputs import carries_file, fill_defaults
-from .render import CSS, chat_reply, language_line, render_answer, stale_notice, text_to_html
+from .render import (
+    CSS,
+    chat_reply,
+    header_html,
+    language_line,
+    render_answer,
+    stale_notice,
+    text_to_html,
+)
 from .security import (
     ALLOWED_HOSTS_ENV,
     LOOPBACK_HOSTS,
@@ -43,7 +54,6 @@ __all__ = [
     "ALLOWED_HOSTS_ENV",
     "CONCURRENCY_LIMIT",
     "CSS",
-    "EXAMPLES",
     "LOOPBACK_HOSTS",
     "MAX_BODY_BYTES",
     "QUEUE_MAX_SIZE",
@@ -55,6 +65,7 @@ __all__ = [
     "chat_reply",
     "create_app",
     "fill_defaults",
+    "header_html",
     "host_name",
     "language_line",
     "render_answer",

@@ -16,7 +16,7 @@ from ..errors import AmpereError, BadInputError
 from ..followup import MAX_HISTORY
 from ..question import DEFAULT_K, clean_question, parse_k
 from .inputs import check_inputs
-from .render import chat_reply, stale_notice
+from .render import chat_reply, header_html, stale_notice
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -25,30 +25,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TITLE = "Ampere Q&A"
-INTRO = (
-    "## Ampere Q&A\n"
-    "Posez une question sur l'article consacré à Ampere (Renault), en français ou en "
-    "anglais : la réponse cite l'article. · Ask a question about the article on "
-    "Renault's Ampere, in French or English: the answer quotes the article."
-)
-EXAMPLES = [
-    "Qui dirige Ampere ?",
-    "Combien de salariés compte Ampere ?",
-    "How many engineers work for Ampere?",
-    "Where are Ampere's sites located?",
-]
 EXAMPLES_LABEL = "Exemples / Examples"
 PLACEHOLDER = "Votre question… / Your question…"
 SEND_LABEL = "Envoyer / Send"
 CLEAR_LABEL = "Effacer / Clear"
-# Layout: the chat's height in pixels; the question box takes five shares of the row, each
-# button one share and at least this many pixels; the box grows up to this many lines.
-CHAT_HEIGHT = 520
+# Layout. The chat takes the height the rest of the page leaves (render.CSS makes room for the
+# header, the question row and the examples), so that nothing but the chat scrolls.
+# In the question row the box takes five shares and needs this many pixels: on a phone the two
+# buttons wrap below it, side by side; on a wider screen all three share one line.
+CHAT_HEIGHT = "calc(100dvh - 300px)"
+CHAT_MIN_HEIGHT = 240
 BOX_SCALE = 5
+BOX_MIN_WIDTH = 300
 BUTTON_SCALE = 1
-BUTTON_MIN_WIDTH = 170
+BUTTON_MIN_WIDTH = 130
 BOX_MAX_LINES = 4
+QUESTION_LABEL = "Question"
 # System fonts only: nothing is fetched from a font CDN.
 FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
@@ -65,8 +57,16 @@ def load_gradio() -> Any:
 
 
 def theme() -> Any:
-    """The default look with system fonts: nothing is fetched from a font CDN."""
-    return load_gradio().themes.Default(font=FONTS, font_mono=MONO_FONTS)
+    """The default look with system fonts (nothing is fetched from a font CDN), its orange
+    buttons darkened so that white text on them meets WCAG AA (4.5:1; orange-500 gives 2.8:1)."""
+    return load_gradio().themes.Default(font=FONTS, font_mono=MONO_FONTS).set(
+        button_primary_background_fill="*primary_700",
+        button_primary_background_fill_hover="*primary_800",
+        button_primary_background_fill_dark="*primary_700",
+        button_primary_background_fill_hover_dark="*primary_800",
+        button_primary_text_color="white",
+        button_primary_text_color_dark="white",
+    )
 
 
 def _error(message: str, title: str = "Bad input") -> gr.Error:
@@ -154,25 +154,31 @@ def _stale_refresher(retriever: Retriever) -> Any:
 
     def refresh_stale() -> Any:
         notice = stale_notice(retriever)
-        return gr.HTML(notice, visible=bool(notice))
+        return gr.Markdown(notice, visible=bool(notice))
 
     return refresh_stale
 
 
 # --- the layout ------------------------------------------------------------------------------
 
+# Markdown, not gr.HTML, for the header and the notice: Gradio 6 evaluates gr.HTML's templates
+# as JavaScript, which the page's Content-Security-Policy forbids. Their HTML is built inert
+# by render.py.
+
 def _stale_box(gr: Any, retriever: Retriever) -> Any:
     # Checked when the page is built and again on every page load, so a corpus changed while
     # serving is reported to the next visitor.
     first = stale_notice(retriever)
-    return gr.HTML(first, visible=bool(first), elem_id="aqa-stale")
+    return gr.Markdown(first, visible=bool(first), elem_id="aqa-stale")
 
 
-def _chat(gr: Any) -> Any:
+def _chat(gr: Any, title: str) -> Any:
     return gr.Chatbot(
-        label=TITLE,
+        label=title,
         show_label=False,
         height=CHAT_HEIGHT,
+        min_height=CHAT_MIN_HEIGHT,
+        autoscroll=False,  # the page's script shows the newest answer from its first line
         sanitize_html=True,
         render_markdown=True,
         latex_delimiters=[],
@@ -187,11 +193,13 @@ def _question_row(gr: Any) -> tuple[Any, Any, Any]:
     """The question box, the send button and the clear button, on one row."""
     with gr.Row():
         box = gr.Textbox(
+            label=QUESTION_LABEL,  # its accessible name; the placeholder says what to type
             show_label=False,
             placeholder=PLACEHOLDER,
             lines=1,
             max_lines=BOX_MAX_LINES,
             scale=BOX_SCALE,
+            min_width=BOX_MIN_WIDTH,
             autofocus=True,
             submit_btn=False,
             container=False,
@@ -210,14 +218,17 @@ def create_app(retriever: Retriever) -> gr.Blocks:
     Theme and CSS are given when the page is mounted (Gradio 6); :func:`serve` does that.
     """
     gr = load_gradio()
-    with _blocks_class()(title=TITLE) as demo:
-        gr.Markdown(INTRO)
+    page = retriever.page  # title, description and examples: the index's, set at build
+    with _blocks_class()(title=page.title) as demo:
+        gr.Markdown(header_html(page.title, page.description), elem_id="aqa-header")
         stale = _stale_box(gr, retriever)
         history = gr.State([])
         asked = gr.State([])  # the user's questions as typed, for follow-ups
-        chatbot = _chat(gr)
+        chatbot = _chat(gr, page.title)
         box, send, clear_btn = _question_row(gr)
-        gr.Examples(examples=EXAMPLES, inputs=box, label=EXAMPLES_LABEL)
+        if page.examples:
+            gr.Examples(examples=list(page.examples), inputs=box, label=EXAMPLES_LABEL,
+                        elem_id="aqa-examples")
 
         outs = [chatbot, history, box, asked]
         respond = _responder(retriever)

@@ -36,7 +36,7 @@ _UI = {
     "fr": {
         "language": "Langue détectée : {name}",
         "chars": "caractères",
-        "excerpts": "Extraits cités",
+        "excerpts": "Extraits cités ({n})",
         "understood": "Compris : {q}",
         "empty": "Posez une question sur l'article.",
         "too_long": ("Votre question fait {n} caractères ; la limite est de {limit}. "
@@ -48,7 +48,7 @@ _UI = {
     "en": {
         "language": "Detected language: {name}",
         "chars": "characters",
-        "excerpts": "Cited excerpts",
+        "excerpts": "Cited excerpts ({n})",
         "understood": "Understood: {q}",
         "empty": "Please type a question about the article.",
         "too_long": ("Your question is {n} characters long; the limit is {limit}. "
@@ -67,21 +67,54 @@ STALE_TEXT = ("⚠ L'article a changé depuis la construction de l'index : les r
 
 # The look of the classes below; the page is given it when it is mounted.
 CSS = """
-.aqa-lang { font-size: 0.85em; opacity: 0.75; margin-bottom: 0.4em; }
+/* Text colours are set, not faded with opacity, so that each meets WCAG AA (4.5:1) on the
+   chat's background, light or dark. */
+/* The chat fades its messages to 0.8 opacity, which takes small text below 4.5:1. */
+#aqa-chat .message-content .md { opacity: 1 !important; }
+#aqa-chat .aqa-lang, #aqa-chat .aqa-understood, #aqa-chat .aqa-source,
+#aqa-chat .aqa-excerpts summary { color: #52525b !important; opacity: 1 !important; }
+.dark #aqa-chat .aqa-lang, .dark #aqa-chat .aqa-understood, .dark #aqa-chat .aqa-source,
+.dark #aqa-chat .aqa-excerpts summary { color: #d4d4d8 !important; }
+.aqa-lang, .aqa-understood { font-size: 0.85em; margin-bottom: 0.4em; }
 .aqa-answer { margin: 0.2em 0 0.6em 0; }
 .aqa-marker { font-weight: 600; }
+.aqa-excerpts summary { font-size: 0.85em; font-weight: 600; cursor: pointer; margin-top: 0.4em; }
 .aqa-excerpt { border-left: 3px solid #d4d4d8; padding: 0.3em 0.7em; margin: 0.5em 0; }
-.aqa-source { font-size: 0.85em; opacity: 0.8; margin-bottom: 0.2em; }
-.aqa-excerpt mark { background: #fde68a; color: inherit; padding: 0 0.1em; }
+.aqa-source { font-size: 0.85em; margin-bottom: 0.2em; }
+.aqa-excerpt mark { background: #fde68a; color: #1f2937; padding: 0 0.1em; }
+/* The page: heading and description above the chat, compact on a phone. */
+.aqa-header h1 { font-size: 1.6rem; font-weight: 700; margin: 0 0 0.2em 0; }
+.aqa-description { margin: 0; }
+/* Visible focus on everything that takes it (the theme removes the outline from the box). */
+#aqa-question textarea:focus-visible, #aqa-send:focus-visible, #aqa-clear:focus-visible,
+#aqa-examples button:focus-visible, .aqa-excerpts summary:focus-visible,
+#aqa-chat button:focus-visible, footer button:focus-visible, footer a:focus-visible {
+  outline: 3px solid #1d4ed8 !important; outline-offset: 2px; }
+.dark #aqa-question textarea:focus-visible, .dark #aqa-send:focus-visible,
+.dark #aqa-clear:focus-visible { outline-color: #93c5fd !important; }
+#aqa-question textarea::placeholder { color: #6b7280; opacity: 1; }
+.dark #aqa-question textarea::placeholder { color: #a1a1aa; }
+footer, footer button, footer a, .show-api { color: #52525b !important; opacity: 1 !important; }
+.dark footer, .dark footer button, .dark footer a, .dark .show-api { color: #d4d4d8 !important; }
+@media (max-width: 640px) {
+  .aqa-header h1 { font-size: 1.25rem; }
+  .aqa-description { font-size: 0.8rem; line-height: 1.35; }
+  /* Examples on one line that scrolls sideways, so that they stay above the fold. */
+  #aqa-examples > .gallery { flex-wrap: nowrap !important; overflow-x: auto; }
+  #aqa-examples > .gallery > button { flex: 0 0 auto; }
+  /* Room for the taller header and the buttons wrapped below the box (app.CHAT_HEIGHT). */
+  #aqa-chat { height: calc(100dvh - 370px) !important; }
+  #aqa-send, #aqa-clear { padding-left: 0.5em; padding-right: 0.5em; white-space: nowrap; }
+}
 .aqa-stale { border: 1px solid #f59e0b; background: #fffbeb; color: #92400e; padding: 0.5em 0.8em;
              border-radius: 6px; }
-.aqa-excerpts-title { font-size: 0.85em; font-weight: 600; opacity: 0.8; margin-top: 0.6em; }
 """
 
 # Characters Markdown (and the chat's LaTeX/autolink handling) could give a meaning to.
 _MD_SPECIAL = set("\\`*_{}[]()#+-.!|~$:@^=")
 _MARKER = re.compile(r"(\[\d+\])")
 _EN_DASH = "\u2013"
+_CONTEXT_SEP = "\u00b7"
 
 
 def text_to_html(text: str) -> str:
@@ -133,9 +166,16 @@ def _answer_html(result: Answer) -> str:
     return f'<strong class="aqa-short">{text_to_html(head)}</strong>{sep}{_answer_with_markers(rest)}'
 
 
+def _in_language(reply: str, inner: str) -> str:
+    """A message, marked with its language so that screen readers pronounce it right (the page
+    itself is bilingual)."""
+    return f'<div class="aqa-reply" lang="{reply}">{inner}</div>'
+
+
 def render_answer(result: Answer) -> str:
-    """The assistant message: language, the short answer in bold and the quoted sentence(s) with
-    [n] markers, then the cited excerpts."""
+    """The assistant message, read top-down: the answer (its short answer in bold, then the
+    quoted sentence(s) with [n] markers), then the cited excerpts, folded. The language line
+    and what a follow-up was understood as come first, in small type."""
     reply = result.reply_language if result.reply_language in _UI else "en"
     ui = _UI[reply]
     blocks = [f'<div class="aqa-lang">{text_to_html(language_line(result.language, reply))}</div>']
@@ -143,17 +183,40 @@ def render_answer(result: Answer) -> str:
         said = ui["understood"].format(q=result.understood)
         blocks.append(f'<div class="aqa-understood">{text_to_html(said)}</div>')
     blocks.append(f'<div class="aqa-answer">{_answer_html(result)}</div>')
-    if result.citations:
-        blocks.append(f'<div class="aqa-excerpts-title">{text_to_html(ui["excerpts"])}</div>')
+    excerpts = []
     for c in result.citations:
         where = f"[{c.rank}] {c.source}, {ui['chars']} {c.start}{_EN_DASH}{c.end}"
-        blocks.append(
+        if c.context:  # the headings above the excerpt, in its document
+            where += f" {_CONTEXT_SEP} {c.context}"
+        excerpts.append(
             '<div class="aqa-excerpt">'
             f'<div class="aqa-source">{text_to_html(where)}</div>'
             f'<div class="aqa-text">{_highlighted(c.text, c.highlights)}</div>'
             "</div>"
         )
-    return "".join(blocks)
+    if excerpts:
+        # Folded: on a phone a long excerpt would push the next answer off screen.
+        title = text_to_html(ui["excerpts"].format(n=len(excerpts)))
+        blocks.append(f'<details class="aqa-excerpts"><summary>{title}</summary>'
+                      f'{"".join(excerpts)}</details>')
+    return _in_language(reply, "".join(blocks))
+
+
+# Between the parts of a bilingual description ("Posez … · Ask …").
+DESCRIPTION_SEPARATOR = " · "
+
+
+def header_html(title: str, description: str) -> str:
+    """The page's heading and description, as text. Each part of the description gets its own
+    ``lang`` (the page is bilingual) so that screen readers pronounce it right."""
+    parts = []
+    for part in description.split(DESCRIPTION_SEPARATOR):
+        if part.strip():
+            code = html.escape(_languages(part)[0])
+            parts.append(f'<span lang="{code}">{text_to_html(part.strip())}</span>')
+    sep = text_to_html(DESCRIPTION_SEPARATOR)
+    return (f'<header class="aqa-header"><h1>{text_to_html(title)}</h1>'
+            f'<p class="aqa-description">{sep.join(parts)}</p></header>')
 
 
 def stale_notice(retriever: Retriever) -> str:
@@ -168,15 +231,17 @@ def stale_notice(retriever: Retriever) -> str:
     return f'<div class="aqa-stale" role="alert">{text_to_html(STALE_TEXT)}</div>'
 
 
-def _notice(text: str) -> str:
-    return f'<div class="aqa-answer">{text_to_html(text)}</div>'
+def _notice(text: str, reply: str) -> str:
+    return _in_language(reply, f'<div class="aqa-answer">{text_to_html(text)}</div>')
 
 
-def _reply_language(text: str) -> str:
+def _languages(text: str) -> tuple[str, str]:
+    """The question's language code and the reply's ("de", "en")."""
     try:
-        return detect(text[:DETECT_CHARS]).reply
+        found = detect(text[:DETECT_CHARS])
+        return found.code, found.reply
     except Exception:  # detection is a nicety here; never let it break the reply
-        return "en"
+        return "en", "en"
 
 
 def _refusal(question: str, squeezed: str, reply: str) -> tuple[str, str] | None:
@@ -186,11 +251,11 @@ def _refusal(question: str, squeezed: str, reply: str) -> tuple[str, str] | None
     except QuestionTooLongError as exc:
         echo = squeezed[:ECHO_CHARS] + "…"
         msg = _UI[reply]["too_long"].format(n=exc.length, limit=MAX_QUESTION_CHARS)
-        return text_to_html(echo), _notice(msg)
+        return text_to_html(echo), _notice(msg, reply)
     except EmptyQuestionError:
-        return text_to_html(squeezed), _notice(_UI[reply]["empty"])
+        return text_to_html(squeezed), _notice(_UI[reply]["empty"], reply)
     except BadInputError as exc:
-        return text_to_html(squeezed), _notice(_UI[reply]["bad"].format(msg=str(exc)))
+        return text_to_html(squeezed), _notice(_UI[reply]["bad"].format(msg=str(exc)), reply)
     return None
 
 
@@ -204,17 +269,18 @@ def chat_reply(retriever: Retriever, question: str | None, k: int = DEFAULT_K,
     question = question if isinstance(question, str) else ""
     squeezed = " ".join(question.split())
     if not squeezed:
-        both = f"{_UI['fr']['empty']} / {_UI['en']['empty']}"
-        return None, _notice(both)
-    reply = _reply_language(squeezed)
+        both = " / ".join(f'<span lang="{lang}">{text_to_html(_UI[lang]["empty"])}</span>'
+                          for lang in ("fr", "en"))
+        return None, f'<div class="aqa-answer">{both}</div>'
+    code, reply = _languages(squeezed)
     refusal = _refusal(question, squeezed, reply)
     if refusal:
         return refusal
-    user = text_to_html(squeezed)
+    user = f'<span lang="{html.escape(code)}">{text_to_html(squeezed)}</span>'
     try:
         return user, render_answer(retriever.answer(question, k=k, history=history))
     except BadInputError as exc:
-        return user, _notice(_UI[reply]["bad"].format(msg=str(exc)))
+        return user, _notice(_UI[reply]["bad"].format(msg=str(exc)), reply)
     except Exception:
         log.exception("answering %r failed", squeezed[:LOGGED_CHARS])
-        return user, _notice(_UI[reply]["error"])
+        return user, _notice(_UI[reply]["error"], reply)

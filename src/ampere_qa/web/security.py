@@ -42,7 +42,7 @@ _SECURITY_HEADERS = [
 # mounts (uploads, /file=, /proxy=, streams, monitoring, custom components, ...) gets a 404, so a
 # route added by a future Gradio is closed until it is listed here.
 _GET_ROUTES = re.compile(
-    r"/(?:config|theme\.css|favicon\.ico|manifest\.json|robots\.txt|assets/.+|static/.+"
+    r"/(?:config|theme\.css|page\.js|favicon\.ico|manifest\.json|robots\.txt|assets/.+|static/.+"
     r"|gradio_api/(?:info|queue/data|heartbeat/[\w-]+"
     r"|call/(?:v2/)?[\w-]+/[\w-]+))?/?"
 )

@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 # thrashing; the rest wait in a bounded queue instead of being refused or piling up.
 CONCURRENCY_LIMIT = 4
 QUEUE_MAX_SIZE = 64
-# Asked once before the page opens, so the model is loaded before the first visitor waits.
-WARM_UP_QUESTION = "Qui dirige Ampere ?"
+# Asked once before the page opens, so the model is loaded before the first visitor waits: the
+# index's first example question, else this one (any question the model must encode will do).
+WARM_UP_QUESTION = "Qui ?"
 # Seconds uvicorn gets to start listening (checked every START_POLL_S), to drain open event
 # streams at shutdown, and the server thread to end after that.
 START_TIMEOUT_S = 60
@@ -42,6 +43,14 @@ START_POLL_S = 0.05
 GRACEFUL_SHUTDOWN_S = 5
 THREAD_JOIN_S = 10
 READY_LINE = "ampere-qa ready on {url}"
+# The page's own script (see page.js), served from memory: no file is served from disk.
+PAGE_SCRIPT_ROUTE = "/page.js"
+
+
+def page_script() -> bytes:
+    from importlib.resources import files
+
+    return files(__package__).joinpath("page.js").read_bytes()
 
 
 def build_missing_index(index_dir: str | Path, corpus_dir: str | Path) -> BuildReport | None:
@@ -63,7 +72,7 @@ def _warm_up(retriever: Retriever) -> None:
               file=sys.stderr, flush=True)
     if isinstance(retriever.embedder, SentenceTransformerEmbedder):
         retriever.embedder.query_threads = 1  # several questions at once share the cores
-    retriever.answer(WARM_UP_QUESTION)
+    retriever.answer(next(iter(retriever.page.examples), WARM_UP_QUESTION))
 
 
 def _mounted(demo: gr.Blocks, host: str, port: int) -> Any:
@@ -73,13 +82,17 @@ def _mounted(demo: gr.Blocks, host: str, port: int) -> Any:
     preflight requests itself), so some responses would miss the checks and headers.
     """
     gr = load_gradio()
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Response
     from starlette.routing import Mount
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    script = page_script()
+    app.add_api_route(PAGE_SCRIPT_ROUTE, lambda: Response(script, media_type="text/javascript"),
+                      methods=["GET"], include_in_schema=False)
     app = gr.mount_gradio_app(
         app, demo, path="/", server_name=host, server_port=port, footer_links=["api"],
         show_error=False, ssr_mode=False, mcp_server=False, theme=theme(), css=CSS,
+        head=f'<script src=".{PAGE_SCRIPT_ROUTE}" defer></script>',
         max_file_size=MAX_BODY_BYTES,  # uploads are refused anyway; this bounds them twice
     )
     # What launch() sets and mount_gradio_app does not. Gradio checks that a file named in an
