@@ -104,7 +104,7 @@ def test_info_of_the_committed_index():
     assert info["title"] == "Ampere Q&A"  # from corpus/ampere-qa.toml, recorded at build
     assert "multilingual-e5-small" in info["model_location"]
     text = invoke("info").stdout
-    assert "model location" in text and "passages" in text
+    assert "Model files" in text and "passages" in text
 
 
 @pytest.mark.integration
@@ -152,3 +152,90 @@ def test_build_prints_a_summary_and_the_index_answers(tmp_path, model_cache):
     assert recorded_corpus(idx, built) == ROOT / "corpus"
     proc = run("ask", "How many engineers work at Ampere?", "--index", str(idx), "--json", env=env)
     assert "35 %" in json.loads(proc.stdout)["answer"]
+
+
+# --- finding the index, reading stdin, chatting ----------------------------------------------
+
+def test_the_index_is_found_from_the_option_the_environment_the_folder_or_the_checkout(
+        tmp_path, monkeypatch):
+    from ampere_qa.cli import CHECKOUT_INDEX, INDEX_ENV, find_index
+    from ampere_qa.errors import IndexNotFoundError
+
+    assert CHECKOUT_INDEX == INDEX
+    monkeypatch.delenv(INDEX_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert find_index("given") == "given"
+    assert find_index(None) == str(INDEX)  # from anywhere: the checkout's index
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / "manifest.json").write_text("{}")
+    assert find_index(None) == "index"  # ./index first
+    monkeypatch.setenv(INDEX_ENV, "/srv/idx")
+    assert find_index(None) == "/srv/idx"
+    monkeypatch.delenv(INDEX_ENV)
+    monkeypatch.setattr("ampere_qa.cli.CHECKOUT_INDEX", tmp_path / "nowhere")
+    (tmp_path / "index" / "manifest.json").unlink()
+    with pytest.raises(IndexNotFoundError) as refused:
+        find_index(None)
+    message = str(refused.value)
+    assert INDEX_ENV in message and str(tmp_path / "index") in message
+    assert str(tmp_path / "nowhere") in message and "ampere-qa build" in message
+
+
+def test_info_is_readable_text_and_json():
+    text = invoke("info")
+    assert text.returncode == 0, text.stderr
+    assert "{" not in text.stdout and "'" not in text.stdout  # no Python dicts
+    lines = dict(line.split(None, 1) for line in text.stdout.splitlines() if line.strip())
+    assert lines["Title"].strip() == "Ampere Q&A"
+    assert "5 passages" in lines["Index"] and "up to date" in text.stdout
+    assert "4 exact and 0 near" in text.stdout and "FAISS files" in text.stdout
+    as_json = json.loads(invoke("info", "--json").stdout)
+    assert as_json["passages"] == 5 and as_json["title"] == "Ampere Q&A"
+
+
+def test_ask_with_no_question_on_a_terminal_says_what_to_do(monkeypatch):
+    from click.testing import CliRunner
+
+    from ampere_qa.cli import cli
+
+    # CliRunner's stdin is not a terminal; this one says it is.
+    monkeypatch.setattr("click.testing._NamedTextIOWrapper.isatty", lambda self: True,
+                        raising=False)
+    result = CliRunner().invoke(cli, ["ask"])
+    assert result.exit_code == 2
+    assert "pipe questions on stdin" in result.stderr and "ampere-qa chat" in result.stderr
+
+
+@pytest.mark.integration
+def test_ask_reads_one_question_per_line_from_stdin(model_cache):
+    questions = "Qui dirige Ampere ?\n\nHow many engineers work for Ampere?\n" + "x " * 600 + "\n"
+    for args in (["ask", "--json"], ["ask", "-", "--json"]):
+        proc = subprocess.run([sys.executable, "-m", "ampere_qa", *args], input=questions,
+                              capture_output=True, text=True, cwd=ROOT, timeout=300,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        rows = [json.loads(line) for line in proc.stdout.splitlines()]  # JSON Lines
+        assert [r["question"] for r in rows[:2]] == ["Qui dirige Ampere ?",
+                                                      "How many engineers work for Ampere?"]
+        assert "Luca de Meo" in rows[0]["answer"] and "ingénieurs" in rows[1]["answer"]
+        assert "the limit is 1000" in rows[2]["error"]  # a bad line is reported, not fatal
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    text = subprocess.run([sys.executable, "-m", "ampere_qa", "ask"], input="Qui dirige Ampere ?\n",
+                          capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert text.returncode == 0 and text.stdout.startswith("Luca de Meo — D'après l'article")
+
+
+@pytest.mark.integration
+def test_chat_keeps_the_conversation_until_cleared(model_cache):
+    session = "Combien de salariés compte Ampere ?\nEt où ?\n/clear\nEt où ?\n/quit\nQui ?\n"
+    proc = subprocess.run([sys.executable, "-m", "ampere_qa", "chat"], input=session,
+                          capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    replies = [r for r in proc.stdout.split("> ") if r.strip()]
+    assert len(replies) == 3  # nothing after /quit
+    assert replies[0].startswith("11 000 — ")
+    assert "(Compris : Et où ? (Combien de salariés compte Ampere ?))" in replies[1]
+    assert "France" in replies[1]
+    assert "Compris" not in replies[2] and "ne semble pas porter" in replies[2]  # cleared
+    assert "Ampere Q&A" in proc.stderr and "history cleared" in proc.stderr

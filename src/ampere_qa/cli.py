@@ -10,18 +10,49 @@ import json
 import os
 import sys
 import textwrap
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from .errors import AmpereError
+if TYPE_CHECKING:
+    from .search import Retriever
+    from .types import Answer
+
+from .errors import AmpereError, BadInputError, IndexNotFoundError
 from .question import DEFAULT_K, MAX_K
 
-INDEX_HELP = "Index folder."
+INDEX_ENV = "AMPERE_QA_INDEX"
+INDEX_HELP = f"Index folder [default: ${INDEX_ENV}, else ./index, else the checkout's index]."
+# The index shipped with a checkout (src/ampere_qa/cli.py -> the checkout's index/).
+CHECKOUT_INDEX = Path(__file__).resolve().parents[2] / "index"
+MANIFEST_NAME = "manifest.json"
+# `ampere-qa chat` commands.
+CHAT_QUIT = {"/quit", "/exit", ":q"}
+CHAT_CLEAR = {"/clear", "/new"}
 
 
 def _echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def find_index(given: str | None) -> str:
+    """The index to read: ``--index`` when given, else ``$AMPERE_QA_INDEX``, else ``./index``,
+    else the index shipped with the checkout; the error names every place it looked."""
+    if given is not None:
+        return given
+    env = os.environ.get(INDEX_ENV)
+    if env:
+        return env
+    looked = [f"${INDEX_ENV} (not set)"]
+    for place in (Path("index"), CHECKOUT_INDEX):
+        if (place / MANIFEST_NAME).is_file():
+            return str(place)
+        looked.append(str(place.absolute()))
+    raise IndexNotFoundError(
+        f"no index found: looked in {', '.join(looked)}; build one with "
+        "ampere-qa build --corpus CORPUS_DIR --index INDEX_DIR, or pass --index")
 
 
 class _Group(click.Group):
@@ -74,7 +105,8 @@ def cli() -> None:
 @click.option("--corpus", "corpus_dir", default=None,
               help="Folder of UTF-8 .txt/.md/.html files, with an optional ampere-qa.toml "
                    "[default: the one the index was built from, else ./corpus].")
-@click.option("--index", "index_dir", default="index", show_default=True, help=INDEX_HELP)
+@click.option("--index", "index_dir", default=None,
+              help=f"Index folder to write [default: ${INDEX_ENV}, else ./index].")
 @click.option("--model", default=None,
               help="sentence-transformers model id or path [default: $AMPERE_QA_MODEL or "
                    "the bundled multilingual-e5-small].")
@@ -87,7 +119,7 @@ def cli() -> None:
 @click.option("--force", is_flag=True,
               help="Build into a folder that holds other files (they are never removed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def build(corpus_dir: str | None, index_dir: str, model: str | None, store: str | None,
+def build(corpus_dir: str | None, index_dir: str | None, model: str | None, store: str | None,
           uri: str | None, collection: str | None, force: bool, as_json: bool) -> None:
     """Rebuild the index from the corpus (the previous index stays usable until it is done).
 
@@ -97,6 +129,7 @@ def build(corpus_dir: str | None, index_dir: str, model: str | None, store: str 
     """
     from .build import build_index
 
+    index_dir = index_dir or os.environ.get(INDEX_ENV) or "index"
     report = build_index(corpus_dir, index_dir, model, progress=not as_json, store=store, uri=uri,
                          collection=collection, force=force)
     if as_json:
@@ -116,33 +149,80 @@ def build(corpus_dir: str | None, index_dir: str, model: str | None, store: str 
 
 
 @cli.command()
-@click.argument("question")
-@click.option("--index", "index_dir", default="index", show_default=True, help=INDEX_HELP)
+@click.argument("question", required=False)
+@click.option("--index", "index_dir", default=None, help=INDEX_HELP)
 @click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K),
               help="How many passages the answer may draw on.")
 @click.option("--model", default=None, help="Model path, if not the one the index records.")
-@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
-def ask(question: str, index_dir: str, k: int, model: str | None, as_json: bool) -> None:
-    """Answer a question from the article, with cited excerpts.
+@click.option("--json", "as_json", is_flag=True,
+              help="Print exactly one JSON object (questions from stdin: one per line).")
+def ask(question: str | None, index_dir: str | None, k: int, model: str | None,
+        as_json: bool) -> None:
+    """Answer a question from the corpus, with cited excerpts. Without QUESTION, or with -,
+    read questions from stdin, one per line, and answer each (the model loads once).
 
     \b
     ampere-qa ask "Qui dirige Ampere ?"
     ampere-qa ask "How many engineers work at Ampere?" --json
+    printf 'Qui dirige Ampere ?\nWho invests?\n' | ampere-qa ask --json   # JSON Lines
     """
-    from pathlib import Path
-
-    from .manifest import stale_warning
     from .question import clean_question
+
+    if question is not None and question != "-":
+        clean_question(question)  # bad input fails before the model loads
+        result = _retriever(index_dir, model).answer(question, k=k)
+        _echo_json(result.to_dict()) if as_json else _print_answer(result)
+        return
+    if sys.stdin.isatty():
+        raise BadInputError("no question: give one (ampere-qa ask \"Qui dirige Ampere ?\"), or "
+                            "pipe questions on stdin, one per line; for a conversation, use "
+                            "ampere-qa chat")
+    retriever = _retriever(index_dir, model)
+    refused = 0
+    for line in _lines(sys.stdin):
+        try:
+            result = retriever.answer(line, k=k)
+        except BadInputError as exc:  # one bad line does not stop the others
+            refused += 1
+            if as_json:
+                click.echo(json.dumps({"question": line, "error": str(exc)}, ensure_ascii=False))
+            else:
+                click.echo(f"error: {exc}", err=True)
+            continue
+        if as_json:
+            click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+        else:
+            _print_answer(result)
+            click.echo("")
+        sys.stdout.flush()  # each answer as soon as it is known, when piped
+    if refused:
+        sys.exit(BadInputError.exit_code)
+
+
+def _lines(stream: TextIO) -> Iterator[str]:
+    """The non-blank lines of ``stream``, stripped, as they arrive."""
+    for raw in stream:
+        line = raw.strip()
+        if line:
+            yield line
+
+
+def _retriever(index_dir: str | None, model: str | None = None) -> Retriever:
+    """The retriever on the index found for ``--index``; warns on stderr when it is stale."""
+    from .manifest import stale_warning
     from .search import Retriever
 
-    clean_question(question)  # bad input fails before the model loads
-    retriever = Retriever.load(index_dir, model)
+    index = find_index(index_dir)
+    retriever = Retriever.load(index, model)
     if retriever.is_stale():
-        click.echo(f"warning: {stale_warning(Path(index_dir), retriever.manifest)}", err=True)
-    result = retriever.answer(question, k=k)
-    if as_json:
-        _echo_json(result.to_dict())
-        return
+        click.echo(f"warning: {stale_warning(Path(index), retriever.manifest)}", err=True)
+    return retriever
+
+
+def _print_answer(result: Answer) -> None:
+    if result.understood:  # a follow-up, read against the earlier questions
+        said = "Compris : {}" if result.reply_language == "fr" else "Understood: {}"
+        click.echo(f"({said.format(result.understood)})")
     click.echo(result.answer)
     for c in result.citations:
         under = f" \u00b7 {c.context}" if c.context else ""  # the headings above the excerpt
@@ -152,41 +232,105 @@ def ask(question: str, index_dir: str, k: int, model: str | None, as_json: bool)
 
 
 @cli.command()
-@click.option("--index", "index_dir", default="index", show_default=True, help=INDEX_HELP)
+@click.option("--index", "index_dir", default=None, help=INDEX_HELP)
+@click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K),
+              help="How many passages each answer may draw on.")
+def chat(index_dir: str | None, k: int) -> None:
+    """Talk with the corpus: questions one after another, follow-ups included ("Et où ?");
+    the model loads once. /clear starts afresh; /quit, Ctrl-D or Ctrl-C ends.
+
+    \b
+    ampere-qa chat
+    """
+    from .followup import MAX_HISTORY
+    from .question import clean_question
+
+    click.echo("Loading the index and the model…", err=True)
+    retriever = _retriever(index_dir)
+    click.echo(f"{retriever.page.title} — /clear starts afresh, /quit ends.", err=True)
+    history: list[str] = []
+    while True:
+        try:
+            line = input("> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            click.echo("", err=True)
+            return
+        if not line:
+            continue
+        if line in CHAT_QUIT:
+            return
+        if line in CHAT_CLEAR:
+            history.clear()
+            click.echo("(history cleared)", err=True)
+            continue
+        try:
+            result = retriever.answer(line, k=k, history=history)
+        except BadInputError as exc:
+            click.echo(f"error: {exc}", err=True)
+            continue
+        history = [*history, clean_question(line)][-MAX_HISTORY:]
+        _print_answer(result)
+        click.echo("")
+
+
+@cli.command()
+@click.option("--index", "index_dir", default=None, help=INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def info(index_dir: str, as_json: bool) -> None:
+def info(index_dir: str | None, as_json: bool) -> None:
     """Summarise an index: what it holds, how it was built, where its model is.
 
     \b
     ampere-qa info --index index
     """
-    from pathlib import Path
-
     from .index import check_files
     from .manifest import read_manifest, stale_warning, summary
 
+    index_dir = find_index(index_dir)
     manifest = read_manifest(Path(index_dir))
     check_files(Path(index_dir), manifest)  # an index whose files are gone is not "fine"
     info = summary(Path(index_dir), manifest)
     info["index"] = index_dir  # as the user typed it
-    stale = info["stale"]
     if as_json:
         _echo_json(info)
     else:
-        width = max(map(len, info))
-        for key, value in info.items():
-            click.echo(f"{key.replace('_', ' '):<{width}}  {value}")
-    if stale:  # on stderr, so it never breaks the JSON on stdout
+        click.echo(format_info(info))
+    if info["stale"]:  # on stderr, so it never breaks the JSON on stdout
         click.echo(f"warning: {stale_warning(Path(index_dir), manifest)}", err=True)
+
+
+def format_info(info: dict[str, Any]) -> str:
+    """``ampere-qa info`` as text: one labelled line per aspect of the index."""
+    store = info.get("store") or {"kind": "faiss"}
+    where = ("FAISS files in the index folder" if store.get("kind") == "faiss"
+             else f"Milvus collection {store.get('collection')} at {store.get('uri')}")
+    dup = info.get("duplicates") or {}
+    stale = {True: "changed since the build: rebuild the index", False: "up to date",
+             None: "not found here (a copied index?)"}[info.get("stale")]
+    files = info.get("corpus_files", 0)
+    rows = [
+        ("Title", info.get("title")),
+        ("Index", f"{info['index']}: {info['passages']} passages, {info.get('sentences')} "
+                  f"sentences, {info['dimension']}-dimension vectors"),
+        ("Built", f"{info.get('built_at')} by ampere-qa {info.get('package_version')} "
+                  f"(index format {info['format_version']})"),
+        ("Model", f"{info['model']} (fingerprint {info.get('model_fingerprint')})"),
+        ("Model files", info.get("model_location") or "not installed here"),
+        ("Corpus", f"{info.get('corpus')}: {files} file{'s' if files != 1 else ''}, {stale}"),
+        ("Duplicates", f"{dup.get('exact', 0)} exact and {dup.get('near', 0)} near duplicate "
+                       "passages collapsed"),
+        ("Vectors", where),
+    ]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
 @cli.command("eval")
 @click.argument("file", default="eval/questions.jsonl", required=False)
-@click.option("--index", "index_dir", default="index", show_default=True, help=INDEX_HELP)
+@click.option("--index", "index_dir", default=None, help=INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics and failures as JSON.")
 @click.option("--plot", "plot_path", default=None, metavar="FILE.png",
               help="Also draw the score distributions and the not-found cut-off.")
-def eval_(file: str, index_dir: str, as_json: bool, plot_path: str | None) -> None:
+def eval_(file: str, index_dir: str | None, as_json: bool, plot_path: str | None) -> None:
     """Measure answer quality on a labelled set, beside plain BM25 and dense baselines; or,
     on a set of dialogues, the replies to their follow-up questions.
 
@@ -207,6 +351,7 @@ def eval_(file: str, index_dir: str, as_json: bool, plot_path: str | None) -> No
     )
     from .search import Retriever
 
+    index_dir = find_index(index_dir)
     if is_dialogue_set(file):
         dialogues = load_dialogues(file)
         result = evaluate_dialogues(Retriever.load(index_dir), dialogues)
@@ -227,18 +372,24 @@ def eval_(file: str, index_dir: str, as_json: bool, plot_path: str | None) -> No
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on (0.0.0.0 exposes the page to the network).")
 @click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--index", "index_dir", default="index", show_default=True, help=INDEX_HELP)
+@click.option("--index", "index_dir", default=None,
+              help=INDEX_HELP[:-2] + "; when none is found, ./index is built from the corpus].")
 @click.option("--corpus", "corpus_dir", default="corpus", show_default=True,
               help="Corpus folder, used only when the index is missing: it is built first.")
-def serve(host: str, port: int, index_dir: str, corpus_dir: str) -> None:
-    """Start the web page and its HTTP API (/ask) on the index (built first if missing).
+def serve(host: str, port: int, index_dir: str | None, corpus_dir: str) -> None:
+    """Start the web page and its HTTP APIs (/api/ask, /v1/chat/completions, /ask) on the
+    index (built first if missing).
 
     \b
     ampere-qa serve --port 7860
     """
     from .web import serve as serve_page
 
-    serve_page(index_dir, host=host, port=port, corpus_dir=corpus_dir)
+    try:
+        index = find_index(index_dir)
+    except IndexNotFoundError:
+        index = "index"  # built from the corpus first
+    serve_page(index, host=host, port=port, corpus_dir=corpus_dir)
 
 
 @cli.group()
