@@ -1,10 +1,17 @@
-"""Load test: many concurrent clients asking the running web app through its HTTP API (/ask).
+"""Load test: many concurrent clients asking the running web app through one of its HTTP APIs.
 
     python scripts/load_test.py --start                       # launch app.py on a free port, then test
     python scripts/load_test.py --url http://127.0.0.1:7860/ --pid 12345
     python scripts/load_test.py --start --questions 400 --clients 32 --json
+    python scripts/load_test.py --start --route all           # /ask, /api/ask, /v1/chat/completions
+    python scripts/load_test.py --start --route api --clients 1 --compare-answer
 
-Each worker thread has its own ``gradio_client.Client``; the questions cycle through a fixed
+Routes: ``ask`` is the page's Gradio endpoint (one ``gradio_client.Client`` per worker thread),
+``api`` the plain JSON route ``POST /api/ask``, ``openai`` ``POST /v1/chat/completions`` (one
+``httpx.Client`` per worker for both); ``all`` runs the three, one after the other, on the same
+server. ``--compare-answer`` also times ``Retriever.answer`` in this process on the same
+questions (the server idle meanwhile), so that the HTTP overhead can be read off. The questions
+cycle through a fixed
 French/English list whose answers were checked by hand, and every reply is checked: the JSON
 contract, each citation's ``source[start:end] == text``, and the expected excerpt in the answer
 sentence (or "not found" for the off-topic question). It prints errors, wrong answers,
@@ -175,11 +182,37 @@ class Report:
         return not self.errors and not self.wrong and not self.not_sent
 
 
-def run_load(url: str, questions: int = 200, clients: int = 20, timeout: float = 600.0,
-             pid: int | None = None) -> Report:
-    """Send ``questions`` questions from ``clients`` threads (one Client each) to ``url``."""
-    from gradio_client import Client
+ROUTES = ("ask", "api", "openai")
 
+
+def make_client(route: str, url: str) -> Any:
+    """A function question -> answer JSON for ``route``, with its own connection."""
+    if route == "ask":
+        from gradio_client import Client
+
+        client = Client(url, verbose=False)
+        return lambda question: client.predict(question, api_name="/ask")
+    import httpx
+
+    http = httpx.Client(base_url=url.rstrip("/"), timeout=60)
+    if route == "api":
+        def api(question: str) -> Any:
+            r = http.post("/api/ask", json={"question": question})
+            r.raise_for_status()
+            return r.json()
+        return api
+
+    def openai(question: str) -> Any:
+        r = http.post("/v1/chat/completions",
+                      json={"model": "ampere-qa", "messages": [{"role": "user", "content": question}]})
+        r.raise_for_status()
+        return r.json()["ampere_qa"]
+    return openai
+
+
+def run_load(url: str, questions: int = 200, clients: int = 20, timeout: float = 600.0,
+             pid: int | None = None, route: str = "ask") -> Report:
+    """Send ``questions`` questions from ``clients`` threads (one client each) to ``url``."""
     host = urlparse(url).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit(f"refusing to load-test {host}: loopback only")
@@ -197,7 +230,7 @@ def run_load(url: str, questions: int = 200, clients: int = 20, timeout: float =
             count: bool) -> None:
         t0 = time.perf_counter()
         try:
-            result = client.predict(question, api_name="/ask")
+            result = client(question)
         except Exception as exc:
             with lock:
                 report.errors.append(f"{question!r}: {type(exc).__name__}: {str(exc)[:200]}")
@@ -214,7 +247,7 @@ def run_load(url: str, questions: int = 200, clients: int = 20, timeout: float =
         sources: dict[str, str] = {}
         client = None
         try:
-            client = Client(url, verbose=False)
+            client = make_client(route, url)
             ask(client, *CASES[n % len(CASES)], sources, count=False)
         except Exception as exc:
             with lock:
@@ -272,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=200)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=600.0, help="stop sending after this many s")
+    parser.add_argument("--route", choices=[*ROUTES, "all"], default="ask",
+                        help="which HTTP API to load [default: ask, the page's Gradio endpoint]")
+    parser.add_argument("--compare-answer", action="store_true",
+                        help="also time Retriever.answer in this process on the same questions")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 200 or not 1 <= args.questions <= 100_000:
@@ -282,13 +319,43 @@ def main(argv: list[str] | None = None) -> int:
         proc, url = start_server(args.index)
         pid = proc.pid
         print(f"started {url} (pid {pid})", file=sys.stderr)
+    routes = ROUTES if args.route == "all" else (args.route,)
+    reports: dict[str, Report] = {}
     try:
-        report = run_load(url, args.questions, args.clients, args.timeout, pid)
+        for route in routes:
+            reports[route] = run_load(url, args.questions, args.clients, args.timeout, pid, route)
     finally:
         if proc:
             stop_server(proc)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
-    return 0 if report.ok else 1
+    answer_ms = answer_median_ms(args.index, args.questions) if args.compare_answer else None
+    if args.json:
+        out: dict[str, Any] = {route: r.to_dict() for route, r in reports.items()}
+        if answer_ms is not None:
+            out["answer_in_process_p50_ms"] = round(answer_ms, 1)
+        print(json.dumps(out, indent=2))
+    else:
+        for route, r in reports.items():
+            print(f"== route {route} ==\n{format_report(r)}")
+        if answer_ms is not None:
+            print(f"Retriever.answer in process: p50 {answer_ms:.1f} ms on the same questions")
+    return 0 if all(r.ok for r in reports.values()) else 1
+
+
+def answer_median_ms(index: str | None, questions: int) -> float:
+    """Median wall time of ``Retriever.answer`` here, warm, on the load test's questions."""
+    import statistics
+
+    from ampere_qa import Retriever
+
+    retriever = Retriever.load(index or ROOT / "index")
+    for question, _ in CASES:
+        retriever.answer(question)  # warm: the model, the caches
+    times = []
+    for i in range(questions):
+        t0 = time.perf_counter()
+        retriever.answer(CASES[i % len(CASES)][0])
+        times.append(1000 * (time.perf_counter() - t0))
+    return statistics.median(times)
 
 
 if __name__ == "__main__":

@@ -55,11 +55,23 @@ def test_concurrent_clients_get_right_answers_and_memory_stays_flat(app_server):
     run_load_script(*run)  # warm-up run
     done = run_load_script(*run)
     print(done.stdout, done.stderr)
-    report = json.loads(done.stdout)
+    report = json.loads(done.stdout)["ask"]
     assert report["errors"] == 0 and report["wrong_answers"] == 0 and report["not_sent"] == 0
     assert report["answered_requests"] == 40
     assert report["rss_before_mib"] and report["rss_after_mib"]
     assert report["rss_after_mib"] - report["rss_before_mib"] < RSS_GROWTH_MIB
+    assert done.returncode == 0
+
+
+def test_the_json_and_openai_routes_under_concurrent_clients(app_server):
+    proc, url = app_server
+    done = run_load_script("--url", url, "--pid", str(proc.pid), "--questions", "30",
+                           "--clients", "6", "--route", "all", "--timeout", "300", "--json")
+    reports = json.loads(done.stdout)
+    assert set(reports) == {"ask", "api", "openai"}
+    for route, report in reports.items():
+        assert (report["errors"], report["wrong_answers"], report["answered_requests"]) == \
+            (0, 0, 30), (route, report)
     assert done.returncode == 0
 
 

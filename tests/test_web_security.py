@@ -531,3 +531,16 @@ def test_ctrl_c_stops_the_server_promptly(model_cache, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_api_routes_are_open_and_only_them():
+    from ampere_qa.web import route_allowed
+    from ampere_qa.web.api import API_GET_ROUTES, API_POST_ROUTES
+
+    for path in API_GET_ROUTES:
+        assert route_allowed("GET", path) and not route_allowed("POST", path), path
+    for path in API_POST_ROUTES:
+        assert route_allowed("POST", path) and not route_allowed("GET", path), path
+    for path in ("/api/asks", "/api/ask/../../etc/passwd", "/v1/completions", "/v1/embeddings",
+                 "/api/", "/docs", "/openapi.json", "/redoc"):
+        assert not route_allowed("GET", path) and not route_allowed("POST", path), path

@@ -6,7 +6,8 @@ Gradio is imported only when a page is made or served (``import ampere_qa`` and
     from ampere_qa.web import serve
     serve("index", host="127.0.0.1", port=7860)
 
-The API endpoint is ``/ask``; it returns exactly ``Answer.to_dict()``::
+``POST /api/ask`` returns exactly ``Answer.to_dict()`` in one request; so does the page's
+Gradio endpoint ``/ask``::
 
     from gradio_client import Client
     Client("http://127.0.0.1:7860/").predict("Qui dirige Ampere ?", api_name="/ask")
@@ -20,6 +21,9 @@ One concept per module:
   come from the index (see ``Retriever.page``).
 - ``page.js``: the one behaviour the components lack (show the newest answer from its first
   line), served as ``/page.js`` because the page's policy allows no inline script.
+- :mod:`.api`: the plain JSON API (``/api/ask``, ``/api/health``, ``/api/info``, ``/api/docs``)
+  and the OpenAI-compatible ``/v1/chat/completions`` and ``/v1/models``, run in a bounded pool
+  of worker threads; loaded by :mod:`.server` only (FastAPI and pydantic).
 - :mod:`.security`: :class:`SecurityMiddleware`, in front of the whole app: only the routes the
   page and the API use, 1 MiB bodies, the ``Host`` header checked when listening on loopback
   (``AMPERE_QA_ALLOWED_HOSTS`` adds names), a Content-Security-Policy and the other security

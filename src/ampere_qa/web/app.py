@@ -41,6 +41,8 @@ BUTTON_SCALE = 1
 BUTTON_MIN_WIDTH = 130
 BOX_MAX_LINES = 4
 QUESTION_LABEL = "Question"
+API_LINK = ('<p class="aqa-links"><a href="./api/docs">API</a> · '
+            '<a href="./api/openapi.json">OpenAPI</a></p>')
 # System fonts only: nothing is fetched from a font CDN.
 FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
@@ -230,6 +232,9 @@ def create_app(retriever: Retriever) -> gr.Blocks:
             gr.Examples(examples=list(page.examples), inputs=box, label=EXAMPLES_LABEL,
                         elem_id="aqa-examples")
 
+        # Our API page, not Gradio's: its commands are tested (Gradio's cURL snippet ends in
+        # `| read EVENT_ID`, which sets nothing in bash).
+        gr.Markdown(API_LINK, elem_id="aqa-links")
         outs = [chatbot, history, box, asked]
         respond = _responder(retriever)
         for trigger in (box.submit, send.click):

@@ -96,6 +96,9 @@ CSS = """
 .dark #aqa-question textarea::placeholder { color: #a1a1aa; }
 footer, footer button, footer a, .show-api { color: #52525b !important; opacity: 1 !important; }
 .dark footer, .dark footer button, .dark footer a, .dark .show-api { color: #d4d4d8 !important; }
+.aqa-links { text-align: center; font-size: 0.85rem; margin: 0; }
+#aqa-links a { color: #1d4ed8; }
+.dark #aqa-links a { color: #93c5fd; }
 @media (max-width: 640px) {
   .aqa-header h1 { font-size: 1.25rem; }
   .aqa-description { font-size: 0.8rem; line-height: 1.35; }

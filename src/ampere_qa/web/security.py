@@ -36,18 +36,21 @@ _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
-# The only routes the page (in a browser) and the API (gradio_client, the REST calls) use:
-# page, config, theme and Gradio's own built assets; API info; the queue, its event streams and
-# heartbeats; /run for the page's unqueued events, /call for REST callers. Everything else Gradio
-# mounts (uploads, /file=, /proxy=, streams, monitoring, custom components, ...) gets a 404, so a
-# route added by a future Gradio is closed until it is listed here.
+# The only routes the page (in a browser) and the APIs use: page, config, theme, the page's
+# script and Gradio's own built assets; API info; the queue, its event streams and heartbeats;
+# /run for the page's unqueued events, /call for REST callers; the JSON and OpenAI routes
+# (api.py). Everything else Gradio mounts (uploads, /file=, /proxy=, streams, monitoring, custom
+# components, ...) gets a 404, so a route added by a future Gradio is closed until it is listed
+# here.
 _GET_ROUTES = re.compile(
     r"/(?:config|theme\.css|page\.js|favicon\.ico|manifest\.json|robots\.txt|assets/.+|static/.+"
     r"|gradio_api/(?:info|queue/data|heartbeat/[\w-]+"
-    r"|call/(?:v2/)?[\w-]+/[\w-]+))?/?"
+    r"|call/(?:v2/)?[\w-]+/[\w-]+)"
+    r"|api/(?:health|info|openapi\.json|docs)|v1/models)?/?"
 )
 _POST_ROUTES = re.compile(
-    r"/gradio_api/(?:queue/join|run/[\w-]+|call/(?:v2/)?[\w-]+|cancel|reset)/?"
+    r"/(?:gradio_api/(?:queue/join|run/[\w-]+|call/(?:v2/)?[\w-]+|cancel|reset)"
+    r"|api/ask|v1/chat/completions)/?"
 )
 
 Message = MutableMapping[str, Any]

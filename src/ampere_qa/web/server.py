@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import gradio as gr
 
     from ..types import BuildReport
+    from .api import Pool
 
 # Concurrent events the server runs at once. One question costs ~50 ms of CPU (the encoder
 # releases the GIL), so on a 2-core machine a few in flight keep both cores busy without
@@ -75,22 +76,25 @@ def _warm_up(retriever: Retriever) -> None:
     retriever.answer(next(iter(retriever.page.examples), WARM_UP_QUESTION))
 
 
-def _mounted(demo: gr.Blocks, host: str, port: int) -> Any:
+def _mounted(demo: gr.Blocks, retriever: Retriever, host: str, port: int) -> tuple[Any, Pool]:
     """The page mounted on a FastAPI app of our own, for SecurityMiddleware to wrap whole.
 
     With ``launch()`` our middleware could only go inside Gradio's (its CORS middleware answers
     preflight requests itself), so some responses would miss the checks and headers.
     """
     gr = load_gradio()
-    from fastapi import FastAPI, Response
+    from fastapi import Response
     from starlette.routing import Mount
 
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    from .api import add_api, new_app  # FastAPI and pydantic: loaded when serving, not on import
+
+    app = new_app()
+    pool = add_api(app, retriever)  # before the page: its routes come first
     script = page_script()
     app.add_api_route(PAGE_SCRIPT_ROUTE, lambda: Response(script, media_type="text/javascript"),
                       methods=["GET"], include_in_schema=False)
     app = gr.mount_gradio_app(
-        app, demo, path="/", server_name=host, server_port=port, footer_links=["api"],
+        app, demo, path="/", server_name=host, server_port=port, footer_links=[],
         show_error=False, ssr_mode=False, mcp_server=False, theme=theme(), css=CSS,
         head=f'<script src=".{PAGE_SCRIPT_ROUTE}" defer></script>',
         max_file_size=MAX_BODY_BYTES,  # uploads are refused anyway; this bounds them twice
@@ -101,7 +105,7 @@ def _mounted(demo: gr.Blocks, host: str, port: int) -> Any:
     demo.has_launched = True
     served: Any = next(r.app for r in app.routes if isinstance(r, Mount))
     demo.server_app = demo.app = served
-    return app
+    return app, pool
 
 
 def _start_server(app: ASGIApp, host: str, port: int) -> tuple[Any, threading.Thread]:
@@ -131,7 +135,8 @@ def page_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def _serve_until_interrupted(demo: gr.Blocks, server: Any, thread: threading.Thread) -> None:
+def _serve_until_interrupted(demo: gr.Blocks, server: Any, thread: threading.Thread,
+                             pool: Pool) -> None:
     stop = threading.Event()
     try:
         stop.wait()
@@ -141,6 +146,7 @@ def _serve_until_interrupted(demo: gr.Blocks, server: Any, thread: threading.Thr
         demo.close()  # stops the queue and ends the heartbeat streams
         server.should_exit = True  # uvicorn drains open event streams for GRACEFUL_SHUTDOWN_S
         thread.join(timeout=THREAD_JOIN_S)
+        pool.close()
 
 
 def serve(
@@ -171,6 +177,7 @@ def serve(
     _warm_up(retriever)
     demo = create_app(retriever)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
-    server, thread = _start_server(SecurityMiddleware(_mounted(demo, host, port), hosts), host, port)
+    app, pool = _mounted(demo, retriever, host, port)
+    server, thread = _start_server(SecurityMiddleware(app, hosts), host, port)
     print(READY_LINE.format(url=page_url(host, port)), flush=True)
-    _serve_until_interrupted(demo, server, thread)
+    _serve_until_interrupted(demo, server, thread, pool)
