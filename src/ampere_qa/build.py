@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,6 @@ from .index import Vectors, load_index, write_index
 from .manifest import MANIFEST, corpus_entry, file_names, read_manifest, recorded_corpus
 from .passages import DedupReport, SplitSettings, deduplicate, split_documents
 from .types import BuildReport, Passage
-
-log = logging.getLogger(__name__)
 
 
 def background_texts() -> list[str]:
@@ -118,9 +115,7 @@ def build_index(
     previous = _previous_manifest(index_dir, force) if index_dir.is_dir() else None
     if corpus_dir is None:
         corpus_dir = (previous and recorded_corpus(index_dir, previous)) or "corpus"
-    corpus = read_corpus(corpus_dir)
-    for s in corpus.skipped:  # here, not in read_corpus: a staleness check must stay quiet
-        log.warning("skipped %s: %s", s.source, s.reason)
+    corpus = read_corpus(corpus_dir)  # what it skips is in the report; the callers print it
     folder.check_target(index_dir)  # before any long work: a file, a read-only or full disk
     with folder.build_lock(index_dir):
         previous = _previous_manifest(index_dir, force)  # again: another build may have run
