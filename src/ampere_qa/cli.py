@@ -93,7 +93,8 @@ def _reader_went_away() -> None:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ampere-qa")
 def cli() -> None:
-    """Ask questions, in French or English, about the article on Renault's Ampere.
+    """Ask questions, in French or English, about a corpus of documents (the one shipped is an
+    article on Renault's Ampere); answers quote the documents.
 
     \b
     ampere-qa ask "Qui dirige Ampere ?"
