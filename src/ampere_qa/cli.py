@@ -27,7 +27,6 @@ INDEX_ENV = "AMPERE_QA_INDEX"
 INDEX_HELP = f"Index folder [default: ${INDEX_ENV}, else ./index, else the checkout's index]."
 # The index shipped with a checkout (src/ampere_qa/cli.py -> the checkout's index/).
 CHECKOUT_INDEX = Path(__file__).resolve().parents[2] / "index"
-MANIFEST_NAME = "manifest.json"
 # `ampere-qa chat` commands.
 CHAT_QUIT = {"/quit", "/exit", ":q"}
 CHAT_CLEAR = {"/clear", "/new"}
@@ -42,12 +41,14 @@ def find_index(given: str | None) -> str:
     else the index shipped with the checkout; the error names every place it looked."""
     if given is not None:
         return given
+    from .manifest import MANIFEST
+
     env = os.environ.get(INDEX_ENV)
     if env:
         return env
     looked = [f"${INDEX_ENV} (not set)"]
     for place in (Path("index"), CHECKOUT_INDEX):
-        if (place / MANIFEST_NAME).is_file():
+        if (place / MANIFEST).is_file():
             return str(place)
         looked.append(str(place.absolute()))
     raise IndexNotFoundError(

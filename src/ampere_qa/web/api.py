@@ -240,20 +240,22 @@ async def _sse(answer: Answer, model: str) -> AsyncIterator[bytes]:
 
 # --- the routes ------------------------------------------------------------------------------
 
-def _fingerprint(retriever: Retriever) -> str:
+def index_id(retriever: Retriever) -> str:
+    """A short fingerprint of the index being served: the hash of its manifest."""
     import hashlib
 
     canonical = json.dumps(retriever.manifest, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def public_info(retriever: Retriever) -> dict[str, Any]:
-    """What ``GET /api/info`` shows: the index's summary without any server path."""
+def public_info(retriever: Retriever, index: str) -> dict[str, Any]:
+    """What ``GET /api/info`` shows: the index's summary without any server path; ``index`` is
+    its :func:`index_id`."""
     m = retriever.manifest
     return {
         "title": retriever.page.title,
         "version": __version__,
-        "index": _fingerprint(retriever),
+        "index": index,
         "built_at": m.get("built_at"),
         "model": m["model"]["name"],
         "passages": m["passage_count"],
@@ -300,6 +302,7 @@ def add_api(app: FastAPI, retriever: Retriever) -> Pool:
     """Add the JSON API and the OpenAI-compatible routes to ``app`` (see :func:`new_app`),
     before the page is mounted on it; returns the worker pool, for the server to close."""
     pool = Pool()
+    index = index_id(retriever)  # a loaded index does not change: hashed once
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -316,14 +319,15 @@ def add_api(app: FastAPI, retriever: Retriever) -> Pool:
         answer = await _answered(pool, retriever, request.question, request.k, request.history)
         return JSONResponse(answer.to_dict())
 
+    # Plain functions, not coroutines: the staleness check reads the corpus folder, so FastAPI
+    # runs them in its thread pool rather than on the event loop.
     @router.get("/api/health", summary="Whether the server is ready, and which index it serves")
-    async def health() -> Health:
-        return Health(ready=True, index=_fingerprint(retriever), stale=retriever.is_stale(),
-                      version=__version__)
+    def health() -> Health:
+        return Health(ready=True, index=index, stale=retriever.is_stale(), version=__version__)
 
     @router.get("/api/info", summary="What the index holds")
-    async def info() -> dict[str, Any]:
-        return public_info(retriever)
+    def info() -> dict[str, Any]:
+        return public_info(retriever, index)
 
     @router.get("/api/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:
