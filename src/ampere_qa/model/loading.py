@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ampere_qa.errors import ModelError
 
@@ -27,3 +29,27 @@ def load_sentence_transformer(path_or_id: str | Path) -> SentenceTransformer:
         )
     except (OSError, ValueError) as exc:
         raise ModelError(f"Could not load the embedding model '{path_or_id}': {exc}") from exc
+
+
+def weights_fingerprint(model: Any) -> str:
+    """A cheap hash of a torch model's weights: every tensor's name, shape and first/last bytes.
+
+    Hashing all ~470 MB would cost a second at every start; sampling each tensor still tells
+    apart any two different checkpoints or quantisations. The ONNX export records it, so both
+    engines name the same weights alike.
+    """
+    h = hashlib.sha256()
+    for pname, tensor in model.state_dict().items():
+        flat = tensor.detach().reshape(-1).float().cpu().numpy()
+        h.update(f"{pname}:{tuple(tensor.shape)}".encode())
+        h.update(flat[:1024].tobytes())
+        h.update(flat[-1024:].tobytes())
+    return h.hexdigest()[:32]
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)

@@ -58,7 +58,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _clean_stale_temps(out_dir: Path) -> None:
+def clean_stale_temps(out_dir: Path) -> None:
     """Remove temp dirs left by killed conversions (their pid is no longer running)."""
     for tmp in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):
         try:
@@ -81,7 +81,7 @@ def convert(source: Path, out_dir: Path, progress: bool = True) -> Path:
     if not source.is_file():
         raise ModelError(f"The model file {source} does not exist.")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale_temps(out_dir)
+    clean_stale_temps(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
@@ -117,7 +117,7 @@ def convert(source: Path, out_dir: Path, progress: bool = True) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
+def locked(lock_path: Path) -> Iterator[None]:
     """An exclusive advisory lock, so two processes do not convert at the same time."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("a") as fh:
@@ -140,7 +140,7 @@ def ensure_bundled_model(cache_dir: Path | None = None, progress: bool = True) -
     if is_complete(target):
         return target
     try:
-        with _locked(target.parent / ".convert.lock"):
+        with locked(target.parent / ".convert.lock"):
             if not is_complete(target):  # another process may have finished meanwhile
                 convert(bundled_source(), target, progress=progress)
     except OSError as exc:

@@ -8,8 +8,11 @@ light. Theme and CSS are given when the page is mounted (Gradio 6): :mod:`.serve
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.machinery
 import logging
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AmpereError, BadInputError
@@ -51,11 +54,45 @@ Messages = list[dict[str, str]]
 
 
 def load_gradio() -> Any:
-    """The gradio module, imported with its analytics off (the page must not call home)."""
+    """The gradio module, imported with its analytics off (the page must not call home) and
+    without rewriting its type stubs (below)."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    if "gradio" not in sys.modules:
+        sys.meta_path.insert(0, _NoStubRewrite())
     import gradio as gr
 
     return gr
+
+
+class _NoStubRewrite(importlib.abc.MetaPathFinder):
+    """Gradio 6 regenerates the ``.pyi`` stub of every component class it defines, at every
+    import (``component_meta.create_or_modify_pyi``): it parses its own sources, ~3 of the ~4 s
+    ``import gradio`` takes here, and writes into site-packages when it can. The stubs serve
+    type checkers only, so the server's import skips that step: this finder replaces the function
+    with a no-op as soon as its module has run, before any component class exists. If a Gradio
+    release drops the function, nothing is replaced."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != "gradio.component_meta":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        loader = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run(module)
+            if callable(getattr(module, "create_or_modify_pyi", None)):
+                module.create_or_modify_pyi = _no_stub
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def _no_stub(*args: Any, **kwargs: Any) -> None:
+    return None
 
 
 def theme() -> Any:

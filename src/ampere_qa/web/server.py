@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..build import build_index
-from ..embedding import SentenceTransformerEmbedder
 from ..errors import AmpereError
 from ..manifest import MANIFEST, stale_warning
 from ..search import Retriever
@@ -73,7 +72,7 @@ def _warm_up(retriever: Retriever) -> None:
     if retriever.is_stale():
         print(f"warning: {stale_warning(retriever.data.path, retriever.manifest)}",
               file=sys.stderr, flush=True)
-    if isinstance(retriever.embedder, SentenceTransformerEmbedder):
+    if hasattr(retriever.embedder, "query_threads"):
         retriever.embedder.query_threads = 1  # several questions at once share the cores
     retriever.answer(next(iter(retriever.page.examples), WARM_UP_QUESTION))
 
