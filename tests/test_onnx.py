@@ -273,3 +273,19 @@ def test_the_torch_engine_stays_available_and_agrees(model_cache):
     assert proc.returncode == 0, proc.stderr
     assert "SentenceTransformerEmbedder" in proc.stdout and "Luca de Meo" in proc.stdout
     assert "torch loaded: True" in proc.stdout
+
+
+def test_auto_falls_back_to_sentence_transformers_when_the_export_cannot_be_written(
+        monkeypatch, tmp_path, caplog):
+    import ampere_qa.model as model_pkg
+
+    def read_only(model_dir: Path, progress: bool = True) -> dict[str, Any]:
+        raise ModelError(f"Could not write the ONNX export into {model_dir} (read-only file system)")
+
+    monkeypatch.setattr(model_pkg, "ensure_bundled_model", lambda cache_dir=None: tmp_path)
+    monkeypatch.setattr(export_mod, "ensure_export", read_only)
+    embedder = load_embedder("bundled", engine="auto")
+    assert isinstance(embedder, SentenceTransformerEmbedder)
+    assert "read-only" in caplog.text and "sentence-transformers instead" in caplog.text
+    with pytest.raises(ModelError, match="read-only"):
+        load_embedder("bundled", engine="onnx")

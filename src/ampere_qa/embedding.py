@@ -13,6 +13,7 @@ Every heavy library is imported only when a model is actually used, so that
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
     from .model.export import OnnxEncoder
+
+log = logging.getLogger(__name__)
 
 BUNDLED = "bundled"
 MODEL_ENV = "AMPERE_QA_MODEL"
@@ -281,10 +284,11 @@ def load_embedder(name: str | None = None, cache_dir: Path | None = None,
                   engine: str | None = None) -> Embedder:
     """The embedder for ``name`` (default: :func:`default_model`).
 
-    ``engine`` (default ``$AMPERE_QA_ENGINE``, else ``auto``): ``auto`` runs the bundled model's
-    questions through its ONNX export when onnxruntime is installed (exporting it on first use)
-    and every other model through sentence-transformers; ``onnx`` requires the export; ``torch``
-    uses sentence-transformers for everything.
+    ``engine`` (default ``$AMPERE_QA_ENGINE``, else ``auto``): ``auto`` runs the bundled model
+    through its ONNX export when onnxruntime is installed (exporting it on first use; if that
+    fails, say in a read-only cache, it logs why and uses sentence-transformers) and every other
+    model through sentence-transformers; ``onnx`` requires the export; ``torch`` uses
+    sentence-transformers for everything.
     """
     import importlib.util
 
@@ -304,5 +308,10 @@ def load_embedder(name: str | None = None, cache_dir: Path | None = None,
                 raise ModelError("the onnx engine needs onnxruntime: pip install onnxruntime")
         else:
             model_dir = ensure_bundled_model(cache_dir)
-            return OnnxEmbedder(model_dir, ensure_export(model_dir))
+            try:
+                return OnnxEmbedder(model_dir, ensure_export(model_dir))
+            except ModelError as exc:
+                if engine == "onnx":
+                    raise
+                log.warning("%s; using sentence-transformers instead (slower to start)", exc)
     return SentenceTransformerEmbedder(name, cache_dir)

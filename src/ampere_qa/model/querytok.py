@@ -76,7 +76,7 @@ class QueryTokenizer:
         self._scores: list[float] = np.load(folder / SCORES_FILE).tolist()
         if len(pieces) != len(self._scores):
             raise ValueError(f"{folder}: {len(pieces)} pieces but {len(self._scores)} scores")
-        self._ids = {p: i for i, p in enumerate(pieces)}  # a repeated piece keeps its last id
+        self._ids = dict(zip(pieces, range(len(pieces)), strict=True))  # a repeat keeps its last id
         self._longest = max(map(len, pieces))
         self._unk = int(extra["unk_id"])
         self._unk_score = float(extra["min_score"]) - UNK_PENALTY
