@@ -77,20 +77,26 @@ def machine() -> str:
             f"{load[0]:.1f} (the machine is shared)")
 
 
-def run_rss(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, int]:
-    """Run a command to its end; its exit code and peak RSS in bytes (ru_maxrss is in kB).
+# Runs a command and writes its exit code and peak RSS (kB) to a file. The command is forked from
+# this small process: a child's peak counts the memory of whatever it was forked from until it
+# execs (fork or vfork alike), so children of the benchmark itself (GBs by then) read high.
+TRAMPOLINE = """
+import os, subprocess, sys, time
+t = time.perf_counter()
+proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+wall = time.perf_counter() - t
+open(sys.argv[1], "w").write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss} {wall}")
+"""
 
-    Spawned with posix_spawn, not fork: a forked child's peak counts the page tables it copied
-    from this (by then multi-GB) process until it execs, which made the build's peak read 1.4 GB.
-    """
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        pid = os.posix_spawn(cmd[0], cmd, {**os.environ, **(env or {})},
-                             file_actions=[(os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, null, 2)])
-    finally:
-        os.close(null)
-    _, status, usage = os.wait4(pid, 0)
-    return os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024
+
+def run_rss(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, int, float]:
+    """Run a command to its end: its exit code, peak RSS in bytes and wall time in seconds."""
+    with tempfile.NamedTemporaryFile("r") as out:
+        subprocess.run([sys.executable, "-c", TRAMPOLINE, out.name, *cmd], check=True,
+                       env={**os.environ, **(env or {})})
+        code, kb, wall = out.read().split()
+    return int(code), int(kb) * 1024, float(wall)
 
 
 # --------------------------------------------------------------------------- cold start
@@ -118,10 +124,9 @@ print(t1 - t0, t2 - t0)
 
 def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
     """Wall time and peak RSS (bytes) of one fresh process."""
-    t = time.perf_counter()
-    code, peak = run_rss(cmd, env)
+    code, peak, wall = run_rss(cmd, env)
     assert code == 0, cmd
-    return time.perf_counter() - t, peak
+    return wall, peak
 
 
 def cold_start(runs: int, model_dir: Path) -> None:
@@ -415,7 +420,7 @@ def build_throughput(embedder, tmp: Path, n: int) -> np.ndarray:
     for engine in ("onnx", "torch"):
         cmd = [str(BIN / "ampere-qa"), "build", "--corpus", str(corpus), "--index",
                str(tmp / f"cli-index-{engine}"), "--json"]
-        code, peaks[engine] = run_rss(cmd, {"AMPERE_QA_ENGINE": engine})
+        code, peaks[engine], _ = run_rss(cmd, {"AMPERE_QA_ENGINE": engine})
         assert code == 0, cmd
     row("memory", f"`ampere-qa build` peak RSS ({n} passages, model load included)",
         f"{peaks['onnx'] / 2**20:.0f} MB", f"{peaks['torch'] / 2**20:.0f} MB with AMPERE_QA_ENGINE=torch")
