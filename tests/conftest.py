@@ -109,3 +109,25 @@ def retriever(real_embedder):
     from ampere_qa import Retriever
 
     return Retriever.load(INDEX, embedder=real_embedder)
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A real Milvus server for the session: the 2.3 standalone binary of the PyPI package
+    ``milvus`` (Linux x86-64), data in a temporary folder, a free port, authentication on.
+    Yields its URI and the token that opens it; stopped at the end."""
+    pytest.importorskip("milvus", reason="the PyPI package milvus (in [test]) runs the server")
+    from milvus import MilvusServer, MilvusServerConfig
+
+    from .serving import free_port
+
+    server = MilvusServer(MilvusServerConfig())
+    server.set_base_dir(str(tmp_path_factory.mktemp("milvus-server")))
+    server.config.set("authorization_enabled", True)
+    server.listen_port = free_port()
+    server.start()  # returns once its health check answers (~9 s here)
+    try:
+        # The port it bound (it moves on when the one asked for was taken meanwhile).
+        yield f"http://127.0.0.1:{server.listen_port}", "root:Milvus"
+    finally:
+        server.stop()

@@ -1,6 +1,8 @@
-"""The Milvus store on Milvus Lite (a local .db file): same answers and metrics as FAISS,
-incremental updates that touch only what changed, and collections that disagree with their
-manifest refused. Needs the [milvus] extra (part of [test]); skipped without it."""
+"""The Milvus store on Milvus Lite (a local .db file) and on a real Milvus server (the 2.3
+standalone server of the PyPI package ``milvus``, authentication on): same answers and metrics
+as FAISS, incremental updates that touch only what changed, collections that disagree with their
+manifest refused, credentials kept out of every file and message. Needs the [milvus] extra and
+``milvus`` (both in [test]); skipped without them."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import importlib.util
 import json
 import shutil
 import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +62,17 @@ class MemoEmbedder:
         return np.stack([self._memo[t] for t in texts])
 
 
+@pytest.fixture(params=["lite", "server"])
+def milvus_at(request, tmp_path, monkeypatch) -> tuple[str, str]:
+    """Where a test's rows go: a Milvus Lite file, or a collection of its own on the server
+    (whose token the store then reads from the environment)."""
+    if request.param == "lite":
+        return str(tmp_path / "vectors.db"), "ampere_qa"
+    uri, token = request.getfixturevalue("milvus_server")
+    monkeypatch.setenv("AMPERE_QA_MILVUS_TOKEN", token)
+    return uri, f"t_{uuid.uuid4().hex[:12]}"
+
+
 def _collection_ids(idx: Path) -> set[int]:
     return {int(i) for i in load_index(idx).store.ids()}
 
@@ -68,7 +83,7 @@ def _keys(idx: Path) -> set[int]:
 
 
 @needs_milvus
-def test_same_answers_and_metrics_as_faiss(tmp_path, real_embedder):
+def test_same_answers_and_metrics_as_faiss(tmp_path, real_embedder, milvus_at):
     """CLI build into Milvus Lite (vectors reused from the committed FAISS index: nothing is
     re-embedded), then the same hits for French and English questions and the same metrics on
     the committed evaluation set."""
@@ -79,15 +94,17 @@ def test_same_answers_and_metrics_as_faiss(tmp_path, real_embedder):
 
     idx = tmp_path / "index"
     shutil.copytree(INDEX, idx)
-    db = tmp_path / "vectors.db"
+    uri, collection = milvus_at
     result = CliRunner().invoke(cli, ["build", "--corpus", str(ROOT / "corpus"), "--index", str(idx),
-                                      "--store", "milvus", "--uri", str(db), "--json"])
+                                      "--store", "milvus", "--uri", uri, "--collection", collection,
+                                      "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output[result.output.index("{"):])
     assert report["store"] == "milvus" and report["embedded"] == 0
     assert report["upserted"] == report["sentences"] and report["deleted"] == 0
     manifest = json.loads((idx / MANIFEST).read_text())
-    assert manifest["store"] == {"kind": "milvus", "uri": str(db.resolve()), "collection": "ampere_qa"}
+    recorded = uri if "://" in uri else str(Path(uri).resolve())
+    assert manifest["store"] == {"kind": "milvus", "uri": recorded, "collection": collection}
     assert "sentences" not in manifest["files"]  # the vectors are in Milvus, not in a FAISS file
 
     memo = MemoEmbedder(real_embedder)
@@ -107,14 +124,15 @@ def test_same_answers_and_metrics_as_faiss(tmp_path, real_embedder):
 
 
 @needs_milvus
-def test_incremental_updates_touch_only_what_changed(tmp_path, corpus_copy):
+def test_incremental_updates_touch_only_what_changed(tmp_path, corpus_copy, milvus_at):
     """Add a document, change a paragraph, delete a file: the same texts are embedded as with
     FAISS, only the affected sentence rows are upserted or deleted, and nothing stale remains."""
-    idx, ref, db = tmp_path / "index", tmp_path / "faiss", str(tmp_path / "x.db")
+    idx, ref = tmp_path / "index", tmp_path / "faiss"
+    db, collection = milvus_at
 
     def both() -> tuple:
         m, f = CountingEmbedder(), CountingEmbedder()
-        rm = build_index(corpus_copy, idx, embedder=m, store="milvus", uri=db)
+        rm = build_index(corpus_copy, idx, embedder=m, store="milvus", uri=db, collection=collection)
         rf = build_index(corpus_copy, ref, embedder=f)
         assert rm.embedded == m.texts == rf.embedded == f.texts  # same reuse as FAISS
         assert _collection_ids(idx) == _keys(idx)  # exactly the current sentences, nothing stale
@@ -158,17 +176,18 @@ def test_incremental_updates_touch_only_what_changed(tmp_path, corpus_copy):
 
 
 @needs_milvus
-def test_a_collection_that_disagrees_with_the_manifest_is_refused(tmp_path, corpus_copy):
-    db = str(tmp_path / "x.db")
+def test_a_collection_that_disagrees_with_the_manifest_is_refused(tmp_path, corpus_copy, milvus_at):
+    db, collection = milvus_at
     idx = tmp_path / "index"
-    build_index(corpus_copy, idx, embedder=FakeEmbedder(), store="milvus", uri=db)
+    build_index(corpus_copy, idx, embedder=FakeEmbedder(), store="milvus", uri=db, collection=collection)
     Retriever.load(idx, embedder=FakeEmbedder())
 
     # Another build into the same collection: other passages, other corpus fingerprint.
     other = tmp_path / "other-corpus"
     other.mkdir()
     (other / "a.txt").write_text("Un tout autre texte. Sur un autre sujet.", encoding="utf-8")
-    build_index(other, tmp_path / "other-index", embedder=FakeEmbedder(), store="milvus", uri=db)
+    build_index(other, tmp_path / "other-index", embedder=FakeEmbedder(), store="milvus", uri=db,
+                collection=collection)
     with pytest.raises(IndexMismatchError, match=r"does not match the index manifest.*ampere-qa build"):
         Retriever.load(idx, embedder=FakeEmbedder())
 
@@ -201,3 +220,63 @@ def test_missing_pymilvus_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pymilvus", None)  # import pymilvus -> ImportError
     with pytest.raises(StoreUnavailableError, match=r"pip install 'ampere-qa\[milvus\]'"):
         stores.MilvusStore("x.db")
+
+
+# --------------------------------------------------------------------------- the server only
+
+
+@needs_milvus
+def test_the_token_opens_the_server_and_is_written_nowhere(tmp_path, corpus_copy, milvus_server,
+                                                           monkeypatch):
+    from click.testing import CliRunner
+
+    from ampere_qa.cli import cli
+
+    uri, token = milvus_server
+    monkeypatch.delenv("AMPERE_QA_MILVUS_TOKEN", raising=False)
+    idx, collection = tmp_path / "index", f"t_{uuid.uuid4().hex[:12]}"
+    args = ["build", "--corpus", str(corpus_copy), "--index", str(idx), "--store", "milvus",
+            "--uri", uri, "--collection", collection]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code != 0 and not (idx / MANIFEST).exists()
+    assert "AMPERE_QA_MILVUS_TOKEN" in refused.output and "Traceback" not in refused.output
+
+    built = CliRunner().invoke(cli, [*args, "--token", token, "--json"])
+    assert built.exit_code == 0, built.output
+    asked = CliRunner().invoke(cli, ["ask", "--index", str(idx), "--json", "Qui dirige Ampere ?"])
+    assert asked.exit_code == 0 and "Luca de Meo" in asked.output  # the token, from the environment
+    written = "".join(p.read_text(errors="replace") for p in idx.rglob("*") if p.is_file())
+    password = token.split(":", 1)[1]
+    for text in (written, built.output, asked.output):
+        assert password not in text
+    meta = json.dumps(load_index(idx).store.meta())
+    assert password not in meta
+
+
+@needs_milvus
+def test_two_servers_answer_from_one_milvus_server_alike(tmp_path, milvus_server, real_embedder,
+                                                         monkeypatch):
+    import httpx
+
+    from .serving import running_server
+
+    uri, token = milvus_server
+    monkeypatch.setenv("AMPERE_QA_MILVUS_TOKEN", token)  # the build here and both servers
+    idx, collection = tmp_path / "index", f"t_{uuid.uuid4().hex[:12]}"
+    shutil.copytree(INDEX, idx)  # its vectors are reused: nothing to embed
+    build_index(ROOT / "corpus", idx, embedder=real_embedder, store="milvus", uri=uri,
+                collection=collection)
+    env = {"AMPERE_QA_MILVUS_TOKEN": token}
+    with running_server(idx, tmp_path / "a.log", env=env) as (_, a), \
+            running_server(idx, tmp_path / "b.log", env=env) as (_, b):
+        def ask(url: str, q: str) -> dict:
+            r = httpx.post(url + "api/ask", json={"question": q}, timeout=60)
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        with ThreadPoolExecutor(8) as pool:  # both at once
+            got_a = list(pool.map(lambda q: ask(a, q), QUESTIONS * 2))
+            got_b = list(pool.map(lambda q: ask(b, q), QUESTIONS * 2))
+    assert got_a == got_b
+    faiss = Retriever.load(INDEX, embedder=real_embedder)
+    assert [g["answer"] for g in got_a[: len(QUESTIONS)]] == [faiss.answer(q).answer for q in QUESTIONS]

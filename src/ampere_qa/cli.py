@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -27,6 +27,7 @@ INDEX_ENV = "AMPERE_QA_INDEX"
 INDEX_HELP = f"Index folder [default: ${INDEX_ENV}, else ./index, else the checkout's index]."
 # The index shipped with a checkout (src/ampere_qa/cli.py -> the checkout's index/).
 CHECKOUT_INDEX = Path(__file__).resolve().parents[2] / "index"
+TOKEN_ENV = "AMPERE_QA_MILVUS_TOKEN"  # the same name as stores.milvus.TOKEN_ENV (not imported: heavy)
 # `ampere-qa chat` commands.
 CHAT_QUIT = {"/quit", "/exit", ":q"}
 CHAT_CLEAR = {"/clear", "/new"}
@@ -103,6 +104,18 @@ def cli() -> None:
     """
 
 
+def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """The Milvus token reaches the store through the environment: never in the manifest."""
+    if value:
+        os.environ[TOKEN_ENV] = value
+
+
+def token_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--token", default=None, expose_value=False, callback=_token,
+                        help=f"Milvus credentials, user:password or an API key "
+                             f"[default: ${TOKEN_ENV}]; never written anywhere.")(f)
+
+
 @cli.command()
 @click.option("--corpus", "corpus_dir", default=None,
               help="Folder of UTF-8 .txt/.md/.html files, with an optional ampere-qa.toml "
@@ -121,6 +134,7 @@ def cli() -> None:
 @click.option("--force", is_flag=True,
               help="Build into a folder that holds other files (they are never removed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@token_option
 def build(corpus_dir: str | None, index_dir: str | None, model: str | None, store: str | None,
           uri: str | None, collection: str | None, force: bool, as_json: bool) -> None:
     """Rebuild the index from the corpus (the previous index stays usable until it is done).
@@ -158,6 +172,7 @@ def build(corpus_dir: str | None, index_dir: str | None, model: str | None, stor
 @click.option("--model", default=None, help="Model path, if not the one the index records.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print exactly one JSON object (questions from stdin: one per line).")
+@token_option
 def ask(question: str | None, index_dir: str | None, k: int, model: str | None,
         as_json: bool) -> None:
     """Answer a question from the corpus, with cited excerpts. Without QUESTION, or with -,
@@ -237,6 +252,7 @@ def _print_answer(result: Answer) -> None:
 @click.option("--index", "index_dir", default=None, help=INDEX_HELP)
 @click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K),
               help="How many passages each answer may draw on.")
+@token_option
 def chat(index_dir: str | None, k: int) -> None:
     """Talk with the corpus: questions one after another, follow-ups included ("Et où ?");
     the model loads once. /clear starts afresh; /quit, Ctrl-D or Ctrl-C ends.
@@ -278,6 +294,7 @@ def chat(index_dir: str | None, k: int) -> None:
 @cli.command()
 @click.option("--index", "index_dir", default=None, help=INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@token_option
 def info(index_dir: str | None, as_json: bool) -> None:
     """Summarise an index: what it holds, how it was built, where its model is.
 
@@ -332,6 +349,7 @@ def format_info(info: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics and failures as JSON.")
 @click.option("--plot", "plot_path", default=None, metavar="FILE.png",
               help="Also draw the score distributions and the not-found cut-off.")
+@token_option
 def eval_(file: str, index_dir: str | None, as_json: bool, plot_path: str | None) -> None:
     """Measure answer quality on a labelled set, beside plain BM25 and dense baselines; or,
     on a set of dialogues, the replies to their follow-up questions.
@@ -378,6 +396,7 @@ def eval_(file: str, index_dir: str | None, as_json: bool, plot_path: str | None
               help=INDEX_HELP[:-2] + "; when none is found, ./index is built from the corpus].")
 @click.option("--corpus", "corpus_dir", default="corpus", show_default=True,
               help="Corpus folder, used only when the index is missing: it is built first.")
+@token_option
 def serve(host: str, port: int, index_dir: str | None, corpus_dir: str) -> None:
     """Start the web page and its HTTP APIs (/api/ask, /v1/chat/completions, /ask) on the
     index (built first if missing).
