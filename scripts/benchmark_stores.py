@@ -1,5 +1,7 @@
-"""The two vector stores side by side at archive-like sizes: FAISS (files in the index folder)
-and Milvus Lite (a local .db file, what `ampere-qa build --store milvus --uri x.db` writes).
+"""The vector stores side by side at archive-like sizes: FAISS (files in the index folder),
+Milvus Lite (a local .db file, what `ampere-qa build --store milvus --uri x.db` writes) and a
+Milvus server (the 2.3 standalone binary of the PyPI package `milvus`, started here in a
+temporary folder, when that package is installed).
 
     .venv/bin/python scripts/benchmark_stores.py                  # 10k, 30k, 100k vectors
     .venv/bin/python scripts/benchmark_stores.py --sizes 10000    # quicker
@@ -7,9 +9,10 @@ and Milvus Lite (a local .db file, what `ampere-qa build --store milvus --uri x.
 For each size: time to build the FAISS index / to create and fill the Milvus collection (through
 the same ``stores`` code build uses, in batches), search latency p50/p95 for the retriever's
 request (48 nearest sentences, k=3), recall@10 against exact search (FAISS IndexFlatIP), and the
-process's resident memory growth. Vectors are synthetic but shaped like real ones (scripts/
-benchmark.py's ``synthetic()`` over the committed index's real vectors); queries are real
-question embeddings of eval/questions.jsonl, perturbed the same way. The table goes into
+process's resident memory growth (for the server: the server process's resident memory).
+Vectors are synthetic but shaped like real ones (scripts/benchmark.py's ``synthetic()`` over
+the committed index's real vectors); queries are real question embeddings of
+eval/questions.jsonl, perturbed the same way. The table goes into
 BENCHMARKS.md between the ``stores`` markers.
 """
 
@@ -77,9 +80,56 @@ def pct(xs: list[float], p: float) -> str:
     return f"{np.percentile(xs, p) * 1000:.1f} ms"
 
 
-def run(sizes: list[int], n_questions: int) -> list[tuple[str, ...]]:
-    import faiss
+def _proc_rss_mb(pid: int) -> float:
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024  # type: ignore[union-attr]
 
+
+def _milvus_row(backend, label: str, uri: str, server_pid: int | None, n: int, ids: np.ndarray,
+                base: np.ndarray, qs: np.ndarray, exact: list[set[int]], tmp: str) -> tuple[str, ...]:
+    gc.collect()
+    before = _proc_rss_mb(server_pid) if server_pid else rss_mb()
+    t = time.perf_counter()
+    store = backend.MilvusStore(uri, f"bench_{n}", keys=ids)
+    if store.exists():
+        store.drop()
+    store.create(base.shape[1], {})
+    store.load()
+    store.upsert(np.arange(n), base)  # rows; the store keys them by ids
+    store.flush()
+    store.search(qs[0], SEARCH_K)  # the first search after inserts may build the segment index
+    build_s = time.perf_counter() - t
+    lat, recall = [], []
+    for q, truth in zip(qs, exact, strict=True):
+        t = time.perf_counter()
+        store.search(q, SEARCH_K)
+        lat.append(time.perf_counter() - t)
+        recall.append(len(truth & set(store.search(q, 10)[1].tolist())) / 10)
+    if server_pid:
+        mem = f"{_proc_rss_mb(server_pid):.0f} MB (server RSS; +{_proc_rss_mb(server_pid) - before:.0f})"
+        disk = "(server's folder)"
+    else:
+        mem = f"{rss_mb() - before:.0f} MB (RSS growth)"
+        disk = f"{du(Path(tmp) / f'bench-{n}.db'):.0f} MB"
+    store.drop()
+    store.client.close()
+    return (f"{n:,}", label, f"{build_s:.2f} s", pct(lat, 50), pct(lat, 95), f"{np.mean(recall):.3f}",
+            mem, disk)
+
+
+def start_server(folder: str):
+    """The Milvus 2.3 standalone server of the PyPI package ``milvus``, or None without it."""
+    if importlib.util.find_spec("milvus") is None:
+        return None
+    from milvus import MilvusServer, MilvusServerConfig
+
+    server = MilvusServer(MilvusServerConfig())
+    server.set_base_dir(folder)
+    server.start()
+    return server
+
+
+def run(sizes: list[int], n_questions: int) -> list[tuple[str, ...]]:
     from ampere_qa import stores
 
     faiss_backend, milvus_backend = stores.backend("faiss"), stores.backend("milvus")
@@ -89,55 +139,54 @@ def run(sizes: list[int], n_questions: int) -> list[tuple[str, ...]]:
     qs = synthetic(questions, len(questions), seed=99)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in sizes:
-            gc.collect()
-            base = synthetic(real, n, seed=n)
-            ids = np.arange(n, dtype=np.int64)
-            # FAISS exact: the reference for recall, and the default store.
-            before = rss_mb()
-            t = time.perf_counter()
-            index, _ = faiss_backend.make_faiss(base, "IndexFlatIP")
-            faiss_store = faiss_backend.FaissStore(index)
-            build_s = time.perf_counter() - t
-            mem = index.ntotal * index.d * 4 / 2**20  # what it holds (RSS growth is lost in allocator reuse)
-            faiss.write_index(index, str(Path(tmp) / "f.faiss"))
-            disk = (Path(tmp) / "f.faiss").stat().st_size / 2**20
-            exact = [set(faiss_store.search(q, 10)[1].tolist()) for q in qs]
-            lat = []
-            for q in qs:
-                t = time.perf_counter()
-                faiss_store.search(q, SEARCH_K)
-                lat.append(time.perf_counter() - t)
-            rows.append((f"{n:,}", "FAISS IndexFlatIP", f"{build_s:.2f} s", pct(lat, 50), pct(lat, 95),
-                         "1.000", f"{mem:.0f} MB (vectors)", f"{disk:.0f} MB"))
-            print(rows[-1], flush=True)
-            del index, faiss_store
-            gc.collect()
+        milvus_server = start_server(str(Path(tmp) / "milvus-server"))
+        server = None if milvus_server is None else (
+            f"http://127.0.0.1:{milvus_server.listen_port}", milvus_server.server_proc.pid)
+        try:
+            rows = _sizes(sizes, real, qs, faiss_backend, milvus_backend, server, tmp)
+        finally:
+            if milvus_server is not None:
+                milvus_server.stop()
+    return rows
 
-            # Milvus Lite, exact (FLAT, inner product): what --store milvus builds.
-            before = rss_mb()
+
+def _sizes(sizes, real, qs, faiss_backend, milvus_backend, server, tmp) -> list[tuple[str, ...]]:
+    import faiss
+
+    synthetic = _benchmark_module().synthetic
+    rows = []
+    for n in sizes:
+        gc.collect()
+        base = synthetic(real, n, seed=n)
+        ids = np.arange(n, dtype=np.int64)
+        # FAISS exact: the reference for recall, and the default store.
+        t = time.perf_counter()
+        index, _ = faiss_backend.make_faiss(base, "IndexFlatIP")
+        faiss_store = faiss_backend.FaissStore(index)
+        build_s = time.perf_counter() - t
+        mem = index.ntotal * index.d * 4 / 2**20  # what it holds (RSS growth is lost in allocator reuse)
+        faiss.write_index(index, str(Path(tmp) / "f.faiss"))
+        disk = (Path(tmp) / "f.faiss").stat().st_size / 2**20
+        exact = [set(faiss_store.search(q, 10)[1].tolist()) for q in qs]
+        lat = []
+        for q in qs:
             t = time.perf_counter()
-            store = milvus_backend.MilvusStore(str(Path(tmp) / f"bench-{n}.db"), f"bench_{n}", keys=ids)
-            store.create(base.shape[1], {})
-            store.load()
-            store.upsert(np.arange(n), base)  # rows; the store keys them by ids
-            store.flush()
-            store.search(qs[0], SEARCH_K)  # the first search after inserts may build the segment index
-            build_s = time.perf_counter() - t
-            mem = rss_mb() - before
-            lat, recall = [], []
-            for q, truth in zip(qs, exact, strict=True):
-                t = time.perf_counter()
-                store.search(q, SEARCH_K)
-                lat.append(time.perf_counter() - t)
-                recall.append(len(truth & set(store.search(q, 10)[1].tolist())) / 10)
-            rows.append((f"{n:,}", "Milvus Lite FLAT (IP)", f"{build_s:.2f} s", pct(lat, 50), pct(lat, 95),
-                         f"{np.mean(recall):.3f}", f"{mem:.0f} MB (RSS growth)",
-                         f"{du(Path(tmp) / f'bench-{n}.db'):.0f} MB"))
+            faiss_store.search(q, SEARCH_K)
+            lat.append(time.perf_counter() - t)
+        rows.append((f"{n:,}", "FAISS IndexFlatIP", f"{build_s:.2f} s", pct(lat, 50), pct(lat, 95),
+                     "1.000", f"{mem:.0f} MB (vectors)", f"{disk:.0f} MB"))
+        print(rows[-1], flush=True)
+        del index, faiss_store
+        gc.collect()
+
+        # Milvus, exact (FLAT, inner product): what --store milvus builds.
+        targets = [("Milvus Lite FLAT (IP)", str(Path(tmp) / f"bench-{n}.db"), None)]
+        if server is not None:
+            targets.append(("Milvus server 2.3 FLAT (IP)", server[0], server[1]))
+        for label, uri, server_pid in targets:
+            rows.append(_milvus_row(milvus_backend, label, uri, server_pid, n, ids, base, qs, exact, tmp))
             print(rows[-1], flush=True)
-            store.drop()
-            store.client.close()
-            del store, base
+        del base
     return rows
 
 
