@@ -86,14 +86,15 @@ def _proc_rss_mb(pid: int) -> float:
 
 
 def _milvus_row(backend, label: str, uri: str, server_pid: int | None, n: int, ids: np.ndarray,
-                base: np.ndarray, qs: np.ndarray, exact: list[set[int]], tmp: str) -> tuple[str, ...]:
+                base: np.ndarray, qs: np.ndarray, exact: list[set[int]], tmp: str,
+                index_type: str = "FLAT") -> tuple[str, ...]:
     gc.collect()
     before = _proc_rss_mb(server_pid) if server_pid else rss_mb()
     t = time.perf_counter()
     store = backend.MilvusStore(uri, f"bench_{n}", keys=ids)
     if store.exists():
         store.drop()
-    store.create(base.shape[1], {})
+    store.create(base.shape[1], {}, index_type=index_type)
     store.load()
     store.upsert(np.arange(n), base)  # rows; the store keys them by ids
     store.flush()
@@ -179,12 +180,17 @@ def _sizes(sizes, real, qs, faiss_backend, milvus_backend, server, tmp) -> list[
         del index, faiss_store
         gc.collect()
 
-        # Milvus, exact (FLAT, inner product): what --store milvus builds.
-        targets = [("Milvus Lite FLAT (IP)", str(Path(tmp) / f"bench-{n}.db"), None)]
+        # Milvus, exact (FLAT, inner product): what --store milvus builds up to 200k rows; and
+        # HNSW, what it builds above (forced here at every size, to measure its recall).
+        hnsw = f"HNSW (M {milvus_backend.HNSW_BUILD['M']}, ef {milvus_backend.HNSW_EF})"
+        targets = [("Milvus Lite FLAT (IP)", str(Path(tmp) / f"bench-{n}.db"), None, "FLAT"),
+                   (f"Milvus Lite {hnsw}", str(Path(tmp) / f"bench-{n}.db"), None, "HNSW")]
         if server is not None:
-            targets.append(("Milvus server 2.3 FLAT (IP)", server[0], server[1]))
-        for label, uri, server_pid in targets:
-            rows.append(_milvus_row(milvus_backend, label, uri, server_pid, n, ids, base, qs, exact, tmp))
+            targets += [("Milvus server 2.3 FLAT (IP)", server[0], server[1], "FLAT"),
+                        (f"Milvus server 2.3 {hnsw}", server[0], server[1], "HNSW")]
+        for label, uri, server_pid, kind in targets:
+            rows.append(_milvus_row(milvus_backend, label, uri, server_pid, n, ids, base, qs, exact, tmp,
+                                    kind))
             print(rows[-1], flush=True)
         del base
     return rows

@@ -40,6 +40,7 @@ import numpy as np
 from ..errors import BadInputError, IndexMismatchError, StoreUnavailableError
 from ..types import Passage
 from .base import Written, build_meta
+from .faiss import EXACT_MAX_VECTORS
 
 KIND = "milvus"
 FILES: tuple[str, ...] = ()  # nothing in the index folder: the rows are in the collection
@@ -54,6 +55,11 @@ TOKEN_ENV = "AMPERE_QA_MILVUS_TOKEN"
 # waits for the next time tick (200 ms a search on the 2.3 server against 3.6 ms); opening an
 # index runs a Strong count first, so the rows of the build it names are already served.
 EXACT, FAST = "Strong", "Bounded"
+# Collections created for more sentence rows than FAISS searches exactly get an HNSW index, as
+# FAISS then switches to IVF; smaller ones stay exact (FLAT). ef: candidates a search keeps
+# (scripts/benchmark_stores.py measures recall@10 against exact search).
+HNSW_BUILD = {"M": 16, "efConstruction": 200}
+HNSW_EF = 128
 
 
 def sentence_key(passage_text: str, number: int) -> int:
@@ -120,6 +126,7 @@ class MilvusStore:
         self.uri = uri
         self.collection = collection
         self.client = _client(uri)
+        self._index_type: str | None = None
         self.number_rows(np.zeros(0, np.int64) if keys is None else keys)
 
     def number_rows(self, keys: np.ndarray) -> None:
@@ -144,18 +151,30 @@ class MilvusStore:
                 f"(no {OWNER_PROPERTY} property), so it is left untouched: choose another "
                 f"--collection")
 
-    def create(self, dimension: int, meta: dict[str, Any]) -> None:
+    def create(self, dimension: int, meta: dict[str, Any], rows: int = 0,
+               index_type: str | None = None) -> None:
+        """A new collection: exact (FLAT) up to EXACT_MAX_VECTORS rows, else HNSW, unless
+        ``index_type`` says which."""
         from pymilvus import DataType, MilvusClient
 
         schema = MilvusClient.create_schema(auto_id=False, description="ampere-qa sentence vectors")
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
         params = self.client.prepare_index_params()
-        params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+        kind = index_type or ("FLAT" if rows <= EXACT_MAX_VECTORS else "HNSW")
+        params.add_index(field_name="vector", index_type=kind, metric_type="IP",
+                         params=HNSW_BUILD if kind == "HNSW" else {})
         self.client.create_collection(self.collection, schema=schema, index_params=params,
                                       consistency_level=EXACT,
                                       properties={OWNER_PROPERTY: OWNER,
                                                   META_PROPERTY: json.dumps(meta, sort_keys=True)})
+
+    def index_type(self) -> str:
+        """FLAT or HNSW: how the collection's vectors are indexed (read once)."""
+        if self._index_type is None:
+            info = self.client.describe_index(self.collection, "vector") or {}
+            self._index_type = str(info.get("index_type", "FLAT"))
+        return self._index_type
 
     def load(self) -> None:
         """Make the collection searchable (a server releases collections; Lite after a restart)."""
@@ -239,8 +258,11 @@ class MilvusStore:
             self.client.delete(self.collection, ids=[int(i) for i in ids[a:a + _BATCH]])
 
     def search_keys(self, qv: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        params: dict[str, Any] = {"metric_type": "IP"}
+        if self.index_type() == "HNSW":
+            params["params"] = {"ef": max(HNSW_EF, k)}
         res = self.client.search(self.collection, [np.asarray(qv, np.float32).tolist()], limit=k,
-                                 output_fields=["id"], search_params={"metric_type": "IP"},
+                                 output_fields=["id"], search_params=params,
                                  consistency_level=FAST)[0]
         return (np.array([h["distance"] for h in res], np.float32),
                 np.array([h["id"] for h in res], np.int64))
@@ -291,7 +313,7 @@ def write_milvus(config: dict[str, Any], keys: np.ndarray, sentences: np.ndarray
             dropped = store.count()
             store.drop()
     if not store.exists():
-        store.create(dim, {})
+        store.create(dim, {}, rows=len(keys))
     store.load()
     present = store.ids()
     gone = np.setdiff1d(present, keys)
