@@ -107,7 +107,7 @@ def _milvus_row(backend, label: str, uri: str, server_pid: int | None, n: int, i
         lat.append(time.perf_counter() - t)
         recall.append(len(truth & set(store.search(q, 10)[1].tolist())) / 10)
     if server_pid:
-        mem = f"{_proc_rss_mb(server_pid):.0f} MB (server RSS; +{_proc_rss_mb(server_pid) - before:.0f})"
+        mem = f"{_proc_rss_mb(server_pid):.0f} MB (server RSS; {_proc_rss_mb(server_pid) - before:+.0f})"
         disk = "(server's folder)"
     else:
         mem = f"{rss_mb() - before:.0f} MB (RSS growth)"
