@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -35,7 +34,7 @@ from ampere_qa.errors import ModelError
 
 from . import querytok
 from .loading import cores
-from .provision import clean_stale_temps, locked
+from .provision import clean_stale_temps, locked, new_temp_dir
 from .querytok import QueryTokenizer
 
 ONNX_DIR = "onnx"
@@ -122,8 +121,7 @@ def export(model_dir: Path, progress: bool = True) -> dict[str, Any]:
     model_dir = Path(model_dir)
     target = export_dir(model_dir)
     clean_stale_temps(target)  # left by a killed export
-    tmp = model_dir / f".{ONNX_DIR}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    tmp = new_temp_dir(target)
     try:
         if progress:
             print("Exporting the model to ONNX for fast questions (once, ~30 s) …",
@@ -144,14 +142,15 @@ def export(model_dir: Path, progress: bool = True) -> dict[str, Any]:
 def _export_into(model_dir: Path, out: Path) -> dict[str, Any]:
     import onnx
     import torch
-    from transformers import AutoModel
 
     from .loading import load_sentence_transformer, weights_fingerprint
 
     st: Any = load_sentence_transformer(model_dir)  # Any: its typed Optionals hold for this model
     _check_pipeline(st)
-    bert = AutoModel.from_pretrained(str(model_dir), dtype=torch.float32,
-                                     attn_implementation="eager").eval()
+    bert = st[0].auto_model.eval()
+    # The TorchScript exporter traces plain attention; the export is checked against the same
+    # model's own vectors below, so switching its attention kernel cannot pass unnoticed.
+    bert.set_attn_implementation("eager")
 
     class Encoder(torch.nn.Module):
         """BERT, mean pooling over the mask (prompt tokens included), L2 normalisation."""

@@ -58,6 +58,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def new_temp_dir(out_dir: Path) -> Path:
+    """A hidden sibling of ``out_dir`` to build it in, named so that
+    :func:`clean_stale_temps` can tell whether its process still runs."""
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    return tmp
+
+
 def clean_stale_temps(out_dir: Path) -> None:
     """Remove temp dirs left by killed conversions (their pid is no longer running)."""
     for tmp in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):
@@ -82,8 +90,7 @@ def convert(source: Path, out_dir: Path, progress: bool = True) -> Path:
         raise ModelError(f"The model file {source} does not exist.")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(out_dir)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    tmp = new_temp_dir(out_dir)
     try:
         f = parse(source)
         write_safetensors(f, tmp / "model.safetensors", progress)

@@ -37,23 +37,21 @@ def write_files(tokenizer_json: Path, out_dir: Path) -> None:
     model = spec["model"]
     if model.get("type") != "Unigram" or model.get("byte_fallback"):
         raise ValueError("only a Unigram tokenizer without byte fallback can be split")
+    added = spec["added_tokens"]
     pieces = [p for p, _ in model["vocab"]]
     if any("\n" in p for p in pieces):
         raise ValueError("a piece holds a line break")
     (out_dir / PIECES_FILE).write_text("\n".join(pieces), encoding="utf-8")
     np.save(out_dir / SCORES_FILE, np.array([s for _, s in model["vocab"]], dtype=np.float64))
-    unk = model["unk_id"]
     # The pipeline without its vocabulary: only the unknown piece, so it loads in milliseconds.
-    spec["model"] = {"type": "Unigram", "unk_id": 0, "vocab": [[pieces[unk], 0.0]],
+    spec["model"] = {"type": "Unigram", "unk_id": 0, "vocab": [[pieces[model["unk_id"]], 0.0]],
                      "byte_fallback": False}
     spec["added_tokens"] = []
+    keys = ("content", "id", "lstrip", "rstrip", "normalized", "single_word")
     spec["ampere_qa"] = {
-        "unk_id": unk,
+        "unk_id": model["unk_id"],
         "min_score": min(s for _, s in model["vocab"]),
-        "specials": [{"content": t["content"], "id": t["id"], "lstrip": t["lstrip"],
-                      "rstrip": t["rstrip"], "normalized": t["normalized"],
-                      "single_word": t["single_word"]} for t in json.loads(
-                          Path(tokenizer_json).read_text(encoding="utf-8"))["added_tokens"]],
+        "specials": [{k: t[k] for k in keys} for t in added],
     }
     (out_dir / PIPELINE_FILE).write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
 
@@ -177,9 +175,9 @@ def _special_splitter(specials: list[dict[str, Any]]) -> tuple[dict[str, int], r
         return {}, None
     if any(t["normalized"] or t["rstrip"] or t["single_word"] for t in specials):
         raise ValueError("only non-normalised special tokens without rstrip or single_word are read")
+    ordered = sorted(specials, key=lambda t: -len(t["content"]))
     alternatives = [
         (f"[{_WHITE_SPACE}]*" if t["lstrip"] else "") + f"(?P<t{i}>{re.escape(t['content'])})"
-        for i, t in enumerate(sorted(specials, key=lambda t: -len(t["content"])))
+        for i, t in enumerate(ordered)
     ]
-    return {f"t{i}": int(t["id"]) for i, t in enumerate(
-        sorted(specials, key=lambda t: -len(t["content"])))}, re.compile("|".join(alternatives))
+    return {f"t{i}": int(t["id"]) for i, t in enumerate(ordered)}, re.compile("|".join(alternatives))

@@ -50,10 +50,11 @@ META_PROPERTY = "ampere_qa.meta"  # collection property: JSON tying the rows to 
 OWNER_PROPERTY, OWNER = "ampere_qa.owner", "ampere-qa"  # set at creation: this collection is ours
 _BATCH = 2000  # rows per upsert / get / delete request (well under Milvus's 64 MB message limit)
 TOKEN_ENV = "AMPERE_QA_MILVUS_TOKEN"
-# A server answers reads at a consistency level. What a build and a load check (ids, row count)
-# must see every write before it: Strong. Searching, on every question: Bounded, since Strong
-# waits for the next time tick (200 ms a search on the 2.3 server against 3.6 ms); opening an
-# index runs a Strong count first, so the rows of the build it names are already served.
+# A server answers reads at a consistency level. What a build and a load check read (ids, row
+# count) must see every write before it: Strong. Searching, on every question: Bounded, since
+# Strong waits for the next time tick (200 ms a search on the 2.3 server against 3.6 ms); a
+# search within the server's staleness bound (seconds) of a build may miss its newest rows.
+# get_keys re-reads at Strong whatever it did not find.
 EXACT, FAST = "Strong", "Bounded"
 # On a server, collections created for more sentence rows than FAISS searches exactly get an
 # HNSW index, as FAISS then switches to IVF; smaller ones stay exact (FLAT). ef: candidates a
