@@ -152,7 +152,7 @@ def build(corpus_dir: str | None, index_dir: str | None, model: str | None, stor
         _echo_json(report.to_dict())
         return
     for s in report.skipped:
-        click.echo(f"warning: skipped {s.source}: {s.reason}", err=True)
+        click.echo(s.warning(), err=True)
     click.echo(
         f"Indexed {report.files} file(s) into {report.passages} passages "
         f"({report.sentences} sentences); collapsed {report.duplicates_collapsed} duplicate(s) "
@@ -429,7 +429,6 @@ def model_install(cache_dir: str | None) -> None:
     ampere-qa model install
     """
     import importlib.util
-    from pathlib import Path
 
     from .model import ensure_bundled_model
     from .model.export import ensure_export, export_dir

@@ -102,6 +102,10 @@ class Skipped:
     source: str
     reason: str
 
+    def warning(self) -> str:
+        """The line ``build`` and ``serve`` print for it."""
+        return f"warning: skipped {self.source}: {self.reason}"
+
 
 @dataclass(frozen=True)
 class Hit:

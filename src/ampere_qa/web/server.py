@@ -61,7 +61,7 @@ def build_missing_index(index_dir: str | Path, corpus_dir: str | Path) -> BuildR
     print(f"No index in {index_dir}: building it from {corpus_dir} …", flush=True)
     report = build_index(corpus_dir, index_dir, progress=True)
     for skipped in report.skipped:
-        print(f"warning: skipped {skipped.source}: {skipped.reason}", file=sys.stderr, flush=True)
+        print(skipped.warning(), file=sys.stderr, flush=True)
     print(f"Indexed {report.files} file(s) into {report.passages} passages "
           f"in {report.seconds:.1f} s", flush=True)
     return report
