@@ -289,3 +289,24 @@ def test_auto_falls_back_to_sentence_transformers_when_the_export_cannot_be_writ
     assert "read-only" in caplog.text and "sentence-transformers instead" in caplog.text
     with pytest.raises(ModelError, match="read-only"):
         load_embedder("bundled", engine="onnx")
+
+
+def test_a_folder_ampere_qa_did_not_write_is_never_replaced(tmp_path, monkeypatch):
+    model_dir = tmp_path / "model"
+    (model_dir / "onnx").mkdir(parents=True)
+    (model_dir / "onnx" / "notes.txt").write_text("mine")
+
+    def exported(model_dir: Path, out: Path) -> dict[str, Any]:
+        (out / "model.onnx").write_bytes(b"graph")
+        return {"export_version": export_mod.EXPORT_VERSION}
+
+    monkeypatch.setattr(export_mod, "_export_into", exported)
+    with pytest.raises(ModelError, match="not written by ampere-qa"):
+        export_mod.ensure_export(model_dir, progress=False)
+    assert (model_dir / "onnx" / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in model_dir.iterdir()) == ["onnx"]  # no temp folder left
+    # An earlier export of ours (it has its record) is replaced.
+    (model_dir / "onnx" / "export.json").write_text("{}")
+    export_mod.ensure_export(model_dir, progress=False)
+    assert not (model_dir / "onnx" / "notes.txt").exists()
+    assert (model_dir / "onnx" / "model.onnx").read_bytes() == b"graph"

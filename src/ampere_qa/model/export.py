@@ -129,7 +129,9 @@ def export(model_dir: Path, progress: bool = True) -> dict[str, Any]:
         record = _export_into(model_dir, tmp)
         write_atomic(tmp / EXPORT_FILE, json.dumps(record, indent=2).encode())  # last
         fsync_dir(tmp)
-        if target.exists():  # an older export: ours, since only this rename creates it
+        if target.exists():  # an older export, replaced only if provably ours
+            if not (target / EXPORT_FILE).is_file():
+                raise ModelError(f"{target} exists and was not written by ampere-qa: move it away")
             shutil.rmtree(target)
         os.replace(tmp, target)
         fsync_dir(model_dir)
