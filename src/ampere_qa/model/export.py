@@ -10,7 +10,7 @@ weights file, checked at each load.
 The graph is BERT, mean pooling over the attention mask and L2 normalisation, exported by
 ``torch.onnx.export`` (TorchScript exporter, opset 17, dynamic batch and length), with the
 weights as ONNX external data: onnxruntime then maps them instead of copying them, which is the
-difference between 0.2 s / 150 MB and 1.3 s / 900 MB to open the session. sentence-transformers'
+difference between ~0.4 s / 145 MB and 1.5-3 s / 875 MB to open the session. sentence-transformers'
 own ONNX backend needs ``optimum-onnx``, whose ``transformers<4.58`` excludes the transformers 5
 that sentence-transformers 6 requires. The export refuses to install itself unless its vectors
 match sentence-transformers' (cosine >= 0.9999) and its tokenizer gives the same ids.
