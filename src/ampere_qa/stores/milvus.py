@@ -52,14 +52,14 @@ _BATCH = 2000  # rows per upsert / get / delete request (well under Milvus's 64 
 TOKEN_ENV = "AMPERE_QA_MILVUS_TOKEN"
 # A server answers reads at a consistency level. What a build and a load check read (ids, row
 # count) must see every write before it: Strong. Searching, on every question: Bounded, since
-# Strong waits for the next time tick (200 ms a search on the 2.3 server against 3.6 ms); a
+# Strong waits for the next time tick (206 ms a search on the 2.3 server against 7.8 ms); a
 # search within the server's staleness bound (seconds) of a build may miss its newest rows.
 # get_keys re-reads at Strong whatever it did not find.
 EXACT, FAST = "Strong", "Bounded"
 # On a server, collections created for more sentence rows than FAISS searches exactly get an
 # HNSW index, as FAISS then switches to IVF; smaller ones stay exact (FLAT). ef: candidates a
-# search keeps. Measured at 100k (scripts/benchmark_stores.py): recall@10 0.999, 8 ms p50 against
-# 41 ms for FLAT. Milvus Lite stays FLAT: its HNSW was slower and less exact (224 ms, 0.943).
+# search keeps. Measured at 100k (scripts/benchmark_stores.py): recall@10 0.999, 7.9 ms p50
+# against 65 ms for FLAT. Milvus Lite stays FLAT: its HNSW was slower and less exact (218 ms, 0.943).
 HNSW_BUILD = {"M": 16, "efConstruction": 200}
 HNSW_EF = 128
 
