@@ -112,6 +112,14 @@ def _answer(idx: Path, embedder) -> dict:
     return Retriever.load(idx, embedder=embedder).answer(ASK).to_dict()
 
 
+def grown_corpus(dst: Path) -> Path:
+    """The corpus, grown by enough new text to embed for several seconds (vectors of the
+    unchanged article are reused from the previous index and cost nothing)."""
+    shutil.copytree(CORPUS, dst)
+    (dst / "extra.txt").write_text(_many_paragraphs(40), encoding="utf-8")
+    return dst
+
+
 # Each kill point: (when to send SIGKILL, given seconds since start, stderr so far and the names
 # that appeared in the index folder). Data files are written in the order passages, sentences,
 # passage_vectors, leave_one_out, background (skipped when identical), then the manifest.
@@ -123,14 +131,15 @@ KILL_POINTS: dict[str, Callable[[float, str, set[str]], bool]] = {
 }
 
 
-def _kill_build_when(corpus: Path, idx: Path, when: Callable[[float, str, set[str]], bool],
-                     log: Path, model_cache: Path, timeout: float = 300) -> bool:
+def kill_build_when(corpus: Path, idx: Path, when: Callable[[float, str, set[str]], bool],
+                    log: Path, model_cache: Path, timeout: float = 300,
+                    env: dict[str, str] | None = None) -> bool:
     """Start ``ampere-qa build`` and SIGKILL it once ``when`` holds; False if it finished first."""
     before = set(os.listdir(idx))
     with log.open("w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ampere_qa", "build", "--corpus", str(corpus), "--index", str(idx)],
-            cwd=ROOT, env=_env(model_cache), stdout=subprocess.DEVNULL, stderr=err)
+            cwd=ROOT, env={**_env(model_cache), **(env or {})}, stdout=subprocess.DEVNULL, stderr=err)
     t0 = time.monotonic()
     try:
         while proc.poll() is None:
@@ -152,16 +161,12 @@ def _kill_build_when(corpus: Path, idx: Path, when: Callable[[float, str, set[st
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_a_build_killed_leaves_the_previous_index_answering(point, tmp_path, model_cache, real_embedder):
     idx = copy_index(tmp_path / "index")
-    corpus = tmp_path / "corpus"
-    shutil.copytree(CORPUS, corpus)
-    # The new build differs by enough new text to embed for several seconds (vectors of the
-    # unchanged article are reused from the previous index and cost nothing).
-    (corpus / "extra.txt").write_text(_many_paragraphs(40), encoding="utf-8")
+    corpus = grown_corpus(tmp_path / "corpus")
     manifest_before = (idx / "manifest.json").read_bytes()
     answer_before = _answer(idx, real_embedder)
     # The write-phase points race a fast writer: on the rare miss, try again.
     for _attempt in range(3):
-        if _kill_build_when(corpus, idx, KILL_POINTS[point], tmp_path / "build.log", model_cache):
+        if kill_build_when(corpus, idx, KILL_POINTS[point], tmp_path / "build.log", model_cache):
             break
         shutil.rmtree(idx)
         copy_index(idx)

@@ -82,6 +82,21 @@ def _keys(idx: Path) -> set[int]:
     return {int(k) for k in keys}
 
 
+def _generations(uri: str, collection: str) -> list[str]:
+    """The generations of ``collection`` at ``uri``, whoever wrote them."""
+    from ampere_qa.stores.milvus import GENERATION, MilvusStore
+
+    client = MilvusStore(uri, collection).client
+    return sorted(n for n in client.list_collections()
+                  if (m := GENERATION.match(n)) and m["alias"] == collection)
+
+
+def _alias_target(uri: str, collection: str) -> str | None:
+    from ampere_qa.stores.milvus import MilvusStore
+
+    return MilvusStore(uri, collection).alias_target()
+
+
 @needs_milvus
 def test_same_answers_and_metrics_as_faiss(tmp_path, real_embedder, milvus_at):
     """CLI build into Milvus Lite (vectors reused from the committed FAISS index: nothing is
@@ -104,7 +119,11 @@ def test_same_answers_and_metrics_as_faiss(tmp_path, real_embedder, milvus_at):
     assert report["upserted"] == report["sentences"] and report["deleted"] == 0
     manifest = json.loads((idx / MANIFEST).read_text())
     recorded = uri if "://" in uri else str(Path(uri).resolve())
+    generation = manifest["store"].pop("generation")
     assert manifest["store"] == {"kind": "milvus", "uri": recorded, "collection": collection}
+    # The rows are in a generation; the collection's name is an alias of it.
+    assert _generations(uri, collection) == [generation]
+    assert _alias_target(uri, collection) == generation
     assert "sentences" not in manifest["files"]  # the vectors are in Milvus, not in a FAISS file
 
     memo = MemoEmbedder(real_embedder)
@@ -124,9 +143,12 @@ def test_same_answers_and_metrics_as_faiss(tmp_path, real_embedder, milvus_at):
 
 
 @needs_milvus
-def test_incremental_updates_touch_only_what_changed(tmp_path, corpus_copy, milvus_at):
+def test_incremental_builds_switch_generations(tmp_path, corpus_copy, milvus_at):
     """Add a document, change a paragraph, delete a file: the same texts are embedded as with
-    FAISS, only the affected sentence rows are upserted or deleted, and nothing stale remains."""
+    FAISS; each build that changes something writes a new generation holding exactly the
+    current sentences, moves the alias to it and drops the generation two builds back (the
+    previous one stays for servers still running on it); a build that changes nothing writes
+    nothing."""
     idx, ref = tmp_path / "index", tmp_path / "faiss"
     db, collection = milvus_at
 
@@ -136,25 +158,29 @@ def test_incremental_updates_touch_only_what_changed(tmp_path, corpus_copy, milv
         rf = build_index(corpus_copy, ref, embedder=f)
         assert rm.embedded == m.texts == rf.embedded == f.texts  # same reuse as FAISS
         assert _collection_ids(idx) == _keys(idx)  # exactly the current sentences, nothing stale
-        assert load_index(idx).store.count() == rm.sentences
+        data = load_index(idx)
+        assert data.store.count() == rm.sentences
+        generation = data.manifest["store"]["generation"]
+        assert _alias_target(db, collection) == generation
         r = Retriever.load(idx, embedder=FakeEmbedder())
         assert [h.passage_id for h in r.search("Cléon", 3)] == \
             [h.passage_id for h in Retriever.load(ref, embedder=FakeEmbedder()).search("Cléon", 3)]
-        return rm, r
+        return rm, r, generation
 
-    first, _ = both()
+    first, _, g1 = both()
     assert first.upserted == first.sentences and first.deleted == 0
 
-    again, _ = both()  # nothing changed: nothing embedded, nothing written
-    assert (again.embedded, again.upserted, again.deleted) == (0, 0, 0)
+    again, _, same = both()  # nothing changed: nothing embedded, nothing written
+    assert (again.embedded, again.upserted, again.deleted, same) == (0, 0, 0, g1)
 
     (corpus_copy / "second.txt").write_text(
         "Le laboratoire de Grenoble teste des batteries sodium-ion. Il emploie quarante chercheurs.",
         encoding="utf-8")
-    added, r = both()
-    # The passage, its 2 sentences (also their leave-one-out texts): 3 texts, 2 rows.
-    assert (added.embedded, added.upserted, added.deleted) == (3, 2, 0)
+    added, r, g2 = both()
+    # The passage, its 2 sentences (also their leave-one-out texts): 3 texts embedded.
+    assert (added.embedded, added.upserted, added.deleted) == (3, first.sentences + 2, 0)
     assert r.search("batteries sodium-ion Grenoble", 1)[0].source.endswith("second.txt")
+    assert _generations(db, collection) == sorted([g1, g2])
 
     article = corpus_copy / "renault-ampere-article.txt"
     text = article.read_text(encoding="utf-8")
@@ -162,17 +188,26 @@ def test_incremental_updates_touch_only_what_changed(tmp_path, corpus_copy, milv
     assert text.count(old) >= 1
     article.write_text(text.replace(old, "L'entité rassemble maintenant 12 500 salariés du groupe"),
                        encoding="utf-8")
-    changed, r = both()
-    # Only the edited paragraph's passage: its rows replaced (same number of sentences).
-    assert changed.upserted == changed.deleted > 0 and 0 < changed.embedded < first.embedded
+    changed, r, g3 = both()
+    # Only the edited paragraph's texts are embedded; g1 (two builds back) is dropped.
+    assert 0 < changed.embedded < first.embedded and changed.deleted == first.sentences
+    assert _generations(db, collection) == sorted([g2, g3])
     top = r.search("Combien de salariés rassemble l'entité ?", 1)[0]
     assert "12 500" in top.text and "11 000 salariés" not in " ".join(
         p.text for p in load_index(idx).passages)
 
     (corpus_copy / "second.txt").unlink()
-    removed, r = both()
-    assert (removed.embedded, removed.upserted, removed.deleted) == (0, 0, 2)
+    removed, r, g4 = both()
+    assert (removed.embedded, removed.upserted, removed.deleted) == (0, first.sentences, added.sentences)
     assert all(not h.source.endswith("second.txt") for h in r.search("batteries sodium-ion", 5))
+    assert _generations(db, collection) == sorted([g3, g4])
+
+    # Back to FAISS: the index answers from its folder and every generation it wrote is gone.
+    back = build_index(corpus_copy, idx, embedder=FakeEmbedder(), store="faiss")
+    assert back.deleted == changed.sentences + removed.sentences
+    assert _generations(db, collection) == []
+    assert _alias_target(db, collection) is None
+    assert load_index(idx).store.kind == "faiss"
 
 
 @needs_milvus
@@ -182,23 +217,30 @@ def test_a_collection_that_disagrees_with_the_manifest_is_refused(tmp_path, corp
     build_index(corpus_copy, idx, embedder=FakeEmbedder(), store="milvus", uri=db, collection=collection)
     Retriever.load(idx, embedder=FakeEmbedder())
 
-    # Another build into the same collection: other passages, other corpus fingerprint.
+    # Another index folder building into the same collection name writes its own generation
+    # (the alias follows it) and leaves this index answering.
     other = tmp_path / "other-corpus"
     other.mkdir()
     (other / "a.txt").write_text("Un tout autre texte. Sur un autre sujet.", encoding="utf-8")
     build_index(other, tmp_path / "other-index", embedder=FakeEmbedder(), store="milvus", uri=db,
                 collection=collection)
+    assert len(_generations(db, collection)) == 2
+    data = load_index(idx)
+    assert _alias_target(db, collection) != data.manifest["store"]["generation"]
+
+    # The generation's metadata changed behind the manifest's back.
+    meta = data.store.meta()
+    data.store.set_meta({**meta, "corpus_fingerprint": "0" * 64})
     with pytest.raises(IndexMismatchError, match=r"does not match the index manifest.*ampere-qa build"):
         Retriever.load(idx, embedder=FakeEmbedder())
+    data.store.set_meta(meta)
 
-    # Rebuilt, then rows removed behind the manifest's back: the row count is refused.
-    build_index(corpus_copy, idx, embedder=FakeEmbedder())  # store kept from the manifest
-    data = load_index(idx)
+    # Rows removed behind the manifest's back: the row count is refused.
     data.store.delete(np.array([0]))  # the first sentence row
     with pytest.raises(IndexMismatchError, match="row count"):
         load_index(idx)
 
-    # The collection dropped altogether.
+    # The generation dropped altogether.
     data.store.drop()
     with pytest.raises(IndexMismatchError, match=r"does not exist.*--store milvus"):
         load_index(idx)
@@ -300,3 +342,47 @@ def test_a_large_collection_gets_an_approximate_index_that_finds_the_same(tmp_pa
     r, f = Retriever.load(idx, embedder=FakeEmbedder()), Retriever.load(ref, embedder=FakeEmbedder())
     for q in QUESTIONS:
         assert [h.passage_id for h in r.search(q, 3)] == [h.passage_id for h in f.search(q, 3)], q
+
+
+@needs_milvus
+@pytest.mark.parametrize("point", ["loading the model", "embedding", "writing the new generation",
+                                   "writing the first data file", "writing the third data file"])
+def test_a_build_killed_leaves_the_previous_milvus_index_answering(point, tmp_path, milvus_server,
+                                                                   model_cache, real_embedder,
+                                                                   monkeypatch):
+    """The FAISS kill points (test_hardening.py), plus one while the new generation's rows are
+    being written, on the server: the previous manifest, generation and alias stay, the index
+    answers as before, and the next build drops what the killed one left."""
+    from ampere_qa.stores.milvus import TOKEN_ENV
+
+    from .test_hardening import ASK, KILL_POINTS, grown_corpus, kill_build_when
+
+    uri, token = milvus_server
+    monkeypatch.setenv(TOKEN_ENV, token)
+    collection, idx = f"t_{uuid.uuid4().hex[:12]}", tmp_path / "index"
+    corpus = grown_corpus(tmp_path / "corpus")
+    for _attempt in range(3):  # the write-phase points race a fast writer: on a miss, again
+        shutil.rmtree(idx, ignore_errors=True)
+        shutil.copytree(INDEX, idx)  # its vectors are reused: nothing to embed
+        build_index(ROOT / "corpus", idx, embedder=real_embedder, store="milvus", uri=uri,
+                    collection=collection)
+        manifest_before = (idx / MANIFEST).read_bytes()
+        answer_before = Retriever.load(idx, embedder=real_embedder).answer(ASK).to_dict()
+        generation = json.loads(manifest_before)["store"]["generation"]
+        before = set(_generations(uri, collection))
+        when = KILL_POINTS.get(point) or (
+            lambda t, err, new, before=before: len(set(_generations(uri, collection)) - before) > 0)
+        if kill_build_when(corpus, idx, when, tmp_path / "build.log", model_cache,
+                           env={TOKEN_ENV: token}):
+            break
+    else:
+        pytest.fail(f"never killed the build while {point}")
+    assert (idx / MANIFEST).read_bytes() == manifest_before
+    assert Retriever.load(idx, embedder=real_embedder).answer(ASK).to_dict() == answer_before
+    assert _alias_target(uri, collection) == generation
+    if point == "writing the new generation":  # what it left is dropped by the next build
+        assert len(set(_generations(uri, collection)) - before) == 1
+        build_index(corpus, idx, embedder=real_embedder)
+        now = load_index(idx).manifest["store"]["generation"]
+        assert set(_generations(uri, collection)) == before | {now}  # the previous one kept
+        assert _alias_target(uri, collection) == now

@@ -44,7 +44,8 @@ def _client(db: Path):
     return MilvusClient(uri=str(db))
 
 
-def _foreign(db: Path, dim: int, rows: int = 1000, properties: dict | None = None) -> dict[int, np.ndarray]:
+def _foreign(db: Path, dim: int, rows: int = 1000, properties: dict | None = None,
+             name: str = FOREIGN) -> dict[int, np.ndarray]:
     """Another application's collection (its own schema, no ampere-qa marker), left released.
     Returns its rows, id -> vector as stored (float32)."""
     from pymilvus import DataType, MilvusClient
@@ -55,25 +56,26 @@ def _foreign(db: Path, dim: int, rows: int = 1000, properties: dict | None = Non
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
     params = client.prepare_index_params()
     params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
-    client.create_collection(FOREIGN, schema=schema, index_params=params, properties=properties or {})
+    client.create_collection(name, schema=schema, index_params=params, properties=properties or {})
     vectors = np.random.default_rng(0).random((rows, dim)).astype(np.float32)
-    client.insert(FOREIGN, [{"id": i, "vector": v.tolist()} for i, v in enumerate(vectors)])
-    client.flush(FOREIGN)
-    client.release_collection(FOREIGN)
+    client.insert(name, [{"id": i, "vector": v.tolist()} for i, v in enumerate(vectors)])
+    client.flush(name)
+    client.release_collection(name)
     return dict(enumerate(vectors))
 
 
-def _assert_untouched(db: Path, rows: dict[int, np.ndarray], properties: dict | None = None) -> None:
+def _assert_untouched(db: Path, rows: dict[int, np.ndarray], properties: dict | None = None,
+                      name: str = FOREIGN) -> None:
     """Same properties, never loaded by us, and exactly the same rows and vectors."""
     client = _client(db)
-    assert client.describe_collection(FOREIGN)["properties"] == (properties or {})
-    assert client.get_load_state(FOREIGN)["state"].name == "NotLoad"
-    client.load_collection(FOREIGN)
-    found = client.query(FOREIGN, filter="id >= 0", output_fields=["id", "vector"], limit=len(rows) + 10)
+    assert client.describe_collection(name)["properties"] == (properties or {})
+    assert client.get_load_state(name)["state"].name == "NotLoad"
+    client.load_collection(name)
+    found = client.query(name, filter="id >= 0", output_fields=["id", "vector"], limit=len(rows) + 10)
     assert len(found) == len(rows)
     for r in found:
         np.testing.assert_array_equal(np.asarray(r["vector"], np.float32), rows[int(r["id"])])
-    client.release_collection(FOREIGN)
+    client.release_collection(name)
 
 
 @pytest.mark.parametrize("dim", [8, FakeEmbedder.dimension])  # dropped / emptied row by row, before
@@ -110,35 +112,74 @@ def test_cli_build_into_a_foreign_collection_is_exit_2_and_one_line(tmp_path, co
 
 
 def test_load_refuses_a_foreign_collection_without_loading_it(tmp_path, corpus_copy):
-    """The manifest's collection replaced by someone else's of the same shape (dimension, row
-    count): load refuses it unloaded, and the rebuild that follows neither reuses nor writes it."""
+    """The manifest's generation replaced by someone else's collection of the same shape
+    (dimension, row count) and name: load refuses it unloaded, and the rebuild that follows
+    neither reuses, writes nor drops it."""
     db, idx = tmp_path / "shared.db", tmp_path / "index"
-    report = build_index(corpus_copy, idx, store="milvus", uri=str(db), collection=FOREIGN,
+    report = build_index(corpus_copy, idx, store="milvus", uri=str(db), collection="ours",
                          embedder=FakeEmbedder())
-    _client(db).drop_collection(FOREIGN)
-    rows = _foreign(db, FakeEmbedder.dimension, rows=report.sentences)
-    with pytest.raises(IndexMismatchError, match=r"not created by ampere-qa.*--collection ANOTHER_NAME"):
+    generation = load_index(idx).manifest["store"]["generation"]
+    client = _client(db)
+    client.drop_alias("ours")
+    client.drop_collection(generation)
+    rows = _foreign(db, FakeEmbedder.dimension, rows=report.sentences, name=generation)
+    with pytest.raises(IndexMismatchError, match=r"not created by ampere-qa.*--collection ours$"):
         load_index(idx)
-    with pytest.raises(BadInputError, match="not created by ampere-qa"):
-        build_index(corpus_copy, idx, embedder=FakeEmbedder())  # store and collection from the manifest
-    _assert_untouched(db, rows)
+    embedder = FakeEmbedder()
+    rebuilt = build_index(corpus_copy, idx, embedder=embedder)  # store and collection from the manifest
+    assert embedder.calls > 0 and rebuilt.upserted == rebuilt.sentences  # nothing reused from it
+    assert load_index(idx).manifest["store"]["generation"] != generation
+    _assert_untouched(db, rows, name=generation)
 
 
 def test_a_collection_from_before_the_owner_marker_is_still_ours(tmp_path, corpus_copy):
-    """Collections ampere-qa created before ampere_qa.owner carry only ampere_qa.meta."""
+    """Collections ampere-qa created before ampere_qa.owner carry only ampere_qa.meta: building
+    under that name is allowed; the old collection, which no manifest of this folder names, is
+    left as it is (the new rows go to a generation, read through the manifest)."""
     db, idx = tmp_path / "old.db", tmp_path / "index"
-    _foreign(db, FakeEmbedder.dimension, rows=5, properties={META_PROPERTY: "{}"})
+    rows = _foreign(db, FakeEmbedder.dimension, rows=5, properties={META_PROPERTY: "{}"})
     report = build_index(corpus_copy, idx, store="milvus", uri=str(db), collection=FOREIGN,
                          embedder=FakeEmbedder())
-    assert (report.upserted, report.deleted) == (report.sentences, 5)  # ids 0..4 are no sentence keys
+    assert (report.upserted, report.deleted) == (report.sentences, 0)
     assert load_index(idx).store.count() == report.sentences
+    _assert_untouched(db, rows, properties={META_PROPERTY: "{}"})
+
+
+def test_an_index_from_before_generations_is_read_then_moved_to_one(tmp_path, corpus_copy):
+    """An index whose manifest names a collection updated in place (no generation) still
+    loads; its next build writes a generation, drops that collection (this folder's manifest
+    named it) and puts the alias in its place."""
+    from ampere_qa.stores.milvus import OWNER, OWNER_PROPERTY
+
+    db, idx = tmp_path / "old.db", tmp_path / "index"
+    build_index(corpus_copy, idx, store="milvus", uri=str(db), collection="news", embedder=FakeEmbedder())
+    data = load_index(idx)
+    generation, client, rows = data.manifest["store"]["generation"], _client(db), data.store.count()
+    client.drop_alias("news")  # now make "news" what an older ampere-qa wrote: the same rows, in place
+    legacy = MilvusStore(str(db), "news", client=client)
+    legacy.create(FakeEmbedder.dimension, data.store.meta(), properties={OWNER_PROPERTY: OWNER})
+    legacy.load()
+    legacy.upsert_keys(data.store.keys, data.store.get(np.arange(len(data.store.keys))))
+    legacy.flush()
+    client.drop_collection(generation)
+    manifest = json.loads((idx / MANIFEST).read_text())
+    del manifest["store"]["generation"]
+    (idx / MANIFEST).write_text(json.dumps(manifest))
+
+    assert load_index(idx).store.collection == "news"  # read as before
+    (corpus_copy / "extra.txt").write_text("Une phrase de plus. Et une autre encore.", encoding="utf-8")
+    report = build_index(corpus_copy, idx, embedder=FakeEmbedder())
+    assert report.deleted == rows and report.upserted == report.sentences
+    now = load_index(idx)
+    assert now.manifest["store"]["generation"] != generation
+    assert MilvusStore(str(db), "news", client=client).alias_target() == now.manifest["store"]["generation"]
 
 
 @pytest.mark.parametrize("dimension", [128, FakeEmbedder.dimension])
-def test_build_json_counts_the_rows_another_models_collection_lost(tmp_path, corpus_copy, monkeypatch,
+def test_build_json_counts_the_rows_it_removes(tmp_path, corpus_copy, monkeypatch,
                                                                   dimension):
-    """Our collection built with another model is dropped and refilled: `build --json` says
-    every row it had was deleted, every row it has now upserted."""
+    """Rebuilt with another model, then again: `build --json` says every row each generation
+    holds was written, and every row of the generation dropped was removed."""
     from click.testing import CliRunner
 
     from ampere_qa.cli import cli
@@ -160,8 +201,12 @@ def test_build_json_counts_the_rows_another_models_collection_lost(tmp_path, cor
     assert before == first["sentences"] == first["upserted"]
     second = build(OtherModel(dimension))
     after = load_index(idx).store.count()
-    assert second["deleted"] == before  # today: 0
+    # The first generation stays one build longer (servers still running on it), then goes.
+    assert second["deleted"] == 0
     assert second["upserted"] == second["sentences"] == after == before + 2
+    (corpus_copy / "extra.txt").unlink()
+    third = build(FakeEmbedder())
+    assert third["deleted"] == before and third["upserted"] == third["sentences"] == before
 
 
 def test_a_failed_connection_logs_nothing_and_restores_the_logger(tmp_path, caplog):
@@ -196,3 +241,32 @@ def test_a_milvus_lite_file_held_by_another_process_is_one_line(tmp_path, corpus
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: cannot reach Milvus at ") and "one process at a time" in lines[0]
+
+
+def test_a_build_whose_tidying_fails_still_lands_and_the_next_one_tidies(tmp_path, corpus_copy,
+                                                                         monkeypatch, caplog):
+    """Dropping superseded generations happens after the commit: if Milvus fails then, the
+    build has landed all the same (a warning says so) and the next build drops them."""
+    from ampere_qa.stores import milvus
+
+    db, idx = tmp_path / "x.db", tmp_path / "index"
+    build = lambda: build_index(corpus_copy, idx, store="milvus", uri=str(db), embedder=FakeEmbedder())  # noqa: E731
+    first = build()
+    extra = corpus_copy / "extra.txt"
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("server gone")
+
+    with monkeypatch.context() as m:
+        m.setattr(milvus, "_tidy", boom)
+        extra.write_text("Une phrase de plus. Et une autre encore.", encoding="utf-8")
+        second = build()
+        extra.write_text("Une autre phrase. Et encore une.", encoding="utf-8")
+        build()
+    assert "was not tidied (server gone); the next build will try again" in caplog.text
+    assert load_index(idx).store.count() == second.sentences  # landed and answering
+    assert len([n for n in _client(db).list_collections() if milvus.GENERATION.match(n)]) == 3
+    extra.unlink()
+    last = build()
+    assert last.deleted == first.sentences + second.sentences
+    assert len([n for n in _client(db).list_collections() if milvus.GENERATION.match(n)]) == 2

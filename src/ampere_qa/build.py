@@ -105,8 +105,9 @@ def build_index(
     ``faiss_kind`` forces ``IndexFlatIP`` or ``IndexIVFFlat`` (default: by size, see index.py).
     ``store`` is ``faiss`` (files in the index folder) or ``milvus`` (the collection
     ``collection`` at ``uri``: a local ``.db`` path runs Milvus Lite, ``http://...`` a server);
-    by default the store of the index being replaced, else FAISS. A Milvus rebuild upserts the
-    sentence rows of new passages and deletes those of passages gone; nothing else is written.
+    by default the store of the index being replaced, else FAISS. A Milvus build writes a new
+    collection (a generation) unless nothing changed, moves the ``collection`` alias to it
+    once the manifest is committed, and drops the generations no manifest refers to any more.
     """
     t0 = time.perf_counter()
     index_dir = Path(index_dir)
@@ -131,7 +132,8 @@ def build_index(
         todo = _embed_new(embedder, groups, known, progress)
         described = _described(embedder, corpus, corpus_dir, index_dir, settings, dedup, groups)
         written = write_index(index_dir, passages, _vectors(embedder, groups, known), described,
-                              file_names(previous), store_config, {"faiss_kind": faiss_kind})
+                              file_names(previous), store_config, {"faiss_kind": faiss_kind},
+                              previous_store=(previous or {}).get("store"))
     changes = written["store_changes"]
     texts = {t for group in groups.values() for t in group}
     return BuildReport(

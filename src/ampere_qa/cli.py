@@ -159,7 +159,7 @@ def build(corpus_dir: str | None, index_dir: str | None, model: str | None, stor
         f"({report.exact_duplicates} exact, {report.near_duplicates} near) "
         f"in {report.seconds:.1f} s -> {report.index}"
         + (f" (embedded {report.embedded} texts, reused {report.reused})" if report.reused else "")
-        + (f"; Milvus rows upserted {report.upserted}, deleted {report.deleted}"
+        + (f"; Milvus rows written {report.upserted}, removed {report.deleted}"
            if report.store == "milvus" else "")
     )
 

@@ -125,6 +125,7 @@ def write_index(
     previous: set[str],
     store: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
+    previous_store: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write data files, then commit them by replacing the manifest; remove superseded files.
 
@@ -133,10 +134,11 @@ def write_index(
     this build creates, are ever replaced or removed (see folder.py).
 
     ``store`` is the manifest's store entry (None: FAISS); its backend (stores/) writes the
-    sentence vectors — a data file here, or rows in a Milvus collection before the manifest is
-    replaced (a build killed in between leaves a collection the old manifest no longer matches,
-    which load refuses with the rebuild command). ``options`` go to the backend (``faiss_kind``).
-    The result's ``"store_changes"`` (not written) counts rows upserted and deleted.
+    sentence vectors — a data file here, or a new Milvus collection the manifest will name.
+    ``previous_store`` is the entry of the manifest being replaced: once the new one is
+    committed, the backends drop what only the old one used (stores/milvus.py). ``options`` go to
+    the backend (``faiss_kind``). The result's ``"store_changes"`` (not written) counts rows
+    written and removed.
     """
     lines = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in passages)
     blobs = {"passages": memoryview(lines.encode()).cast("B")}
@@ -152,8 +154,10 @@ def write_index(
         "metric": "inner_product",
     }
     meta = build_meta(head, _sha256(blobs["passages"]))
-    written = stores.backend(stores.kind_of(store)).write(store, passages, vectors.sentences, meta,
-                                                          options or {})
+    index_id = str(index_dir.resolve())
+    written = stores.backend(stores.kind_of(store)).write(
+        store, passages, vectors.sentences, meta,
+        {**(options or {}), "previous_store": previous_store, "index_id": index_id})
     blobs.update(written.files)
     blobs.update(_arrays(vectors))
     files = {role: _file_entry(role, view) for role, view in blobs.items()}
@@ -165,7 +169,9 @@ def write_index(
                  prefix=folder.TEMP_PREFIX)
     fsync_dir(index_dir)
     folder.finish(index_dir, keep=file_names(manifest))
-    return {**manifest, "store_changes": {"upserted": written.upserted, "deleted": written.deleted}}
+    removed = sum(stores.backend(kind).after_commit(manifest.get("store"), previous_store, index_id)
+                  for kind in sorted({stores.kind_of(store), stores.kind_of(previous_store)}))
+    return {**manifest, "store_changes": {"upserted": written.upserted, "deleted": removed}}
 
 
 def _write_files(index_dir: Path, files: dict[str, dict[str, Any]], blobs: dict[str, memoryview],

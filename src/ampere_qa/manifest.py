@@ -41,7 +41,7 @@ _OPTIONAL: dict[str, Any] = {
     "answer": {"min_relevance": (int, float)},
     "faiss_index": str,
     "faiss_params": {"nlist": int, "nprobe": int},
-    "store": {"kind": str, "uri": str, "collection": str},
+    "store": {"kind": str, "uri": str, "collection": str, "generation": str},
     "split": dict,
     "background_sha256": str,
     "page": {"title": str, "description": str, "examples": list},

@@ -227,8 +227,8 @@ class BuildReport:
     embedded: int = 0  # texts run through the model
     reused: int = 0  # texts whose vectors came from the previous index (same model, same text)
     store: str = "faiss"  # where the sentence vectors went (see stores.py)
-    upserted: int = 0  # Milvus only: sentence rows written (new or changed passages)
-    deleted: int = 0  # Milvus only: sentence rows removed (passages gone)
+    upserted: int = 0  # Milvus only: sentence rows written (a new generation: all of them)
+    deleted: int = 0  # Milvus only: sentence rows removed (generations no manifest refers to)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

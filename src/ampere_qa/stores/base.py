@@ -6,7 +6,9 @@ passages are read in order (passage by passage, sentence by sentence). How a bac
 rows (FAISS by position, Milvus by a content hash) stays inside the backend.
 
 A backend is a module exposing ``KIND``, ``FILES`` (data files it keeps in the index folder),
-``check_writable(config)``, ``write(config, passages, vectors, meta, options) -> Written`` and
+``check_writable(config)``, ``write(config, passages, vectors, meta, options) -> Written``,
+``after_commit(new_config, previous_config, index_id) -> rows removed`` (run once the manifest
+is committed: what the previous build kept outside the folder may go) and
 ``open(config, manifest, files, passages, hint) -> VectorStore``; ``stores.backend(kind)``
 finds it. No caller branches on the backend.
 """
@@ -49,7 +51,8 @@ class VectorStore(Protocol):
 @dataclass
 class Written:
     """What a backend's ``write`` did: data files for the index folder (by role), entries for
-    the manifest, and the rows it really upserted and deleted (for the build report)."""
+    the manifest, and the rows it really wrote (for the build report; rows removed are counted
+    by ``after_commit``)."""
 
     files: dict[str, memoryview] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)

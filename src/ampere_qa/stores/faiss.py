@@ -132,6 +132,11 @@ def write(config: dict[str, Any] | None, passages: list[Passage], vectors: np.nd
     return Written(files={"sentences": faiss.serialize_index(index).data}, manifest=info)
 
 
+def after_commit(new: dict[str, Any] | None, previous: dict[str, Any] | None, index_id: str) -> int:
+    """Nothing to tidy outside the index folder (its superseded files are the folder's job)."""
+    return 0
+
+
 def open(config: dict[str, Any] | None, manifest: dict[str, Any],
          files: dict[str, tuple[Path, bytes | None]], passages: list[Passage], hint: str) -> FaissStore:
     """The store of a checked index; the file's layout is walked before FAISS parses it."""

@@ -4,10 +4,19 @@ The manifest stays the source of truth: it records the collection (``"store": {"
 "milvus", "uri": ..., "collection": ...}``), and a collection that does not match it is refused
 on load.
 
-Keys. Milvus rows carry a 63-bit key hashed from the passage's text and the sentence's number in it
-(:func:`sentence_key`): the key depends on content only, so a paragraph shifted by an edit
-elsewhere keeps its rows, and a rebuild upserts the keys of new passages and deletes those of
-passages gone, nothing else. Callers name sentences by row (base.py); the store translates.
+Generations. Each build that changes anything writes its rows into a new collection, a
+*generation* named ``<collection>__g<12 hex>``; the manifest records it (``"generation"``) and
+loads open it, never the alias. Once the manifest naming it is committed, the alias
+``<collection>`` is moved to it (other applications can query that name) and the generations this
+index folder no manifest refers to any more are dropped: those of killed builds, and all but the
+one the previous manifest named, which is kept until the next build so that a server still
+running on the previous manifest keeps answering. So a build killed at any point leaves the
+previous index answering, exactly as with FAISS. A build that changes nothing reuses the current
+generation. The cost: every changed build writes every row (a full copy), where updating in
+place would write only the changed ones; a build already reads every vector back to reuse them.
+
+Keys. Milvus rows carry a 63-bit key hashed from the passage's text and the sentence's number in
+it (:func:`sentence_key`). Callers name sentences by row (base.py); the store translates.
 
 ``pymilvus`` is an optional extra (``pip install 'ampere-qa[milvus]'``), imported only here. A
 local path (``x.db``) as URI runs Milvus Lite in-process; ``http://host:19530`` reaches a Milvus
@@ -20,8 +29,11 @@ written to the manifest, a collection property or a message.
 
 Ownership. A collection is ours when it carries ``OWNER_PROPERTY`` (set when ampere-qa creates
 it) or ``META_PROPERTY`` (what collections created before that marker carry). Anything else at
-the chosen name is someone else's data: build and load refuse it before loading, writing or
-dropping anything, so ``--collection`` can never overwrite another application's vectors.
+the chosen name, or an alias there to anything else, is someone else's data: build and load
+refuse it before loading, writing or dropping anything, so ``--collection`` can never overwrite
+another application's vectors. A generation records the index folder that wrote it
+(``INDEX_PROPERTY``): a build drops only its own folder's generations, so two index folders may
+share a ``--collection`` name (the alias follows the last build).
 """
 
 from __future__ import annotations
@@ -31,6 +43,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +62,9 @@ FILES: tuple[str, ...] = ()  # nothing in the index folder: the rows are in the 
 DEFAULT_COLLECTION = "ampere_qa"
 META_PROPERTY = "ampere_qa.meta"  # collection property: JSON tying the rows to one manifest
 OWNER_PROPERTY, OWNER = "ampere_qa.owner", "ampere-qa"  # set at creation: this collection is ours
+ALIAS_PROPERTY = "ampere_qa.alias"  # a generation's: the --collection name its alias is
+INDEX_PROPERTY = "ampere_qa.index"  # a generation's: the index folder whose build wrote it
+GENERATION = re.compile(r"^(?P<alias>.+)__g[0-9a-f]{12}$")
 _BATCH = 2000  # rows per upsert / get / delete request (well under Milvus's 64 MB message limit)
 TOKEN_ENV = "AMPERE_QA_MILVUS_TOKEN"
 # A server answers reads at a consistency level. What a build and a load check read (ids, row
@@ -124,10 +141,11 @@ class MilvusStore:
 
     kind = "milvus"
 
-    def __init__(self, uri: str, collection: str = DEFAULT_COLLECTION, keys: np.ndarray | None = None):
+    def __init__(self, uri: str, collection: str = DEFAULT_COLLECTION, keys: np.ndarray | None = None,
+                 client: Any = None):
         self.uri = uri
         self.collection = collection
-        self.client = _client(uri)
+        self.client = client or _client(uri)
         self._index_type: str | None = None
         self.number_rows(np.zeros(0, np.int64) if keys is None else keys)
 
@@ -154,7 +172,7 @@ class MilvusStore:
                 f"--collection")
 
     def create(self, dimension: int, meta: dict[str, Any], rows: int = 0,
-               index_type: str | None = None) -> None:
+               index_type: str | None = None, properties: dict[str, str] | None = None) -> None:
         """A new collection: exact (FLAT), or HNSW on a server above EXACT_MAX_VECTORS rows,
         unless ``index_type`` says which."""
         from pymilvus import DataType, MilvusClient
@@ -170,7 +188,8 @@ class MilvusStore:
         self.client.create_collection(self.collection, schema=schema, index_params=params,
                                       consistency_level=EXACT,
                                       properties={OWNER_PROPERTY: OWNER,
-                                                  META_PROPERTY: json.dumps(meta, sort_keys=True)})
+                                                  META_PROPERTY: json.dumps(meta, sort_keys=True),
+                                                  **(properties or {})})
 
     def index_type(self) -> str:
         """FLAT or HNSW: how the collection's vectors are indexed (read once)."""
@@ -191,6 +210,17 @@ class MilvusStore:
         if not self.owned():  # the one irreversible call: guarded here too, whoever the caller
             raise BadInputError(self.foreign_error())
         self.client.drop_collection(self.collection)
+
+    def properties(self) -> dict[str, str]:
+        return dict(self.client.describe_collection(self.collection).get("properties") or {})
+
+    def alias_target(self) -> str | None:
+        """The collection this name is an alias of; None when it is no alias."""
+        try:  # pymilvus logs the "alias not found" it then raises, with a traceback
+            with _muted("pymilvus", logging.CRITICAL + 1):
+                return str(self.client.describe_alias(self.collection)["collection_name"])
+        except Exception:
+            return None
 
     @property
     def dimension(self) -> int:
@@ -249,12 +279,14 @@ class MilvusStore:
         return self.get_keys(self.keys[np.asarray(rows, np.int64)])
 
     # -- rows by Milvus key (what a build writes)
-    def upsert_keys(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def upsert_keys(self, ids: np.ndarray, vectors: np.ndarray, new: bool = False) -> None:
+        """Write rows by key; ``new``: the keys are not in the collection (a plain insert)."""
         vectors = np.asarray(vectors, np.float32)
+        call = self.client.insert if new else self.client.upsert
         for a in range(0, len(ids), _BATCH):
             rows = [{"id": int(i), "vector": v.tolist()}
                     for i, v in zip(ids[a:a + _BATCH], vectors[a:a + _BATCH], strict=True)]
-            self.client.upsert(self.collection, rows)
+            call(self.collection, rows)
 
     def delete_keys(self, ids: np.ndarray) -> None:
         for a in range(0, len(ids), _BATCH):
@@ -290,51 +322,133 @@ class MilvusStore:
 
 
 def check_writable(config: dict[str, Any]) -> None:
-    """Refuse, before a build reads or embeds anything, a collection ampere-qa may not write."""
+    """Refuse, before a build reads or embeds anything, a name ampere-qa may not write under:
+    someone else's collection, or an alias of one."""
     store = MilvusStore(config["uri"], config.get("collection", DEFAULT_COLLECTION))
     if store.exists() and not store.owned():
         raise BadInputError(store.foreign_error())
 
 
-def write_milvus(config: dict[str, Any], keys: np.ndarray, sentences: np.ndarray,
-                 model_fingerprint: str, meta: dict[str, Any]) -> tuple[int, int]:
-    """Bring the collection to exactly ``keys``: upsert the missing rows, delete the others.
+def _reusable(config: dict[str, Any], previous: dict[str, Any] | None, meta: dict[str, Any]) -> bool:
+    """Whether the previous manifest's generation already holds exactly this build's rows."""
+    if not previous or previous.get("uri") != config["uri"] or not previous.get("generation"):
+        return False
+    if previous.get("collection") != config.get("collection", DEFAULT_COLLECTION):
+        return False
+    try:
+        store = MilvusStore(config["uri"], str(previous["generation"]))
+        if not store.exists() or not store.owned() or store.meta() != meta:
+            return False
+        store.load()
+        return store.count() == meta["sentence_count"]
+    except Exception:  # unreadable: write a new generation
+        return False
 
-    Rows already there under a key are kept (a key is a hash of the text, and the collection's
-    model fingerprint is checked first: another model's collection is dropped and refilled).
-    A collection ampere-qa did not create is refused before anything is written.
-    Returns (rows upserted, rows deleted), deleted counting every row removed, dropped ones too.
+
+def write_generation(config: dict[str, Any], keys: np.ndarray, sentences: np.ndarray,
+                     meta: dict[str, Any], index_id: str) -> str:
+    """A new generation of ``config``'s collection holding exactly ``keys``; returns its name.
+
+    Its metadata is set last, after the rows are flushed: a generation whose build was killed
+    half-way matches no manifest (and none names it: the next build drops it).
     """
-    store = MilvusStore(config["uri"], config.get("collection", DEFAULT_COLLECTION))
-    dim = int(sentences.shape[1])
-    dropped = 0
-    if store.exists():
-        if not store.owned():
-            raise BadInputError(store.foreign_error())
-        if store.meta().get("model_fingerprint") != model_fingerprint or store.collection_dimension() != dim:
-            store.load()  # counting needs a loaded collection
-            dropped = store.count()
-            store.drop()
-    if not store.exists():
-        store.create(dim, {}, rows=len(keys))
+    alias = config.get("collection", DEFAULT_COLLECTION)
+    name = f"{alias}__g{uuid.uuid4().hex[:12]}"
+    store = MilvusStore(config["uri"], name)
+    store.create(int(sentences.shape[1]), {}, rows=len(keys),
+                 properties={ALIAS_PROPERTY: alias, INDEX_PROPERTY: index_id})
     store.load()
-    present = store.ids()
-    gone = np.setdiff1d(present, keys)
-    new = ~np.isin(keys, present)
-    store.delete_keys(gone)
-    store.upsert_keys(keys[new], sentences[new])
+    store.upsert_keys(keys, sentences, new=True)
     store.flush()
     store.set_meta(meta)
-    return int(new.sum()), dropped + len(gone)
+    return name
 
 
 def write(config: dict[str, Any], passages: list[Passage], vectors: np.ndarray,
           meta: dict[str, Any], options: dict[str, Any]) -> Written:
-    """Bring the collection to this build's rows (see :func:`write_milvus`); the manifest records
-    where they are."""
-    upserted, deleted = write_milvus(config, sentence_keys(passages), vectors,
-                                     str(meta["model_fingerprint"]), meta)
-    return Written(manifest={"store": config}, upserted=upserted, deleted=deleted)
+    """This build's rows in a generation: the previous manifest's when it holds exactly them,
+    else a new one (see the module docstring). The manifest records which."""
+    previous = options.get("previous_store") or {}
+    if _reusable(config, previous, meta):
+        return Written(manifest={"store": {**config, "generation": previous["generation"]}})
+    generation = write_generation(config, sentence_keys(passages), vectors, meta,
+                                  str(options.get("index_id", "")))
+    return Written(manifest={"store": {**config, "generation": generation}}, upserted=len(vectors))
+
+
+def after_commit(new: dict[str, Any] | None, previous: dict[str, Any] | None, index_id: str) -> int:
+    """Once the manifest naming ``new`` (None: FAISS) is committed: point the alias at its
+    generation, then drop this index folder's generations no manifest refers to any more, all
+    but the previous manifest's (kept one build longer, for servers still running on it).
+    Switching to FAISS drops them all. Returns the rows dropped.
+
+    The build has succeeded by now: a failure here is logged, and the next build tries again.
+    """
+    log = logging.getLogger("ampere_qa")
+    dropped = 0
+    new_m = new if new and new.get("kind") == KIND else None
+    prev_m = previous if previous and previous.get("kind") == KIND else None
+    keep = {str(c.get("generation")) for c in (new_m, prev_m) if c and c.get("generation")}
+    if not new_m:
+        keep = set()
+    for config in [c for c in (new_m, prev_m) if c]:
+        if config is prev_m and new_m and prev_m["uri"] == new_m["uri"]:
+            continue  # one pass per uri
+        try:
+            dropped += _tidy(config, new_m, prev_m, keep, index_id)
+        except Exception as exc:
+            message = str(exc).replace(os.environ.get(TOKEN_ENV) or "\0", "***")
+            log.warning("Milvus at %s was not tidied (%s); the next build will try again",
+                        config["uri"], message)
+    return dropped
+
+
+def _tidy(config: dict[str, Any], new: dict[str, Any] | None, previous: dict[str, Any] | None,
+          keep: set[str], index_id: str) -> int:
+    client = _client(config["uri"])
+
+    def at(name: str) -> MilvusStore:
+        return MilvusStore(config["uri"], name, client=client)
+
+    def drop(store: MilvusStore) -> int:
+        if not store.exists() or store.alias_target() is not None or not store.owned():
+            return 0
+        for alias in client.list_aliases(store.collection).get("aliases", []):
+            client.drop_alias(alias)  # an alias of a dropped collection would dangle
+        store.load()
+        rows = store.count()
+        store.drop()
+        return rows
+
+    dropped = 0
+    # A collection from before generations (rows updated in place under the --collection name)
+    # that the previous manifest named: superseded now, and in the way of the alias.
+    if previous and not previous.get("generation") and previous["uri"] == config["uri"]:
+        dropped += drop(at(str(previous.get("collection", DEFAULT_COLLECTION))))
+    if new and new["uri"] == config["uri"]:
+        _point_alias(client, at(new["collection"]), str(new["generation"]))
+    for name in client.list_collections():
+        if GENERATION.match(name) and name not in keep:
+            props = at(name).properties()
+            if props.get(OWNER_PROPERTY) == OWNER and props.get(INDEX_PROPERTY) == index_id:
+                dropped += drop(at(name))
+    return dropped
+
+
+def _point_alias(client: Any, alias: MilvusStore, generation: str) -> None:
+    """Make ``alias.collection`` an alias of ``generation``, unless the name is taken by
+    something not ours to move (then the index works all the same, by its generation)."""
+    target = alias.alias_target()
+    if target == generation:
+        return
+    if target is None and not alias.exists():
+        client.create_alias(generation, alias.collection)
+    elif target is not None and GENERATION.match(target) and alias.owned():
+        client.alter_alias(generation, alias.collection)
+    else:
+        logging.getLogger("ampere_qa").warning(
+            "Milvus name %r is taken by a collection ampere-qa does not manage; the index reads "
+            "its generation %r directly", alias.collection, generation)
 
 
 def open(config: dict[str, Any], manifest: dict[str, Any],
@@ -348,12 +462,16 @@ def open(config: dict[str, Any], manifest: dict[str, Any],
 def open_milvus(manifest: dict[str, Any], hint: str) -> MilvusStore:
     """The manifest's collection, refused unless its rows and metadata are the manifest's."""
     config = manifest.get("store", {})
-    store = MilvusStore(str(config.get("uri", "")), str(config.get("collection", DEFAULT_COLLECTION)))
+    name = config.get("generation") or config.get("collection", DEFAULT_COLLECTION)
+    store = MilvusStore(str(config.get("uri", "")), str(name))
     where = f"Milvus collection {store.collection!r} at {store.uri}"
     try:
         if not store.exists():
             raise IndexMismatchError(f"{where} does not exist: {hint}")
         if not store.owned():  # checked before load(): someone else's collection is not touched
+            if config.get("generation"):  # a rebuild writes a new generation beside it
+                raise IndexMismatchError(f"{where} was not created by ampere-qa (no {OWNER_PROPERTY} "
+                                         f"property) and is left untouched: {hint}")
             other = hint.replace(f"--collection {store.collection}", "--collection ANOTHER_NAME")
             raise IndexMismatchError(f"{store.foreign_error()}; {other}")
         store.load()
