@@ -164,6 +164,7 @@ def test_an_index_from_before_generations_is_read_then_moved_to_one(tmp_path, co
     client.drop_collection(generation)
     manifest = json.loads((idx / MANIFEST).read_text())
     del manifest["store"]["generation"]
+    (idx / manifest["files"].pop("sentence_keys")["name"]).unlink()  # not saved then: hashed at load
     (idx / MANIFEST).write_text(json.dumps(manifest))
 
     assert load_index(idx).store.collection == "news"  # read as before
@@ -270,3 +271,21 @@ def test_a_build_whose_tidying_fails_still_lands_and_the_next_one_tidies(tmp_pat
     last = build()
     assert last.deleted == first.sentences + second.sentences
     assert len([n for n in _client(db).list_collections() if milvus.GENERATION.match(n)]) == 2
+
+
+def test_rows_are_found_by_the_saved_keys(tmp_path, corpus_copy):
+    """A build saves each sentence row's key: a load reads them instead of hashing every
+    passage, and maps the keys a search returns back to rows (-1 for a key of no sentence)."""
+    from ampere_qa.stores.milvus import sentence_keys
+
+    idx = tmp_path / "index"
+    build_index(corpus_copy, idx, store="milvus", uri=str(tmp_path / "x.db"), embedder=FakeEmbedder())
+    data = load_index(idx)
+    saved = np.load(idx / data.manifest["files"]["sentence_keys"]["name"])
+    np.testing.assert_array_equal(saved, sentence_keys(data.passages))
+    np.testing.assert_array_equal(data.store.keys, saved)
+    rows = np.array([3, 0, len(saved) - 1])
+    np.testing.assert_array_equal(data.store.rows_of(np.append(saved[rows], 12345)), [*rows, -1])
+    vectors = data.store.get(np.arange(len(saved)))
+    _, found = data.store.search(vectors[4], 1)
+    assert found[0] == 4

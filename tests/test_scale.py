@@ -4,7 +4,10 @@ the build picks above a size, cheap checks of big files, and O(n) top-k. Fake em
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,3 +154,145 @@ def test_top_k_matches_a_stable_sort(seed):
     for k in (1, 3, 10, 39, 40, 50):
         want = np.argsort(-scores, kind="stable")[:k]
         assert sorted(_top_k(scores, k).tolist()) == sorted(want.tolist())
+
+
+# --- opening at scale: BM25 saved at build time, passages parsed when asked for ---------------
+
+QUESTIONS = ("Qui dirige Ampere ?", "Combien de salariés compte Ampere ?", "How many engineers?",
+             "Où sont les sites d'Ampere ?", "Qualcomm", "crêpes au sarrasin")
+
+
+def _many(corpus: Path, n: int) -> Path:
+    (corpus / "more.txt").write_text("\n\n".join(
+        f"Le site numéro {i} accueillera {10 * i} ingénieurs en {2025 + i % 5}. "
+        f"Il produira des moteurs du modèle {i}." for i in range(n)), encoding="utf-8")
+    return corpus
+
+
+def test_bm25_is_saved_at_build_and_scores_as_if_rebuilt(tmp_path, corpus_copy):
+    from ampere_qa.lexical import LexicalIndex
+
+    idx = tmp_path / "index"
+    build_index(_many(corpus_copy, 50), idx, embedder=FakeEmbedder())
+    data = load_index(idx)
+    assert data.lexical is not None
+    rebuilt = LexicalIndex([p.indexed_text for p in data.passages])
+    assert dict(data.lexical.frequency) == dict(rebuilt.frequency)
+    for q in QUESTIONS:
+        assert data.lexical.query_tokens(q) == rebuilt.query_tokens(q)
+        np.testing.assert_array_equal(data.lexical.scores(q), rebuilt.scores(q))
+
+
+def test_load_parses_only_the_passages_it_touches(tmp_path, corpus_copy, monkeypatch):
+    from ampere_qa.passage_file import PassageFile
+
+    idx = tmp_path / "index"
+    build_index(_many(corpus_copy, 400), idx, embedder=FakeEmbedder())
+    parsed: list[int] = []
+    read = PassageFile._read
+    monkeypatch.setattr(PassageFile, "_read", lambda self, i: parsed.append(i) or read(self, i))
+    r = Retriever.load(idx, embedder=FakeEmbedder())
+    n = len(r.data.passages)
+    assert isinstance(r.data.passages, PassageFile)
+    assert n > 400 and len(parsed) <= 2  # the first and last, checked against the table
+    r.answer("Combien d'ingénieurs accueillera le site numéro 7 ?")
+    assert 2 < len(set(parsed)) < 40, len(set(parsed))
+
+
+def test_an_index_without_the_saved_parts_is_read_the_slow_way_alike(tmp_path, corpus_copy):
+    """An index built before passage tables and saved BM25 existed (or whose analyzer changed
+    since) loads as it always did: every passage parsed, BM25 rebuilt; the same answers."""
+    idx, old = tmp_path / "index", tmp_path / "old"
+    build_index(_many(corpus_copy, 30), idx, embedder=FakeEmbedder())
+    shutil.copytree(idx, old)
+    m = json.loads((old / MANIFEST).read_text())
+    for role in index_mod.LAZY:
+        (old / m["files"].pop(role)["name"]).unlink()
+    del m["lexical"]
+    (old / MANIFEST).write_text(json.dumps(m))
+    new_r, old_r = (Retriever.load(i, embedder=FakeEmbedder()) for i in (idx, old))
+    assert isinstance(old_r.data.passages, list) and old_r.data.lexical is None
+    assert list(new_r.data.passages) == old_r.data.passages
+    for q in QUESTIONS:
+        assert new_r.answer(q).to_dict() == old_r.answer(q).to_dict()
+    m = json.loads((idx / MANIFEST).read_text())  # saved by another analyzer: rebuilt at load
+    (idx / MANIFEST).write_text(json.dumps({**m, "lexical": {"analyzer_version": 0}}))
+    assert load_index(idx).lexical is None
+    assert Retriever.load(idx, embedder=FakeEmbedder()).answer(QUESTIONS[0]).to_dict() == \
+        old_r.answer(QUESTIONS[0]).to_dict()
+
+
+@pytest.mark.parametrize("kind", ["IndexFlatIP", "IndexIVFFlat"])
+def test_big_files_are_mapped_and_read_alike(tmp_path, corpus_copy, monkeypatch, kind):
+    idx = tmp_path / "index"
+    build_index(_many(corpus_copy, 30), idx, embedder=FakeEmbedder(), faiss_kind=kind)
+    small = Retriever.load(idx, embedder=FakeEmbedder())
+    monkeypatch.setattr(index_mod, "FULL_HASH_MAX_BYTES", 1024)  # every file "big": mapped
+    monkeypatch.setattr(index_mod, "SAMPLE_BYTES", 64)
+    build_index(corpus_copy, idx, embedder=FakeEmbedder(), faiss_kind=kind)  # records the ends' hashes
+    big = Retriever.load(idx, embedder=FakeEmbedder())
+    assert big.data.passages._data.__class__.__name__ == "mmap"
+    assert big.manifest["faiss_index"] == kind and "sample_sha256" in big.manifest["files"]["sentences"]
+    # A big IVF file: rows read at their saved offsets, no direct map built over the whole file.
+    assert (big.data.store._rows is not None) == (kind == "IndexIVFFlat")
+    rows = np.arange(big.data.store.count())
+    np.testing.assert_array_equal(big.data.store.get(rows), small.data.store.get(rows))
+    for q in QUESTIONS:
+        assert big.answer(q).to_dict() == small.answer(q).to_dict()
+
+
+def test_the_same_corpus_gives_the_same_bytes_whatever_the_hash_seed(tmp_path, corpus_copy):
+    """bm25s numbers its vocabulary in a set's order, which changes with PYTHONHASHSEED: the
+    saved index numbers it in sorted order, so every data file is the same from run to run."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    names = []
+    for seed in ("1", "2"):
+        idx = tmp_path / f"index-{seed}"
+        code = ("from tests.conftest import FakeEmbedder\nfrom ampere_qa import build_index\n"
+                f"build_index({str(corpus_copy)!r}, {str(idx)!r}, embedder=FakeEmbedder())")
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120,
+                       env={**os.environ, "PYTHONHASHSEED": seed,
+                            "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"})
+        names.append(sorted(f["name"] for f in json.loads((idx / MANIFEST).read_text())["files"].values()))
+    assert names[0] == names[1] and any(n.startswith("lexical_vocab.") for n in names[0])
+
+
+@pytest.mark.parametrize("damage", ["offsets off by one", "table of another shape", "vocabulary not a list",
+                                    "vocabulary one word short", "passage table missing"])
+def test_damaged_saved_parts_are_refused(tmp_path, corpus_copy, damage):
+    import hashlib
+    import io
+
+    idx = tmp_path / "index"
+    build_index(corpus_copy, idx, embedder=FakeEmbedder())
+    m = json.loads((idx / MANIFEST).read_text())
+
+    def replace(role: str, data: bytes) -> None:  # the hash updated: only the content is wrong
+        (idx / m["files"][role]["name"]).write_bytes(data)
+        m["files"][role].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+
+    def npy(a: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, a)
+        return buf.getvalue()
+
+    table = np.load(idx / m["files"]["passage_index"]["name"])
+    vocab = json.loads((idx / m["files"]["lexical_vocab"]["name"]).read_text())
+    if damage == "offsets off by one":
+        table[1, 0] += 1
+        replace("passage_index", npy(table))
+    elif damage == "table of another shape":
+        replace("passage_index", npy(table[:, :1].copy()))
+    elif damage == "vocabulary not a list":
+        replace("lexical_vocab", json.dumps({"a": 1}).encode())
+    elif damage == "vocabulary one word short":
+        replace("lexical_vocab", json.dumps(vocab[:-1]).encode())
+    else:
+        (idx / m["files"]["passage_index"]["name"]).unlink()
+    (idx / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(IndexMismatchError, match="ampere-qa build"):
+        Retriever.load(idx, embedder=FakeEmbedder())

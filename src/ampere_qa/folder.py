@@ -35,7 +35,7 @@ TEMP_PREFIX = ".ampere-qa-tmp."
 OWN = (LOCK, JOURNAL)
 # How long a build waits for another build of the same index before giving up.
 LOCK_TIMEOUT = 600.0
-DATA_FILE = re.compile(r"^[a-z_]+\.[0-9a-f]{12}\.(?:jsonl|faiss|npy)$")
+DATA_FILE = re.compile(r"^[a-z_]+\.[0-9a-f]{12}\.(?:jsonl|json|faiss|npy)$")
 _TEMP_FILE = re.compile(r"^\.ampere-qa-tmp\..+\.tmp$")
 
 

@@ -4,6 +4,8 @@ Layout of an index folder::
 
     manifest.json                  what was built, from what, with which model; checked on load
     passages.<hash>.jsonl          one passage a line (text, locations, sentence spans)
+    passage_index.<hash>.npy       per passage: its line's byte offset, its first sentence's row
+    lexical_*.<hash>.npy/.json     BM25 over the passages, saved at build time (lexical.py)
     sentences.<hash>.faiss         FAISS inner-product index over every sentence's vector
     passage_vectors.<hash>.npy     one vector per passage
     leave_one_out.<hash>.npy       per sentence, the vector of its passage without it
@@ -20,7 +22,9 @@ is exact (``IndexFlatIP``); above, build writes an inverted-file index (``IndexI
 faster for a recall@10 above 0.95. Files up to ``FULL_HASH_MAX_BYTES`` are hashed whole on every
 load; larger ones are checked by size and by a hash of their first and last blocks (hashing
 gigabytes would add seconds to every start, and the failures seen in practice, a truncated copy
-or a file from another build, change the size or the ends). Big ``.npy`` arrays are memory-mapped.
+or a file from another build, change the size or the ends). Big files are memory-mapped (arrays,
+the FAISS index, the passages), and passages are parsed when asked for (passage_file.py), so a
+load reads nothing in proportion to the archive but the BM25 vocabulary.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import json
 import os
 import stat
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,7 @@ import numpy as np
 from . import folder, stores
 from .atomic import NotRegularFile, fsync_dir, open_regular, write_atomic
 from .errors import BadInputError, IndexMismatchError
+from .lexical import ANALYZER_VERSION, SAVED_ARRAYS, LexicalIndex
 from .manifest import (
     FORMAT_VERSION,
     MANIFEST,
@@ -48,8 +54,9 @@ from .manifest import (
     read_manifest,
     rebuild_hint,
 )
+from .passage_file import PassageFile, encode, table_problem
 from .stores import VectorStore
-from .stores.base import build_meta
+from .stores.base import build_meta, npy_bytes
 from .stores.faiss_format import LayoutError
 from .types import Passage
 from .version import __version__
@@ -58,8 +65,16 @@ from .version import __version__
 FULL_HASH_MAX_BYTES = 64 * 2**20
 SAMPLE_BYTES = 2**20
 ARRAYS = ("passage_vectors", "leave_one_out", "background")
+# Written by every build since they exist; an index without them is read the slow way (every
+# passage parsed, BM25 rebuilt at load).
+LAZY = ("passage_index", *SAVED_ARRAYS, "lexical_vocab")
 # Extension of each data file; a manifest may name only ``{role}.{12 hex digits}.{ext}``.
-EXTENSIONS = {"passages": "jsonl", "sentences": "faiss", **{role: "npy" for role in ARRAYS}}
+EXTENSIONS = {"passages": "jsonl", "sentences": "faiss", "lexical_vocab": "json",
+              **{role: "npy" for role in (*ARRAYS, "passage_index", *SAVED_ARRAYS, "sentence_keys",
+                                          "sentence_offsets")}}
+# What each non-vector array may hold (bm25s's dtypes may change between its versions).
+_ARRAY_KINDS = {"passage_index": ("i", 2), "lexical_data": ("f", 1), "lexical_indices": ("i", 1),
+                "lexical_indptr": ("i", 1)}
 
 
 @dataclass
@@ -78,11 +93,12 @@ class IndexData:
 
     path: Path
     manifest: dict[str, Any]
-    passages: list[Passage]
+    passages: Sequence[Passage]  # parsed on demand (passage_file.py), or a list (older indexes)
     vectors: Vectors  # .sentences is empty: the store holds them
     sentence_owner: np.ndarray  # sentence row -> passage number
     sentence_start: np.ndarray  # passage number -> its first sentence row
     store: VectorStore  # the sentence vectors, by row (stores/)
+    lexical: LexicalIndex | None = None  # the saved BM25; None: built from the passages
 
 
 def _sha256(data: bytes | memoryview) -> str:
@@ -99,12 +115,15 @@ def _ends_sha256(size: int, head: bytes | memoryview, tail: bytes | memoryview) 
 
 def _arrays(vectors: Vectors) -> dict[str, memoryview]:
     """The ``.npy`` bytes of the vectors kept in the index folder whatever the store."""
-    out = {}
-    for role in ARRAYS:
-        npy = io.BytesIO()
-        np.save(npy, np.ascontiguousarray(getattr(vectors, role), dtype=np.float32))
-        out[role] = npy.getbuffer().cast("B")
-    return out
+    return {role: npy_bytes(np.asarray(getattr(vectors, role), dtype=np.float32)) for role in ARRAYS}
+
+
+def _lazy_files(passages: list[Passage], table: np.ndarray) -> dict[str, memoryview]:
+    """The passage table and the BM25 index, built once here instead of at every load."""
+    arrays, vocabulary = LexicalIndex([p.indexed_text for p in passages]).saved()
+    vocab = json.dumps(vocabulary, ensure_ascii=False).encode()
+    return {"passage_index": npy_bytes(table), **{role: npy_bytes(a) for role, a in arrays.items()},
+            "lexical_vocab": memoryview(vocab).cast("B")}
 
 
 def _file_entry(role: str, view: memoryview) -> dict[str, Any]:
@@ -140,8 +159,9 @@ def write_index(
     the backend (``faiss_kind``). The result's ``"store_changes"`` (not written) counts rows
     written and removed.
     """
-    lines = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in passages)
-    blobs = {"passages": memoryview(lines.encode()).cast("B")}
+    lines, table = encode(passages)
+    blobs = {"passages": memoryview(lines).cast("B")}
+    del lines
     head = {
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
@@ -152,6 +172,7 @@ def write_index(
         "dimension": int(vectors.sentences.shape[1]),
         "normalization": "l2",
         "metric": "inner_product",
+        "lexical": {"analyzer_version": ANALYZER_VERSION},
     }
     meta = build_meta(head, _sha256(blobs["passages"]))
     index_id = str(index_dir.resolve())
@@ -160,6 +181,7 @@ def write_index(
         {**(options or {}), "previous_store": previous_store, "index_id": index_id})
     blobs.update(written.files)
     blobs.update(_arrays(vectors))
+    blobs.update(_lazy_files(passages, table))
     files = {role: _file_entry(role, view) for role, view in blobs.items()}
     _write_files(index_dir, files, blobs, previous)
     del blobs
@@ -260,8 +282,9 @@ def check_files(index_dir: Path, manifest: dict[str, Any]) -> None:
                                      f"{st.st_size}, manifest says {entry['bytes']}): {hint}")
 
 
-def _load_npy(path: Path, raw: bytes | None) -> np.ndarray:
-    """A float32 matrix, its header checked against the file's size before any allocation."""
+def _load_npy(path: Path, raw: bytes | None, kind: tuple[str, int] = ("f", 2)) -> np.ndarray:
+    """An array of the expected kind (float32 matrix by default; else a dtype kind and a number
+    of dimensions), its header checked against the file's size before any allocation."""
     fh: Any = io.BytesIO(raw) if raw is not None else path.open("rb")
     with fh:
         fmt = np.lib.format
@@ -271,8 +294,9 @@ def _load_npy(path: Path, raw: bytes | None) -> np.ndarray:
             raise LayoutError(f"{path.name}: unknown .npy version")
         shape, fortran, dtype = read_header(fh)
         size = len(raw) if raw is not None else os.fstat(fh.fileno()).st_size
-        if dtype != np.float32 or len(shape) != 2 or fortran or \
-                fh.tell() + int(np.prod(shape)) * 4 != size:
+        wrong = dtype != np.float32 if kind == ("f", 2) else dtype.kind != kind[0] or dtype.hasobject
+        if wrong or len(shape) != kind[1] or fortran or \
+                fh.tell() + int(np.prod(shape)) * dtype.itemsize != size:
             raise LayoutError(f"{path.name}: {dtype} array shaped {shape} in {size} bytes")
     if raw is not None:
         return np.load(io.BytesIO(raw), allow_pickle=False)
@@ -316,26 +340,61 @@ def _load_index(index_dir: Path) -> IndexData:
     missing = [role for role in roles if role not in manifest["files"]]
     if missing:
         raise IndexMismatchError(f"{index_dir / MANIFEST} lists no {missing[0]} file: {hint}")
-    checked = {role: _check_file(index_dir, role, manifest["files"][role], hint) for role in roles}
+    lazy = all(role in manifest["files"] for role in LAZY)
+    optional = [role for role in backend.OPTIONAL_FILES if role in manifest["files"]]
+    checked = {role: _check_file(index_dir, role, manifest["files"][role], hint)
+               for role in (*roles, *(LAZY if lazy else ()), *optional)}
+    lexical = None
+    passages: Sequence[Passage]
     try:
-        path, raw = checked["passages"]
-        text = (raw if raw is not None else path.read_bytes()).decode("utf-8")
-        passages = [Passage.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
-        del text
         arrays = {role: _load_npy(*checked[role]) for role in ARRAYS}
+        if lazy:
+            passages = _passage_file(checked, manifest)
+            saved = {role: _load_npy(*checked[role], kind=_ARRAY_KINDS[role]) for role in SAVED_ARRAYS}
+            if manifest.get("lexical", {}).get("analyzer_version") == ANALYZER_VERSION:
+                path, raw = checked["lexical_vocab"]
+                vocabulary = json.loads(raw if raw is not None else path.read_bytes())
+                if not isinstance(vocabulary, list) or not all(isinstance(v, str) for v in vocabulary):
+                    raise ValueError("the BM25 vocabulary is not a list of words")
+                lexical = LexicalIndex.from_saved(saved, vocabulary, len(passages))
+        else:
+            path, raw = checked["passages"]
+            text = (raw if raw is not None else path.read_bytes()).decode("utf-8")
+            passages = [Passage.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
+            del text
     except Exception as exc:  # any parse failure of a hash-checked file means a broken build
         raise IndexMismatchError(f"index files in {index_dir} cannot be read ({exc}): {hint}") from None
     # The backend checks its own part against the manifest (FAISS: the file's layout; Milvus: the
     # collection's rows and metadata) and refuses with the hint.
     store = backend.open(manifest.get("store"), manifest, checked, passages, hint)
-    return _assemble(index_dir, manifest, passages, arrays, store, hint)
+    data = _assemble(index_dir, manifest, passages, arrays, store, hint)
+    data.lexical = lexical
+    return data
 
 
-def _assemble(index_dir: Path, manifest: dict[str, Any], passages: list[Passage],
+def _passage_file(checked: dict[str, tuple[Path, bytes | None]], manifest: dict[str, Any]) -> PassageFile:
+    """The passages, to be parsed on demand, once their table fits the file and the manifest;
+    the first and last are parsed now, so that a broken file is refused at load."""
+    path, raw = checked["passages"]
+    table = _load_npy(*checked["passage_index"], kind=_ARRAY_KINDS["passage_index"])
+    problem = table_problem(np.asarray(table), manifest["files"]["passages"]["bytes"],
+                            manifest["passage_count"], manifest["sentence_count"])
+    if problem:
+        raise ValueError(problem)
+    passages = PassageFile(path, raw, np.asarray(table))
+    for i in {0, len(passages) - 1} if len(passages) else ():
+        if len(passages[i].sentences) != passages.sentence_counts()[i]:
+            raise ValueError(f"passage {i} does not have the sentences its table says")
+    return passages
+
+
+def _assemble(index_dir: Path, manifest: dict[str, Any], passages: Sequence[Passage],
               arrays: dict[str, np.ndarray], store: VectorStore, hint: str) -> IndexData:
     """Cross-check the parts' counts and shapes, then put them together."""
     n, dim = manifest["passage_count"], manifest["dimension"]
-    n_sent = sum(len(p.sentences) for p in passages)
+    counts = (passages.sentence_counts() if isinstance(passages, PassageFile)
+              else np.array([len(p.sentences) for p in passages], dtype=np.int64))
+    n_sent = int(counts.sum())
     shapes = {"passage_vectors": (n, dim), "leave_one_out": (n_sent, dim)}
     store_rows = store.count()
     problems = [
@@ -351,7 +410,6 @@ def _assemble(index_dir: Path, manifest: dict[str, Any], passages: list[Passage]
         if bad:
             raise IndexMismatchError(f"index in {index_dir} is inconsistent ({what}): {hint}")
 
-    counts = np.array([len(p.sentences) for p in passages], dtype=np.int64)
     return IndexData(
         path=index_dir,
         manifest=manifest,

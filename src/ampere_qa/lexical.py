@@ -3,18 +3,23 @@
 The article is French, so both it and the questions go through the French stemmer; accents
 are folded after stemming, so "Cleon" finds "Cléon". English question words are bridged to
 French through the lexicon in :mod:`bilingual` ("employees" -> "salariés"), so an English
-question matches more than the names and numbers it shares with the article. Built from the
-passages when the index loads: for a few thousand passages this takes milliseconds and needs
-no file of its own.
+question matches more than the names and numbers it shares with the article.
+
+Built once, at build time, and saved in the index folder (:meth:`LexicalIndex.saved`): the
+BM25 score matrix as bm25s keeps it (CSC arrays, memory-mapped on load) and the vocabulary, in
+sorted order so that the same passages always give the same bytes. Loading then parses the
+vocabulary and nothing proportional to the archive (at a million passages, rebuilding took
+minutes). An index without these files (built before they existed, or by an analyzer of another
+``ANALYZER_VERSION``) gets its BM25 rebuilt from the passages at load, as before.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +29,11 @@ QUESTION_WORDS = """who whom whose what which when where why how qui quoi quand 
 combien pourquoi quel quelle quels quelles lequel laquelle lesquels lesquelles many much""".split()
 # Most French stems one English word adds to the BM25 query (its first translations).
 MAX_BRIDGES = 4
+# Bumped whenever analyze() or the BM25 parameters change what a saved index holds.
+ANALYZER_VERSION = 1
+# The saved parts: bm25s's CSC score matrix (one column per stem) and the sorted vocabulary.
+SAVED_ARRAYS = ("lexical_data", "lexical_indices", "lexical_indptr")
+_EMPTY = "\x00"  # stands for a passage with no content word: bm25s rejects empty documents
 
 
 def _fold(word: str) -> str:
@@ -40,23 +50,75 @@ class Term:
     options: tuple[tuple[str, ...], ...]
 
 
-class LexicalIndex:
-    """BM25 scores of every passage for a question, and the corpus vocabulary."""
+class DocFrequency(Mapping[str, int]):
+    """In how many passages each stem occurs, read off the score matrix: a stem's column holds
+    one entry per passage containing it (BM25 scores of a present term are positive)."""
 
-    def __init__(self, texts: Sequence[str]):
+    def __init__(self, vocab: Mapping[str, int], indptr: np.ndarray):
+        self._vocab, self._indptr = vocab, indptr
+
+    def __getitem__(self, stem: str) -> int:
+        i = self._vocab[stem]
+        return int(self._indptr[i + 1] - self._indptr[i])
+
+    def __contains__(self, stem: object) -> bool:
+        return stem in self._vocab
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._vocab)
+
+    def __len__(self) -> int:
+        return len(self._vocab)
+
+
+class LexicalIndex:
+    """BM25 scores of every passage for a question, and the corpus vocabulary.
+
+    ``LexicalIndex(texts)`` builds it; :meth:`from_saved` opens what :meth:`saved` wrote.
+    """
+
+    def __init__(self, texts: Sequence[str] | None = None, *,
+                 saved: tuple[dict[str, np.ndarray], list[str], int] | None = None):
         import bm25s
         import Stemmer
         from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_FRENCH
 
         self._stem = Stemmer.Stemmer("french").stemWords
-        self._stop = {_fold(w) for w in (*STOPWORDS_FRENCH, *STOPWORDS_EN, *QUESTION_WORDS)}
+        self._stop = {_fold(w) for w in (*STOPWORDS_EN, *STOPWORDS_FRENCH, *QUESTION_WORDS)}
         self._bm25 = bm25s.BM25()
-        self.size = len(texts)
-        corpus = [self.analyze(t) or ["\x00"] for t in texts]  # bm25s rejects empty documents
-        # In how many passages each stem occurs: rare stems are what a question is about.
-        self.frequency: Counter[str] = Counter(s for doc in corpus for s in set(doc))
-        self._bm25.index(corpus, show_progress=False)
         self._reduced: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {}
+        if saved is None:
+            corpus = [self.analyze(t) or [_EMPTY] for t in texts or ()]
+            self.vocabulary = sorted({s for doc in corpus for s in doc})
+            vocab = {s: i for i, s in enumerate(self.vocabulary)}
+            # Ids from the sorted vocabulary (bm25s numbers a set's order, which varies by run).
+            self._bm25.index(([[vocab[s] for s in doc] for doc in corpus], dict(vocab)),
+                             show_progress=False)
+            self.size = len(corpus)
+        else:
+            arrays, self.vocabulary, self.size = saved
+            vocab = {s: i for i, s in enumerate(self.vocabulary)}
+            self._bm25.scores = {"data": arrays["lexical_data"],
+                                 "indices": arrays["lexical_indices"],
+                                 "indptr": arrays["lexical_indptr"], "num_docs": self.size}
+            self._bm25.vocab_dict = {**vocab, "": len(vocab)}
+            self._bm25.nonoccurrence_array = None  # what index() sets for the default method
+        self._vocab = vocab
+        # In how many passages each stem occurs: rare stems are what a question is about.
+        self.frequency: Mapping[str, int] = DocFrequency(vocab, self._bm25.scores["indptr"])
+
+    @classmethod
+    def from_saved(cls, arrays: dict[str, np.ndarray], vocabulary: list[str], size: int) -> LexicalIndex:
+        """The index :meth:`saved` wrote, its arrays as loaded (memory-mapped when big)."""
+        if len(arrays["lexical_indptr"]) != len(vocabulary) + 1:
+            raise ValueError(f"{len(vocabulary)} stems for {len(arrays['lexical_indptr']) - 1} columns")
+        return cls(saved=(arrays, vocabulary, size))
+
+    def saved(self) -> tuple[dict[str, np.ndarray], list[str]]:
+        """What the index folder keeps of it: the score matrix's arrays, the sorted vocabulary."""
+        scores: dict[str, Any] = self._bm25.scores
+        return ({"lexical_data": scores["data"], "lexical_indices": scores["indices"],
+                 "lexical_indptr": scores["indptr"]}, self.vocabulary)
 
     def analyze(self, text: str) -> list[str]:
         words = [w for w in _WORD.findall(text.lower()) if _fold(w) not in self._stop]

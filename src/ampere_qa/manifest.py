@@ -44,6 +44,7 @@ _OPTIONAL: dict[str, Any] = {
     "store": {"kind": str, "uri": str, "collection": str, "generation": str},
     "split": dict,
     "background_sha256": str,
+    "lexical": {"analyzer_version": int},
     "page": {"title": str, "description": str, "examples": list},
 }
 _FILE_ENTRY = {"name": str, "sha256": str, "bytes": int}
@@ -77,7 +78,7 @@ def validate_manifest(manifest: Any) -> str | None:
     for key, sub in _OPTIONAL.items():
         if key in manifest:
             problem = _schema_problem(manifest[key], sub, f"manifest.{key}",
-                                      required=key not in ("answer", "faiss_params", "store"))
+                                      required=key not in ("answer", "faiss_params", "store", "lexical"))
             if problem:
                 return problem
     for role, entry in manifest["files"].items():

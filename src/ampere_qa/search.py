@@ -52,8 +52,10 @@ class Retriever:
     def __init__(self, data: IndexData, embedder: Embedder):
         self.data = data
         self.embedder = embedder
-        self._row = {p.id: i for i, p in enumerate(data.passages)}
-        self.lexical = LexicalIndex([p.indexed_text for p in data.passages])
+        # Passage id -> row, for the passages hits were made of (filled as they are made: a
+        # table of every id would parse every passage at load).
+        self._row: dict[str, int] = {}
+        self.lexical = data.lexical or LexicalIndex([p.indexed_text for p in data.passages])
 
     @classmethod
     def load(
@@ -123,6 +125,7 @@ class Retriever:
                 vecs = store.get(ids)
                 dense[int(i)] = float((vecs @ qv).max())
         fused = sorted(((score + float(bonus[i]), i) for i, score in dense.items()), reverse=True)[:k]
+        self._row.update((data.passages[i].id, i) for _, i in fused)
         hits = [
             Hit(rank, p.id, p.source, p.start, p.end, p.text, score, context=p.context)
             for rank, (score, i) in enumerate(fused, start=1)

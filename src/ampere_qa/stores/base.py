@@ -6,6 +6,7 @@ passages are read in order (passage by passage, sentence by sentence). How a bac
 rows (FAISS by position, Milvus by a content hash) stays inside the backend.
 
 A backend is a module exposing ``KIND``, ``FILES`` (data files it keeps in the index folder),
+``OPTIONAL_FILES`` (kept by builds since they exist; an older index may lack them),
 ``check_writable(config)``, ``write(config, passages, vectors, meta, options) -> Written``,
 ``after_commit(new_config, previous_config, index_id) -> rows removed`` (run once the manifest
 is committed: what the previous build kept outside the folder may go) and
@@ -15,6 +16,7 @@ finds it. No caller branches on the backend.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -70,3 +72,10 @@ def build_meta(manifest: dict[str, Any], passages_sha256: str) -> dict[str, Any]
         "dimension": manifest["dimension"],
         "sentence_count": manifest["sentence_count"],
     }
+
+
+def npy_bytes(array: np.ndarray) -> memoryview:
+    """An array as the bytes of a ``.npy`` file (what the index folder keeps)."""
+    npy = io.BytesIO()
+    np.save(npy, np.ascontiguousarray(array))
+    return npy.getbuffer().cast("B")

@@ -10,6 +10,8 @@ of a few hundred thousand rows builds in well under a second), so ``upsert`` onl
 
 from __future__ import annotations
 
+import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,14 @@ import numpy as np
 
 from ..errors import IndexMismatchError
 from ..types import Passage
-from .base import Written
-from .faiss_format import check_layout
+from .base import Written, npy_bytes
+from .faiss_format import check_layout, row_offsets
 
 KIND = "faiss"
 FILES = ("sentences",)  # the data file this store keeps in the index folder
+# An IVF index's row offsets (faiss_format.row_offsets): a big IVF file is then memory-mapped
+# and read row by row, never whole. Flat files need none (a row's place is its number).
+OPTIONAL_FILES = ("sentence_offsets",)
 
 # Above this many sentence vectors, build writes an approximate (IVF) index instead of an exact one.
 EXACT_MAX_VECTORS = 200_000
@@ -40,8 +45,10 @@ class FaissStore:
 
     kind = "faiss"
 
-    def __init__(self, index: Any):
+    def __init__(self, index: Any, rows: tuple[Any, np.ndarray] | None = None):
         self.index = index
+        # For a mapped IVF file: the file's bytes and where each row's vector starts in them.
+        self._rows = rows
 
     @property
     def dimension(self) -> int:
@@ -68,6 +75,13 @@ class FaissStore:
 
     def get(self, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, np.int64)
+        if self._rows is not None:
+            data, offsets = self._rows
+            dim = self.index.d
+            out = np.zeros((len(ids), dim), np.float32)
+            for j, i in enumerate(ids):
+                out[j] = np.frombuffer(data, np.float32, dim, int(offsets[i]))
+            return out
         if len(ids) and ids[-1] - ids[0] + 1 == len(ids) and np.all(np.diff(ids) == 1):
             return self.index.reconstruct_n(int(ids[0]), len(ids))
         return np.stack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else \
@@ -129,7 +143,11 @@ def write(config: dict[str, Any] | None, passages: list[Passage], vectors: np.nd
     import faiss
 
     index, info = make_faiss(np.ascontiguousarray(vectors, np.float32), options.get("faiss_kind"))
-    return Written(files={"sentences": faiss.serialize_index(index).data}, manifest=info)
+    data = faiss.serialize_index(index).data
+    files = {"sentences": data}
+    if info["faiss_index"] == "IndexIVFFlat":
+        files["sentence_offsets"] = npy_bytes(row_offsets(data, int(vectors.shape[1])))
+    return Written(files=files, manifest=info)
 
 
 def after_commit(new: dict[str, Any] | None, previous: dict[str, Any] | None, index_id: str) -> int:
@@ -138,19 +156,38 @@ def after_commit(new: dict[str, Any] | None, previous: dict[str, Any] | None, in
 
 
 def open(config: dict[str, Any] | None, manifest: dict[str, Any],
-         files: dict[str, tuple[Path, bytes | None]], passages: list[Passage], hint: str) -> FaissStore:
+         files: dict[str, tuple[Path, bytes | None]], passages: Sequence[Passage], hint: str) -> FaissStore:
     """The store of a checked index; the file's layout is walked before FAISS parses it."""
     kind = manifest.get("faiss_index", "IndexFlatIP")
     if kind not in ("IndexFlatIP", "IndexIVFFlat"):
         raise IndexMismatchError(f"the index uses FAISS index {kind!r}, unknown to this ampere-qa: {hint}")
     path, data = files["sentences"]
     try:
+        if data is None and kind == "IndexIVFFlat" and "sentence_offsets" in files:
+            return _mapped_ivf(path, files["sentence_offsets"], manifest)
         return FaissStore(_read(path, data, manifest))
     except Exception as exc:  # a hash-checked file FAISS cannot read means a broken build
         raise IndexMismatchError(f"index file {path} cannot be read ({exc}): {hint}") from None
 
 
-def _read(path: Path, data: bytes | None, manifest: dict[str, Any]) -> Any:
+def _mapped_ivf(path: Path, offsets_file: tuple[Path, bytes | None], manifest: dict[str, Any]) -> FaissStore:
+    """A big IVF file, memory-mapped: FAISS searches it, rows are read at their saved offsets."""
+    import mmap
+
+    offsets_path, raw = offsets_file
+    offsets = np.load(io.BytesIO(raw) if raw is not None else offsets_path,
+                      mmap_mode=None if raw is not None else "r", allow_pickle=False)
+    dim, n = manifest["dimension"], manifest["sentence_count"]
+    with path.open("rb") as fh:
+        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    if offsets.dtype != np.int64 or offsets.shape != (n,) or (n and (
+            int(offsets.min()) < 0 or int(offsets.max()) + 4 * dim > len(data))):
+        raise ValueError("the row offsets do not fit the index file")
+    index = _read(path, None, manifest, direct_map=False)
+    return FaissStore(index, rows=(data, offsets))
+
+
+def _read(path: Path, data: bytes | None, manifest: dict[str, Any], direct_map: bool = True) -> Any:
     """FAISS's own reader, once the layout has been walked (faiss_format.py): a crafted header
     must not make FAISS allocate gigabytes before it notices the file is short."""
     import faiss
@@ -159,12 +196,15 @@ def _read(path: Path, data: bytes | None, manifest: dict[str, Any]) -> Any:
     check_layout(view, manifest["dimension"], manifest["sentence_count"])
     if data is not None:
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-    else:
-        index = faiss.read_index(str(path))
+    else:  # mapped: pages are read as searches touch them, not all at load (each kind has its
+        # own flag; together they fail on an IVF file)
+        ivf = manifest.get("faiss_index", "IndexFlatIP") == "IndexIVFFlat"
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if ivf else faiss.IO_FLAG_MMAP_IFC)
     if manifest.get("faiss_index", "IndexFlatIP") == "IndexIVFFlat":
         ivf = faiss.extract_index_ivf(index)
         ivf.nprobe = int(manifest.get("faiss_params", {}).get("nprobe", ivf.nprobe))
-        ivf.make_direct_map()  # search reconstructs the sentences of passages found by words
+        if direct_map:  # search reconstructs the sentences of passages found by words
+            ivf.make_direct_map()
     elif not isinstance(index, faiss.IndexFlat):
         raise ValueError(f"unexpected FAISS index {type(index).__name__}")
     return index

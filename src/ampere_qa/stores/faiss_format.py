@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
+
 _HEADER = struct.Struct("<iqqq?i")  # d, ntotal, two unused fields, is_trained, metric type
 _U64 = struct.Struct("<Q")
 _METRIC_INNER_PRODUCT = 0
@@ -62,7 +64,7 @@ def _flat(r: _Reader, dim: int) -> int:
     return ntotal
 
 
-def _ivf_flat(r: _Reader, dim: int) -> int:
+def _ivf_flat(r: _Reader, dim: int, lists: list[tuple[int, int]] | None = None) -> int:
     ntotal = r.header(dim)
     nlist, _nprobe = r.u64(), r.u64()
     if _flat(r, dim) != nlist:  # the quantizer holds one centroid per list
@@ -77,6 +79,8 @@ def _ivf_flat(r: _Reader, dim: int) -> int:
     if sum(sizes) != ntotal:
         raise LayoutError("list sizes do not add up to the vector count")
     for n in sizes:
+        if lists is not None:
+            lists.append((r.pos, n))
         r.take(n * (4 * dim + 8))  # vectors, then their ids
     return ntotal
 
@@ -95,3 +99,23 @@ def check_layout(data: bytes | memoryview, dim: int, count: int) -> None:
     if r.pos != len(r.data):
         raise LayoutError(f"{len(r.data) - r.pos} unexpected bytes at the end")
 
+
+
+def row_offsets(data: bytes | memoryview, dim: int) -> np.ndarray:
+    """For an IVF-flat index's bytes: where each row's vector starts in them (by row id).
+
+    Saved by the build beside the index, so that a load can read a row's vector without FAISS's
+    direct map, whose construction reads every list's ids, i.e. the whole file.
+    """
+    r = _Reader(data)
+    if r.fourcc() != b"IwFl":
+        raise LayoutError("not an IVF index")
+    lists: list[tuple[int, int]] = []
+    ntotal = _ivf_flat(r, dim, lists)
+    out = np.full(ntotal, -1, np.int64)
+    for start, n in lists:
+        ids = np.frombuffer(r.data, np.int64, n, start + n * 4 * dim)
+        out[ids] = start + np.arange(n, dtype=np.int64) * 4 * dim
+    if np.any(out < 0):
+        raise LayoutError("row ids do not cover every row")
+    return out

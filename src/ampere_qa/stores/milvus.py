@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -53,11 +54,13 @@ import numpy as np
 
 from ..errors import BadInputError, IndexMismatchError, StoreUnavailableError
 from ..types import Passage
-from .base import Written, build_meta
+from .base import Written, build_meta, npy_bytes
 from .faiss import EXACT_MAX_VECTORS
 
 KIND = "milvus"
-FILES: tuple[str, ...] = ()  # nothing in the index folder: the rows are in the collection
+FILES: tuple[str, ...] = ()  # the rows are in the collection; the index folder needs nothing
+# ... but keeps each sentence row's key, so that a load need not hash every passage's text.
+OPTIONAL_FILES = ("sentence_keys",)
 
 DEFAULT_COLLECTION = "ampere_qa"
 META_PROPERTY = "ampere_qa.meta"  # collection property: JSON tying the rows to one manifest
@@ -150,9 +153,19 @@ class MilvusStore:
         self.number_rows(np.zeros(0, np.int64) if keys is None else keys)
 
     def number_rows(self, keys: np.ndarray) -> None:
-        """Once opened for an index: the key of each sentence row (and back)."""
+        """Once opened for an index: the key of each sentence row (and back, by binary search in
+        the sorted keys: a dict of millions of keys would cost seconds and hundreds of MB)."""
         self.keys = keys
-        self._row = {int(key): row for row, key in enumerate(keys)}
+        self._order = np.argsort(keys, kind="stable")
+        self._sorted = np.asarray(keys)[self._order]
+
+    def rows_of(self, keys: np.ndarray) -> np.ndarray:
+        """The row of each key; -1 for a key that is no sentence of the index."""
+        keys = np.asarray(keys, np.int64)
+        if not len(self._sorted):
+            return np.full(len(keys), -1, np.int64)
+        at = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
+        return np.where(self._sorted[at] == keys, self._order[at], -1).astype(np.int64)
 
     def config(self) -> dict[str, str]:
         return {"kind": self.kind, "uri": self.uri, "collection": self.collection}
@@ -273,7 +286,7 @@ class MilvusStore:
 
     def search(self, qv: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores, keys = self.search_keys(qv, k)
-        return scores, np.array([self._row.get(int(key), -1) for key in keys], np.int64)
+        return scores, self.rows_of(keys)
 
     def get(self, rows: np.ndarray) -> np.ndarray:
         return self.get_keys(self.keys[np.asarray(rows, np.int64)])
@@ -369,11 +382,13 @@ def write(config: dict[str, Any], passages: list[Passage], vectors: np.ndarray,
     """This build's rows in a generation: the previous manifest's when it holds exactly them,
     else a new one (see the module docstring). The manifest records which."""
     previous = options.get("previous_store") or {}
+    keys = sentence_keys(passages)
+    files = {"sentence_keys": npy_bytes(keys)}
     if _reusable(config, previous, meta):
-        return Written(manifest={"store": {**config, "generation": previous["generation"]}})
-    generation = write_generation(config, sentence_keys(passages), vectors, meta,
-                                  str(options.get("index_id", "")))
-    return Written(manifest={"store": {**config, "generation": generation}}, upserted=len(vectors))
+        return Written(files=files, manifest={"store": {**config, "generation": previous["generation"]}})
+    generation = write_generation(config, keys, vectors, meta, str(options.get("index_id", "")))
+    return Written(files=files, manifest={"store": {**config, "generation": generation}},
+                   upserted=len(vectors))
 
 
 def after_commit(new: dict[str, Any] | None, previous: dict[str, Any] | None, index_id: str) -> int:
@@ -452,10 +467,22 @@ def _point_alias(client: Any, alias: MilvusStore, generation: str) -> None:
 
 
 def open(config: dict[str, Any], manifest: dict[str, Any],
-         files: dict[str, tuple[Path, bytes | None]], passages: list[Passage], hint: str) -> MilvusStore:
-    """The collection of a checked index, its rows numbered like the passages' sentences."""
+         files: dict[str, tuple[Path, bytes | None]], passages: Sequence[Passage], hint: str) -> MilvusStore:
+    """The collection of a checked index, its rows numbered like the passages' sentences (by
+    the keys the build saved; an index from before they were saved hashes every passage)."""
     store = open_milvus(manifest, hint)
-    store.number_rows(sentence_keys(passages))
+    if "sentence_keys" not in files:
+        store.number_rows(sentence_keys(passages))
+        return store
+    path, raw = files["sentence_keys"]
+    try:
+        keys = np.load(io.BytesIO(raw) if raw is not None else path, mmap_mode=None if raw else "r",
+                       allow_pickle=False)
+    except ValueError:
+        keys = None
+    if keys is None or keys.dtype != np.int64 or keys.shape != (manifest["sentence_count"],):
+        raise IndexMismatchError(f"index file {path} does not hold one key per sentence: {hint}")
+    store.number_rows(keys)
     return store
 
 
