@@ -211,6 +211,33 @@ def test_incremental_builds_switch_generations(tmp_path, corpus_copy, milvus_at)
 
 
 @needs_milvus
+def test_a_retriever_on_the_previous_manifest_answers_until_the_build_after(tmp_path, corpus_copy,
+                                                                           milvus_at):
+    """What a `serve` started before a rebuild sees: its generation is kept by the next build,
+    so it answers as before; the build after drops it, and the question fails in one line that
+    says to restart (never a traceback, never rows of another build)."""
+    db, collection = milvus_at
+    idx = tmp_path / "index"
+
+    def build() -> None:
+        build_index(corpus_copy, idx, embedder=FakeEmbedder(), store="milvus", uri=db,
+                    collection=collection)
+
+    build()
+    running = Retriever.load(idx, embedder=FakeEmbedder())
+    before = running.answer("Combien de salariés compte Ampere ?").to_dict()
+    (corpus_copy / "second.txt").write_text("Une phrase de plus. Et une autre encore.", encoding="utf-8")
+    build()
+    assert running.answer("Combien de salariés compte Ampere ?").to_dict() == before
+    (corpus_copy / "second.txt").write_text("Une autre phrase. Et encore une.", encoding="utf-8")
+    build()
+    with pytest.raises(StoreUnavailableError, match="restart to load the new index"):
+        running.answer("Combien de salariés compte Ampere ?")
+    assert Retriever.load(idx, embedder=FakeEmbedder()).answer(
+        "Combien de salariés compte Ampere ?").to_dict()["answer"] == before["answer"]
+
+
+@needs_milvus
 def test_a_collection_that_disagrees_with_the_manifest_is_refused(tmp_path, corpus_copy, milvus_at):
     db, collection = milvus_at
     idx = tmp_path / "index"

@@ -108,6 +108,12 @@ def _muted(logger_name: str, level: int) -> Iterator[None]:
         logger.setLevel(before)
 
 
+def _masked(exc: BaseException) -> str:
+    """An exception's message without the token, should the library have echoed it."""
+    token = os.environ.get(TOKEN_ENV)
+    return str(exc).replace(token, "***") if token else str(exc)
+
+
 def _client(uri: str) -> Any:
     try:
         from pymilvus import MilvusClient
@@ -130,8 +136,7 @@ def _client(uri: str) -> Any:
         else:
             why = ("; if the server requires credentials, set $AMPERE_QA_MILVUS_TOKEN or --token"
                    if not token else "; check the server and the token")
-        message = str(exc).replace(token, "***") if token else str(exc)
-        raise StoreUnavailableError(f"cannot reach Milvus at {uri} ({message}){why}") from None
+        raise StoreUnavailableError(f"cannot reach Milvus at {uri} ({_masked(exc)}){why}") from None
 
 
 def normalize_uri(uri: str) -> str:
@@ -309,11 +314,21 @@ class MilvusStore:
         params: dict[str, Any] = {"metric_type": "IP"}
         if self.index_type() == "HNSW":
             params["params"] = {"ef": max(HNSW_EF, k)}
-        res = self.client.search(self.collection, [np.asarray(qv, np.float32).tolist()], limit=k,
-                                 output_fields=["id"], search_params=params,
-                                 consistency_level=FAST)[0]
+        try:
+            res = self.client.search(self.collection, [np.asarray(qv, np.float32).tolist()], limit=k,
+                                     output_fields=["id"], search_params=params,
+                                     consistency_level=FAST)[0]
+        except Exception as exc:
+            raise self._unavailable(exc) from None
         return (np.array([h["distance"] for h in res], np.float32),
                 np.array([h["id"] for h in res], np.int64))
+
+    def _unavailable(self, exc: Exception) -> StoreUnavailableError:
+        """A failed read, said in one line: the collection may be gone because a newer build
+        replaced it (a generation is kept one build longer, not forever)."""
+        return StoreUnavailableError(
+            f"cannot read Milvus collection {self.collection!r} at {self.uri} ({_masked(exc)}); "
+            f"if a newer build replaced it, restart to load the new index")
 
     def get_keys(self, ids: np.ndarray) -> np.ndarray:
         """Vectors of ``ids``, in that order (a missing id is an error). Read at the fast level,
@@ -323,8 +338,12 @@ class MilvusStore:
         todo = [int(i) for i in ids]
         for level in (FAST, EXACT):
             for a in range(0, len(todo), _BATCH):
-                for r in self.client.get(self.collection, ids=todo[a:a + _BATCH],
-                                         output_fields=["vector"], consistency_level=level):
+                try:
+                    got = self.client.get(self.collection, ids=todo[a:a + _BATCH],
+                                          output_fields=["vector"], consistency_level=level)
+                except Exception as exc:
+                    raise self._unavailable(exc) from None
+                for r in got:
                     found[int(r["id"])] = r["vector"]
             todo = [i for i in todo if i not in found]
             if not todo:
@@ -412,9 +431,8 @@ def after_commit(new: dict[str, Any] | None, previous: dict[str, Any] | None, in
         try:
             dropped += _tidy(config, new_m, prev_m, keep, index_id)
         except Exception as exc:
-            message = str(exc).replace(os.environ.get(TOKEN_ENV) or "\0", "***")
             log.warning("Milvus at %s was not tidied (%s); the next build will try again",
-                        config["uri"], message)
+                        config["uri"], _masked(exc))
     return dropped
 
 
