@@ -134,8 +134,10 @@ def write(index: Path, n: int) -> dict:
     t0 = time.perf_counter()
     with folder.build_lock(index):
         write_index(index, passages, vectors, described, set())
+    with open("/proc/self/status") as status:
+        peak = int(next(line.split()[1] for line in status if line.startswith("VmHWM")))
     return {"passages": n, "sentences": sentences, "generate_s": made,
-            "write_s": time.perf_counter() - t0}
+            "write_s": time.perf_counter() - t0, "peak_mb": peak // 1024}
 
 
 def old_style(index: Path, old: Path) -> None:
@@ -172,7 +174,7 @@ def main() -> None:
             built = write(index, args.passages)
             print(f"# wrote {built['passages']:,} passages, {built['sentences']:,} sentences: generated "
                   f"in {built['generate_s']:.0f} s, written (BM25 and passage table included) in "
-                  f"{built['write_s']:.0f} s", flush=True)
+                  f"{built['write_s']:.0f} s; this process's peak memory {built['peak_mb']:,} MB", flush=True)
         disk = sum(f.stat().st_size for f in index.iterdir() if f.is_file())
         saved = [child(index) for _ in range(args.runs)]
         old_style(index, tmp / "old")
