@@ -289,3 +289,16 @@ def test_rows_are_found_by_the_saved_keys(tmp_path, corpus_copy):
     vectors = data.store.get(np.arange(len(saved)))
     _, found = data.store.search(vectors[4], 1)
     assert found[0] == 4
+
+
+def test_moving_an_index_to_another_milvus_leaves_nothing_behind(tmp_path, corpus_copy):
+    """Like switching to FAISS: the generations this index wrote at the old URI are dropped
+    (a grace build only makes sense where the index still is)."""
+    from ampere_qa.stores import milvus
+
+    idx, first, second = tmp_path / "index", tmp_path / "first.db", tmp_path / "second.db"
+    built = build_index(corpus_copy, idx, store="milvus", uri=str(first), embedder=FakeEmbedder())
+    moved = build_index(corpus_copy, idx, uri=str(second), embedder=FakeEmbedder())
+    assert moved.deleted == built.sentences and moved.upserted == moved.sentences
+    assert not [n for n in _client(first).list_collections() if milvus.GENERATION.match(n)]
+    assert load_index(idx).store.uri == str(second.resolve())

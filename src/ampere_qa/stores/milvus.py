@@ -422,12 +422,14 @@ def after_commit(new: dict[str, Any] | None, previous: dict[str, Any] | None, in
     dropped = 0
     new_m = new if new and new.get("kind") == KIND else None
     prev_m = previous if previous and previous.get("kind") == KIND else None
-    keep = {str(c.get("generation")) for c in (new_m, prev_m) if c and c.get("generation")}
-    if not new_m:
-        keep = set()
+    same_uri = bool(new_m and prev_m and prev_m["uri"] == new_m["uri"])
     for config in [c for c in (new_m, prev_m) if c]:
-        if config is prev_m and new_m and prev_m["uri"] == new_m["uri"]:
+        if config is prev_m and same_uri:
             continue  # one pass per uri
+        # Kept: the new generation, and the previous one where the index still is (an index
+        # moved to FAISS or to another Milvus leaves nothing behind).
+        keep = {str(c["generation"]) for c in (new_m, prev_m if same_uri else None)
+                if c and c.get("generation") and config is new_m}
         try:
             dropped += _tidy(config, new_m, prev_m, keep, index_id)
         except Exception as exc:
