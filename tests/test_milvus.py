@@ -6,6 +6,7 @@ manifest refused, credentials kept out of every file and message. Needs the [mil
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import shutil
@@ -82,13 +83,27 @@ def _keys(idx: Path) -> set[int]:
     return {int(k) for k in keys}
 
 
+@functools.cache
+def _client_at(uri: str):
+    """One client per URI and token for the helpers below (a kill test polls many times a second)."""
+    from ampere_qa.stores.milvus import MilvusStore
+
+    return MilvusStore(uri, "x").client
+
+
 def _generations(uri: str, collection: str) -> list[str]:
     """The generations of ``collection`` at ``uri``, whoever wrote them."""
-    from ampere_qa.stores.milvus import GENERATION, MilvusStore
+    from ampere_qa.stores.milvus import GENERATION
 
-    client = MilvusStore(uri, collection).client
+    client = _client_at(uri) if "://" in uri else _fresh_client(uri)
     return sorted(n for n in client.list_collections()
                   if (m := GENERATION.match(n)) and m["alias"] == collection)
+
+
+def _fresh_client(uri: str):
+    from ampere_qa.stores.milvus import MilvusStore
+
+    return MilvusStore(uri, "x").client
 
 
 def _alias_target(uri: str, collection: str) -> str | None:

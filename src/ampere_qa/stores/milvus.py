@@ -450,8 +450,9 @@ def _tidy(config: dict[str, Any], new: dict[str, Any] | None, previous: dict[str
             return 0
         for alias in client.list_aliases(store.collection).get("aliases", []):
             client.drop_alias(alias)  # an alias of a dropped collection would dangle
-        store.load()
-        rows = store.count()
+        # Counted from the stats, not a query: a generation whose build was killed between
+        # creating it and indexing it cannot be loaded, and must go all the same.
+        rows = int(client.get_collection_stats(store.collection).get("row_count", 0))
         store.drop()
         return rows
 
@@ -462,11 +463,17 @@ def _tidy(config: dict[str, Any], new: dict[str, Any] | None, previous: dict[str
         dropped += drop(at(str(previous.get("collection", DEFAULT_COLLECTION))))
     if new and new["uri"] == config["uri"]:
         _point_alias(client, at(new["collection"]), str(new["generation"]))
+    failed: list[str] = []
     for name in client.list_collections():
         if GENERATION.match(name) and name not in keep:
-            props = at(name).properties()
-            if props.get(OWNER_PROPERTY) == OWNER and props.get(INDEX_PROPERTY) == index_id:
-                dropped += drop(at(name))
+            try:  # one that fails does not keep the others
+                props = at(name).properties()
+                if props.get(OWNER_PROPERTY) == OWNER and props.get(INDEX_PROPERTY) == index_id:
+                    dropped += drop(at(name))
+            except Exception as exc:
+                failed.append(f"{name}: {_masked(exc)}")
+    if failed:
+        raise StoreUnavailableError(f"{len(failed)} generation(s) not dropped ({'; '.join(failed)})")
     return dropped
 
 
