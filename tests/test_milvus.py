@@ -253,6 +253,29 @@ def test_a_retriever_on_the_previous_manifest_answers_until_the_build_after(tmp_
 
 
 @needs_milvus
+def test_a_generation_killed_before_it_was_indexed_is_dropped(tmp_path, corpus_copy, milvus_at):
+    """A build killed between creating its generation and indexing it leaves a collection the
+    server cannot load ("index not found"): the next build drops it all the same."""
+    from pymilvus import DataType, MilvusClient
+
+    from ampere_qa.stores import milvus
+
+    uri, collection = milvus_at
+    idx = tmp_path / "index"
+    build_index(corpus_copy, idx, store="milvus", uri=uri, collection=collection, embedder=FakeEmbedder())
+    client = _fresh_client(uri)
+    schema = MilvusClient.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=FakeEmbedder.dimension)
+    orphan = f"{collection}__g0123456789ab"
+    client.create_collection(orphan, schema=schema, properties={
+        milvus.OWNER_PROPERTY: milvus.OWNER, milvus.INDEX_PROPERTY: str(idx.resolve())})
+    (corpus_copy / "extra.txt").write_text("Une phrase de plus. Et une autre encore.", encoding="utf-8")
+    build_index(corpus_copy, idx, embedder=FakeEmbedder())
+    assert orphan not in _generations(uri, collection)
+
+
+@needs_milvus
 def test_a_collection_that_disagrees_with_the_manifest_is_refused(tmp_path, corpus_copy, milvus_at):
     db, collection = milvus_at
     idx = tmp_path / "index"

@@ -303,23 +303,3 @@ def test_moving_an_index_to_another_milvus_leaves_nothing_behind(tmp_path, corpu
     assert not [n for n in _client(first).list_collections() if milvus.GENERATION.match(n)]
     assert load_index(idx).store.uri == str(second.resolve())
 
-
-def test_a_generation_killed_before_it_was_indexed_is_dropped(tmp_path, corpus_copy):
-    """A build killed between creating its generation and indexing it leaves a collection that
-    cannot be loaded: the next build drops it all the same (its rows counted from the stats)."""
-    from pymilvus import DataType, MilvusClient
-
-    from ampere_qa.stores import milvus
-
-    db, idx = tmp_path / "x.db", tmp_path / "index"
-    build_index(corpus_copy, idx, store="milvus", uri=str(db), embedder=FakeEmbedder())
-    client = _client(db)
-    schema = MilvusClient.create_schema(auto_id=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=FakeEmbedder.dimension)
-    orphan = "ampere_qa__g0123456789ab"
-    client.create_collection(orphan, schema=schema, properties={
-        milvus.OWNER_PROPERTY: milvus.OWNER, milvus.INDEX_PROPERTY: str(idx.resolve())})
-    (corpus_copy / "extra.txt").write_text("Une phrase de plus. Et une autre encore.", encoding="utf-8")
-    build_index(corpus_copy, idx, embedder=FakeEmbedder())
-    assert orphan not in _client(db).list_collections()
