@@ -30,7 +30,6 @@ load reads nothing in proportion to the archive but the BM25 vocabulary.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import stat
@@ -56,8 +55,7 @@ from .manifest import (
 )
 from .passage_file import PassageFile, encode, table_problem
 from .stores import VectorStore
-from .stores.base import build_meta, npy_bytes
-from .stores.faiss_format import LayoutError
+from .stores.base import build_meta, load_npy, npy_bytes
 from .types import Passage
 from .version import __version__
 
@@ -282,27 +280,6 @@ def check_files(index_dir: Path, manifest: dict[str, Any]) -> None:
                                      f"{st.st_size}, manifest says {entry['bytes']}): {hint}")
 
 
-def _load_npy(path: Path, raw: bytes | None, kind: tuple[str, int] = ("f", 2)) -> np.ndarray:
-    """An array of the expected kind (float32 matrix by default; else a dtype kind and a number
-    of dimensions), its header checked against the file's size before any allocation."""
-    fh: Any = io.BytesIO(raw) if raw is not None else path.open("rb")
-    with fh:
-        fmt = np.lib.format
-        read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(
-            fmt.read_magic(fh))
-        if read_header is None:
-            raise LayoutError(f"{path.name}: unknown .npy version")
-        shape, fortran, dtype = read_header(fh)
-        size = len(raw) if raw is not None else os.fstat(fh.fileno()).st_size
-        wrong = dtype != np.float32 if kind == ("f", 2) else dtype.kind != kind[0] or dtype.hasobject
-        if wrong or len(shape) != kind[1] or fortran or \
-                fh.tell() + int(np.prod(shape)) * dtype.itemsize != size:
-            raise LayoutError(f"{path.name}: {dtype} array shaped {shape} in {size} bytes")
-    if raw is not None:
-        return np.load(io.BytesIO(raw), allow_pickle=False)
-    return np.load(path, mmap_mode="r", allow_pickle=False)
-
-
 def load_index(index_dir: Path | str) -> IndexData:
     """Read and cross-check every file against the manifest before FAISS sees any of them.
 
@@ -347,11 +324,11 @@ def _load_index(index_dir: Path) -> IndexData:
     lexical = None
     passages: Sequence[Passage]
     try:
-        arrays = {role: _load_npy(*checked[role]) for role in ARRAYS}
+        arrays = {role: load_npy(*checked[role]) for role in ARRAYS}
         if lazy:
             passages = _passage_file(checked, manifest)
-            saved = {role: _load_npy(*checked[role], kind=_ARRAY_KINDS[role]) for role in SAVED_ARRAYS}
             if manifest.get("lexical", {}).get("analyzer_version") == ANALYZER_VERSION:
+                saved = {role: load_npy(*checked[role], kind=_ARRAY_KINDS[role]) for role in SAVED_ARRAYS}
                 path, raw = checked["lexical_vocab"]
                 vocabulary = json.loads(raw if raw is not None else path.read_bytes())
                 if not isinstance(vocabulary, list) or not all(isinstance(v, str) for v in vocabulary):
@@ -376,7 +353,7 @@ def _passage_file(checked: dict[str, tuple[Path, bytes | None]], manifest: dict[
     """The passages, to be parsed on demand, once their table fits the file and the manifest;
     the first and last are parsed now, so that a broken file is refused at load."""
     path, raw = checked["passages"]
-    table = _load_npy(*checked["passage_index"], kind=_ARRAY_KINDS["passage_index"])
+    table = load_npy(*checked["passage_index"], kind=_ARRAY_KINDS["passage_index"])
     problem = table_problem(np.asarray(table), manifest["files"]["passages"]["bytes"],
                             manifest["passage_count"], manifest["sentence_count"])
     if problem:

@@ -103,7 +103,6 @@ class LexicalIndex:
                                  "indptr": arrays["lexical_indptr"], "num_docs": self.size}
             self._bm25.vocab_dict = {**vocab, "": len(vocab)}
             self._bm25.nonoccurrence_array = None  # what index() sets for the default method
-        self._vocab = vocab
         # In how many passages each stem occurs: rare stems are what a question is about.
         self.frequency: Mapping[str, int] = DocFrequency(vocab, self._bm25.scores["indptr"])
 

@@ -17,10 +17,14 @@ finds it. No caller branches on the backend.
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from .faiss_format import LayoutError
 
 
 class VectorStore(Protocol):
@@ -79,3 +83,25 @@ def npy_bytes(array: np.ndarray) -> memoryview:
     npy = io.BytesIO()
     np.save(npy, np.ascontiguousarray(array))
     return npy.getbuffer().cast("B")
+
+
+def load_npy(path: Path, raw: bytes | None, kind: tuple[str, int] = ("f", 2)) -> np.ndarray:
+    """A data file's array (``raw``: its bytes, when it was read whole; else memory-mapped) of
+    the expected kind (a float32 matrix by default; else a dtype kind and a number of
+    dimensions), its header checked against the file's size before any allocation."""
+    fh: Any = io.BytesIO(raw) if raw is not None else path.open("rb")
+    with fh:
+        fmt = np.lib.format
+        read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(
+            fmt.read_magic(fh))
+        if read_header is None:
+            raise LayoutError(f"{path.name}: unknown .npy version")
+        shape, fortran, dtype = read_header(fh)
+        size = len(raw) if raw is not None else os.fstat(fh.fileno()).st_size
+        wrong = dtype != np.float32 if kind == ("f", 2) else dtype.kind != kind[0] or dtype.hasobject
+        if wrong or len(shape) != kind[1] or fortran or \
+                fh.tell() + int(np.prod(shape)) * dtype.itemsize != size:
+            raise LayoutError(f"{path.name}: {dtype} array shaped {shape} in {size} bytes")
+    if raw is not None:
+        return np.load(io.BytesIO(raw), allow_pickle=False)
+    return np.load(path, mmap_mode="r", allow_pickle=False)

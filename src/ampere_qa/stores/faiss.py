@@ -10,7 +10,6 @@ of a few hundred thousand rows builds in well under a second), so ``upsert`` onl
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 
 from ..errors import IndexMismatchError
 from ..types import Passage
-from .base import Written, npy_bytes
+from .base import Written, load_npy, npy_bytes
 from .faiss_format import check_layout, row_offsets
 
 KIND = "faiss"
@@ -175,8 +174,7 @@ def _mapped_ivf(path: Path, offsets_file: tuple[Path, bytes | None], manifest: d
     import mmap
 
     offsets_path, raw = offsets_file
-    offsets = np.load(io.BytesIO(raw) if raw is not None else offsets_path,
-                      mmap_mode=None if raw is not None else "r", allow_pickle=False)
+    offsets = load_npy(offsets_path, raw, kind=("i", 1))
     dim, n = manifest["dimension"], manifest["sentence_count"]
     with path.open("rb") as fh:
         data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import logging
 import os
@@ -54,7 +53,7 @@ import numpy as np
 
 from ..errors import BadInputError, IndexMismatchError, StoreUnavailableError
 from ..types import Passage
-from .base import Written, build_meta, npy_bytes
+from .base import Written, build_meta, load_npy, npy_bytes
 from .faiss import EXACT_MAX_VECTORS
 
 KIND = "milvus"
@@ -503,9 +502,8 @@ def open(config: dict[str, Any], manifest: dict[str, Any],
         return store
     path, raw = files["sentence_keys"]
     try:
-        keys = np.load(io.BytesIO(raw) if raw is not None else path, mmap_mode=None if raw else "r",
-                       allow_pickle=False)
-    except ValueError:
+        keys = load_npy(path, raw, kind=("i", 1))
+    except ValueError:  # LayoutError included
         keys = None
     if keys is None or keys.dtype != np.int64 or keys.shape != (manifest["sentence_count"],):
         raise IndexMismatchError(f"index file {path} does not hold one key per sentence: {hint}")
