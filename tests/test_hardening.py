@@ -122,24 +122,37 @@ def grown_corpus(dst: Path) -> Path:
 
 # Each kill point: (when to send SIGKILL, given seconds since start, stderr so far and the names
 # that appeared in the index folder). Data files are written in the order passages, sentences,
-# passage_vectors, leave_one_out, background (skipped when identical), then the manifest.
+# passage_vectors, the other arrays and the lazy-loading tables (each skipped when identical),
+# then the manifest.
 KILL_POINTS: dict[str, Callable[[float, str, set[str]], bool]] = {
     "loading the model": lambda t, err, new: t > 1.0,
     "embedding": lambda t, err, new: re.search(r"embedding:\s+\d+%\|[^|]*\| [1-9]\d*/\d+", err) is not None,
     "writing the first data file": lambda t, err, new: bool(new),
     "writing the third data file": lambda t, err, new: any("passage_vectors" in n for n in new),
 }
+# A write-phase point also stalls the build once that data file is in place (stalled_build.py),
+# so a poll that comes late still kills it before the manifest is committed.
+STALL_AFTER = {"writing the first data file": "passages.",
+               "writing the third data file": "passage_vectors."}
+STALLED_BUILD = Path(__file__).with_name("stalled_build.py")
 
 
 def kill_build_when(corpus: Path, idx: Path, when: Callable[[float, str, set[str]], bool],
                     log: Path, model_cache: Path, timeout: float = 300,
-                    env: dict[str, str] | None = None) -> bool:
-    """Start ``ampere-qa build`` and SIGKILL it once ``when`` holds; False if it finished first."""
+                    env: dict[str, str] | None = None, stall_after: str | None = None) -> bool:
+    """Start ``ampere-qa build`` and SIGKILL it once ``when`` holds; False if it finished first.
+
+    With ``stall_after``, the build sleeps once a data file whose name contains it is in place.
+    """
+    from .stalled_build import STALL_ENV
+
     before = set(os.listdir(idx))
+    stall = {STALL_ENV: stall_after} if stall_after else {}
     with log.open("w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ampere_qa", "build", "--corpus", str(corpus), "--index", str(idx)],
-            cwd=ROOT, env={**_env(model_cache), **(env or {})}, stdout=subprocess.DEVNULL, stderr=err)
+            [sys.executable, str(STALLED_BUILD), "build", "--corpus", str(corpus), "--index", str(idx)],
+            cwd=ROOT, env={**_env(model_cache), **(env or {}), **stall},
+            stdout=subprocess.DEVNULL, stderr=err)
     t0 = time.monotonic()
     try:
         while proc.poll() is None:
@@ -164,9 +177,10 @@ def test_a_build_killed_leaves_the_previous_index_answering(point, tmp_path, mod
     corpus = grown_corpus(tmp_path / "corpus")
     manifest_before = (idx / "manifest.json").read_bytes()
     answer_before = _answer(idx, real_embedder)
-    # The write-phase points race a fast writer: on the rare miss, try again.
+    # A build that finished before its kill point was seen is tried again.
     for _attempt in range(3):
-        if kill_build_when(corpus, idx, KILL_POINTS[point], tmp_path / "build.log", model_cache):
+        if kill_build_when(corpus, idx, KILL_POINTS[point], tmp_path / "build.log", model_cache,
+                           stall_after=STALL_AFTER.get(point)):
             break
         shutil.rmtree(idx)
         copy_index(idx)

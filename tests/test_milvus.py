@@ -420,13 +420,13 @@ def test_a_build_killed_leaves_the_previous_milvus_index_answering(point, tmp_pa
     answers as before, and the next build drops what the killed one left."""
     from ampere_qa.stores.milvus import TOKEN_ENV
 
-    from .test_hardening import ASK, KILL_POINTS, grown_corpus, kill_build_when
+    from .test_hardening import ASK, KILL_POINTS, STALL_AFTER, grown_corpus, kill_build_when
 
     uri, token = milvus_server
     monkeypatch.setenv(TOKEN_ENV, token)
     collection, idx = f"t_{uuid.uuid4().hex[:12]}", tmp_path / "index"
     corpus = grown_corpus(tmp_path / "corpus")
-    for _attempt in range(3):  # the write-phase points race a fast writer: on a miss, again
+    for _attempt in range(3):  # a build that finished before its point was seen: again
         shutil.rmtree(idx, ignore_errors=True)
         shutil.copytree(INDEX, idx)  # its vectors are reused: nothing to embed
         build_index(ROOT / "corpus", idx, embedder=real_embedder, store="milvus", uri=uri,
@@ -437,8 +437,11 @@ def test_a_build_killed_leaves_the_previous_milvus_index_answering(point, tmp_pa
         before = set(_generations(uri, collection))
         when = KILL_POINTS.get(point) or (
             lambda t, err, new, before=before: len(set(_generations(uri, collection)) - before) > 0)
+        # The generation is written before any data file: a poll that misses it still kills
+        # the build before its manifest, once the passages file is in place.
+        stall = STALL_AFTER.get(point, "passages." if point not in KILL_POINTS else None)
         if kill_build_when(corpus, idx, when, tmp_path / "build.log", model_cache,
-                           env={TOKEN_ENV: token}):
+                           env={TOKEN_ENV: token}, stall_after=stall):
             break
     else:
         pytest.fail(f"never killed the build while {point}")
