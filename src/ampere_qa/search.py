@@ -196,10 +196,10 @@ class Retriever:
         picks: list[tuple[Hit, tuple[int, int]]] = []
         shorts: list[tuple[Hit, tuple[int, int]]] = []
         for intent in intents:
-            part_terms = terms
+            part_terms, part_qv = terms, qv
             if len(intents) > 1:  # each part chooses its sentence by its own meaning and words
-                part_terms = self.lexical.terms(intent.text)
-                candidates = self._candidates(self._embed(intent.text), hits)
+                part_terms, part_qv = self.lexical.terms(intent.text), self._embed(intent.text)
+                candidates = self._candidates(part_qv, hits)
             for concept in answerability.asked_concepts(intent.text, intent.expected, intent.yes_no):
                 if not answerability.gives(concept, (c.sentence for c in candidates)):
                     label = concept.fr if lang.reply == "fr" else concept.en
@@ -211,6 +211,8 @@ class Retriever:
                     return answers.not_found(text, lang.code, lang.reply, "not_given",
                                              concept_label=answers.count_label(lang.reply, counted))
             best = self._best_sentence(candidates, intent, part_terms)
+            if intent.expected and best.short is not None:
+                best = self._with_key_word(best, part_qv, hits, intent, part_terms)
             if intent.expected and best.short is None:
                 return answers.not_found(text, lang.code, lang.reply, "no_answer",
                                          what=intent.expected, subject=subject)
@@ -226,7 +228,8 @@ class Retriever:
         see_also = [h for h in hits if h.score >= hits[0].score - SEE_ALSO_MARGIN]
         return answers.compose(text, lang.code, lang.reply, picks, shorts, see_also)
 
-    def _candidates(self, qv: np.ndarray, hits: list[Hit]) -> list[_Candidate]:
+    def _candidates(self, qv: np.ndarray, hits: list[Hit],
+                    margin: float = CANDIDATE_MARGIN) -> list[_Candidate]:
         """The sentences of the passages close to the best one, with what each contributes.
 
         A sentence's contribution is the passage's similarity minus that of the passage without
@@ -237,7 +240,7 @@ class Retriever:
         0.82 -> 0.87 English when tuned).
         """
         vecs = self.data.vectors
-        close = [h for h in hits if h.score >= hits[0].score - CANDIDATE_MARGIN]
+        close = [h for h in hits if h.score >= hits[0].score - margin]
         rows = [self._row[h.passage_id] for h in close]
         starts = [int(self.data.sentence_start[pi]) for pi in rows]
         counts = [len(self.data.passages[pi].sentences) for pi in rows]
@@ -290,6 +293,24 @@ class Retriever:
             _, c, short, _ = ranked[0]
         absolute = None if short is None else (c.span[0] + short[0], c.span[0] + short[1])
         return _Choice(c.hit, c.span, absolute)
+
+    def _with_key_word(self, best: _Choice, qv: np.ndarray, hits: list[Hit],
+                       intent: understand.Intent, terms: list[Term]) -> _Choice:
+        """``best``, unless its sentence lacks the question's rarest word and a passage cited
+        as "see also" holds an answer of the type asked in a sentence with that word: "Who
+        leads Ampere?" is not answered by models listed beside "Ampere" alone."""
+        if not terms:
+            return best
+        key = max(terms, key=self._weight)
+
+        def holds(choice: _Choice) -> bool:
+            stems = set(self.lexical.analyze(choice.hit.text[choice.span[0]:choice.span[1]]))
+            return any(o and set(o) <= stems for o in key.options)
+
+        if holds(best):
+            return best
+        wider = self._best_sentence(self._candidates(qv, hits, SEE_ALSO_MARGIN), intent, terms)
+        return wider if wider.short is not None and holds(wider) else best
 
     def _weight(self, term: Term) -> float:
         """Inverse passage frequency of a term's best-known form: rare words are what a question
