@@ -7,6 +7,7 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,14 +24,23 @@ def write_atomic(path: Path, data: bytes | memoryview, prefix: str = ".") -> Non
     The temporary file is named ``{prefix}{name}.XXXX.tmp``: a folder shared with the user
     gets a prefix that marks it as ours, so a killed write can be cleaned up by name.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from other users
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    with temp_file(path.parent, f"{prefix}{path.name}") as (fh, tmp):
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
         os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def temp_file(folder: Path, stem: str) -> Iterator[tuple[BinaryIO, str]]:
+    """A new file ``{stem}.XXXX.tmp`` in ``folder``, open for writing, readable by others as
+    the umask allows (mkstemp's 0600 would hide it); removed if the block fails, and left for
+    the block to rename otherwise."""
+    fd, tmp = tempfile.mkstemp(prefix=f"{stem}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
+            yield fh, tmp
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -37,12 +37,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from . import folder, stores
-from .atomic import NotRegularFile, fsync_dir, open_regular, write_atomic
+from .atomic import NotRegularFile, fsync_dir, open_regular, temp_file, write_atomic
 from .errors import BadInputError, IndexMismatchError
 from .lexical import ANALYZER_VERSION, SAVED_ARRAYS, LexicalIndex
 from .manifest import (
@@ -55,7 +55,7 @@ from .manifest import (
 )
 from .passage_file import PassageFile, encode, table_problem
 from .stores import VectorStore
-from .stores.base import build_meta, load_npy, npy_bytes
+from .stores.base import FileContent, build_meta, load_npy
 from .types import Passage
 from .version import __version__
 
@@ -111,26 +111,82 @@ def _ends_sha256(size: int, head: bytes | memoryview, tail: bytes | memoryview) 
     return h.hexdigest()
 
 
-def _arrays(vectors: Vectors) -> dict[str, memoryview]:
-    """The ``.npy`` bytes of the vectors kept in the index folder whatever the store."""
-    return {role: npy_bytes(np.asarray(getattr(vectors, role), dtype=np.float32)) for role in ARRAYS}
-
-
-def _lazy_files(passages: list[Passage], table: np.ndarray) -> dict[str, memoryview]:
+def _lazy_files(passages: list[Passage], table: np.ndarray) -> dict[str, FileContent]:
     """The passage table and the BM25 index, built once here instead of at every load."""
     arrays, vocabulary = LexicalIndex([p.indexed_text for p in passages]).saved()
-    vocab = json.dumps(vocabulary, ensure_ascii=False).encode()
-    return {"passage_index": npy_bytes(table), **{role: npy_bytes(a) for role, a in arrays.items()},
-            "lexical_vocab": memoryview(vocab).cast("B")}
+    return {"passage_index": table, **arrays,
+            "lexical_vocab": json.dumps(vocabulary, ensure_ascii=False).encode()}
 
 
-def _file_entry(role: str, view: memoryview) -> dict[str, Any]:
-    digest = _sha256(view)
+class _HashingFile:
+    """A write-only file that hashes what goes through it."""
+
+    def __init__(self, fh: BinaryIO):
+        self.fh, self.sha, self.size = fh, hashlib.sha256(), 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        view = memoryview(data).cast("B")
+        self.sha.update(view)
+        self.fh.write(view)
+        self.size += len(view)
+        return len(view)
+
+
+class _DataFiles:
+    """A build's data files, written one at a time: each goes through a temporary file and
+    takes its name from its hash once written, so no file's bytes wait in memory for the
+    others' (a copy of every file at once was most of a million-passage build's peak).
+
+    A file already there under its name, intact, is kept as it is. Each file is added to the
+    build journal before it is renamed into place, so a killed build's files are removed by the
+    next build (folder.finish); a build that fails removes them itself (``undo``).
+    """
+
+    def __init__(self, index_dir: Path, previous: set[str]):
+        self.index_dir, self.previous = index_dir, previous
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.created: list[str] = []
+
+    def write(self, role: str, content: FileContent) -> None:
+        with temp_file(self.index_dir, f"{folder.TEMP_PREFIX}{role}") as (fh, tmp):
+            sink = _HashingFile(fh)
+            if isinstance(content, np.ndarray):  # np.save writes it 16 MB at a time, no whole copy
+                np.save(sink, np.ascontiguousarray(content))
+            elif callable(content):
+                content(sink, {r: self.index_dir / e["name"] for r, e in self.entries.items()})
+            else:
+                sink.write(content)
+            fh.flush()
+            entry = _file_entry(role, sink, tmp)
+            path = self.index_dir / entry["name"]
+            if _intact(self.index_dir, entry):  # same name, same content: kept as it is
+                os.unlink(tmp)
+            elif path.exists() and entry["name"] not in self.previous:
+                # a file of that name ampere-qa cannot prove it wrote: never overwrite it
+                raise BadInputError(f"{path} is in the way and was not written by ampere-qa: "
+                                    "move it elsewhere, or build into another folder")
+            else:
+                os.fsync(fh.fileno())
+                self.created.append(entry["name"])
+                folder.begin(self.index_dir, created=self.created, superseded=sorted(self.previous))
+                os.replace(tmp, path)
+        self.entries[role] = entry
+
+    def undo(self) -> None:
+        """Remove the files this build put in place; the previous build's stay."""
+        if self.created:
+            folder.finish(self.index_dir, keep=self.previous)
+
+
+def _file_entry(role: str, sink: _HashingFile, tmp: str) -> dict[str, Any]:
+    digest = sink.sha.hexdigest()
     entry: dict[str, Any] = {"name": f"{role}.{digest[:12]}.{EXTENSIONS[role]}", "sha256": digest,
-                             "bytes": len(view)}
-    if len(view) > FULL_HASH_MAX_BYTES:
-        entry["sample_sha256"] = _ends_sha256(len(view), view[:SAMPLE_BYTES],
-                                              view[len(view) - SAMPLE_BYTES:])
+                             "bytes": sink.size}
+    if sink.size > FULL_HASH_MAX_BYTES:
+        with open(tmp, "rb") as fh:
+            head = fh.read(SAMPLE_BYTES)
+            fh.seek(sink.size - SAMPLE_BYTES)
+            entry["sample_sha256"] = _ends_sha256(sink.size, head, fh.read(SAMPLE_BYTES))
     return entry
 
 
@@ -158,8 +214,6 @@ def write_index(
     written and removed.
     """
     lines, table = encode(passages)
-    blobs = {"passages": memoryview(lines).cast("B")}
-    del lines
     head = {
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
@@ -172,17 +226,25 @@ def write_index(
         "metric": "inner_product",
         "lexical": {"analyzer_version": ANALYZER_VERSION},
     }
-    meta = build_meta(head, _sha256(blobs["passages"]))
+    meta = build_meta(head, _sha256(lines))
     index_id = str(index_dir.resolve())
     written = stores.backend(stores.kind_of(store)).write(
         store, passages, vectors.sentences, meta,
         {**(options or {}), "previous_store": previous_store, "index_id": index_id})
-    blobs.update(written.files)
-    blobs.update(_arrays(vectors))
-    blobs.update(_lazy_files(passages, table))
-    files = {role: _file_entry(role, view) for role, view in blobs.items()}
-    _write_files(index_dir, files, blobs, previous)
-    del blobs
+    data = _DataFiles(index_dir, previous)
+    try:  # in the order the kill tests name: passages, sentences, passage_vectors, ...
+        data.write("passages", lines)
+        del lines
+        for role in list(written.files):
+            data.write(role, written.files.pop(role))  # popped: the serialised index goes now
+        for role in ARRAYS:
+            data.write(role, np.asarray(getattr(vectors, role), dtype=np.float32))
+        for role, content in _lazy_files(passages, table).items():
+            data.write(role, content)
+    except BaseException:
+        data.undo()
+        raise
+    files = data.entries
     manifest = {**head, **written.manifest, "files": files}
     fsync_dir(index_dir)
     write_atomic(index_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode(),
@@ -192,22 +254,6 @@ def write_index(
     removed = sum(stores.backend(kind).after_commit(manifest.get("store"), previous_store, index_id)
                   for kind in sorted({stores.kind_of(store), stores.kind_of(previous_store)}))
     return {**manifest, "store_changes": {"upserted": written.upserted, "deleted": removed}}
-
-
-def _write_files(index_dir: Path, files: dict[str, dict[str, Any]], blobs: dict[str, memoryview],
-                 previous: set[str]) -> None:
-    """Write the data files not already there intact, after recording them in the journal."""
-    new = {f["name"] for f in files.values()}
-    todo = [role for role, f in files.items() if not _intact(index_dir, f)]
-    in_the_way = [files[r]["name"] for r in todo
-                  if (index_dir / files[r]["name"]).exists() and files[r]["name"] not in previous]
-    if in_the_way:  # a file of that name ampere-qa cannot prove it wrote: never overwrite it
-        raise BadInputError(f"{index_dir / in_the_way[0]} is in the way and was not written by "
-                            "ampere-qa: move it elsewhere, or build into another folder")
-    folder.begin(index_dir, created=[files[r]["name"] for r in todo],
-                 superseded=sorted(previous - new))
-    for role in todo:  # same name, same content: an intact file is kept as it is
-        write_atomic(index_dir / files[role]["name"], blobs[role], prefix=folder.TEMP_PREFIX)
 
 
 def _data_path(index_dir: Path, role: str, entry: dict[str, Any], hint: str) -> Path:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,13 +55,19 @@ class VectorStore(Protocol):
         ...
 
 
+# A data file's content: its bytes, an array (saved as ``.npy``), or a function that writes it
+# into a file-like ``sink`` given the paths of the data files written before it (so a big file
+# goes to disk as it is produced, never whole in memory).
+FileContent = bytes | memoryview | np.ndarray | Callable[[Any, Mapping[str, Path]], None]
+
+
 @dataclass
 class Written:
     """What a backend's ``write`` did: data files for the index folder (by role), entries for
     the manifest, and the rows it really wrote (for the build report; rows removed are counted
     by ``after_commit``)."""
 
-    files: dict[str, memoryview] = field(default_factory=dict)
+    files: dict[str, FileContent] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
     upserted: int = 0
     deleted: int = 0
@@ -76,13 +83,6 @@ def build_meta(manifest: dict[str, Any], passages_sha256: str) -> dict[str, Any]
         "dimension": manifest["dimension"],
         "sentence_count": manifest["sentence_count"],
     }
-
-
-def npy_bytes(array: np.ndarray) -> memoryview:
-    """An array as the bytes of a ``.npy`` file (what the index folder keeps)."""
-    npy = io.BytesIO()
-    np.save(npy, np.ascontiguousarray(array))
-    return npy.getbuffer().cast("B")
 
 
 def load_npy(path: Path, raw: bytes | None, kind: tuple[str, int] = ("f", 2)) -> np.ndarray:

@@ -10,7 +10,8 @@ of a few hundred thousand rows builds in well under a second), so ``upsert`` onl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import mmap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from ..errors import IndexMismatchError
 from ..types import Passage
-from .base import Written, load_npy, npy_bytes
+from .base import FileContent, Written, load_npy
 from .faiss_format import check_layout, row_offsets
 
 KIND = "faiss"
@@ -142,10 +143,19 @@ def write(config: dict[str, Any] | None, passages: list[Passage], vectors: np.nd
     import faiss
 
     index, info = make_faiss(np.ascontiguousarray(vectors, np.float32), options.get("faiss_kind"))
-    data = faiss.serialize_index(index).data
-    files = {"sentences": data}
+    dim = int(vectors.shape[1])
+
+    def save(sink: Any, written: Mapping[str, Path]) -> None:  # streamed: no serialised copy
+        faiss.write_index(index, faiss.PyCallbackIOWriter(sink.write))  # type: ignore[attr-defined]
+
+    def offsets(sink: Any, written: Mapping[str, Path]) -> None:  # walked in the written file
+        with Path(written["sentences"]).open("rb") as fh:
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        np.save(sink, row_offsets(memoryview(mapped), dim))
+
+    files: dict[str, FileContent] = {"sentences": save}
     if info["faiss_index"] == "IndexIVFFlat":
-        files["sentence_offsets"] = npy_bytes(row_offsets(data, int(vectors.shape[1])))
+        files["sentence_offsets"] = offsets
     return Written(files=files, manifest=info)
 
 

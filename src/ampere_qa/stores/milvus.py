@@ -53,7 +53,7 @@ import numpy as np
 
 from ..errors import BadInputError, IndexMismatchError, StoreUnavailableError
 from ..types import Passage
-from .base import Written, build_meta, load_npy, npy_bytes
+from .base import FileContent, Written, build_meta, load_npy
 from .faiss import EXACT_MAX_VECTORS
 
 KIND = "milvus"
@@ -401,7 +401,7 @@ def write(config: dict[str, Any], passages: list[Passage], vectors: np.ndarray,
     else a new one (see the module docstring). The manifest records which."""
     previous = options.get("previous_store") or {}
     keys = sentence_keys(passages)
-    files = {"sentence_keys": npy_bytes(keys)}
+    files: dict[str, FileContent] = {"sentence_keys": keys}
     if _reusable(config, previous, meta):
         return Written(files=files, manifest={"store": {**config, "generation": previous["generation"]}})
     generation = write_generation(config, keys, vectors, meta, str(options.get("index_id", "")))
