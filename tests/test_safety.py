@@ -74,10 +74,13 @@ def test_force_builds_beside_other_files_and_never_removes_them(tmp_path, corpus
         f["name"] for f in second["files"].values()}
 
 
-def test_a_file_in_the_way_of_a_data_file_is_not_overwritten(tmp_path, corpus_copy):
+@pytest.mark.parametrize("role", ["passages", "passage_vectors"])  # the first and third written
+def test_a_file_in_the_way_of_a_data_file_is_not_overwritten(tmp_path, corpus_copy, role):
+    """The user's file is untouched; the data files the build wrote before it are removed,
+    and no journal or temporary file is left."""
     idx = tmp_path / "index"
     build_index(corpus_copy, idx, embedder=FakeEmbedder())
-    name = read_manifest(idx)["files"]["passages"]["name"]
+    name = read_manifest(idx)["files"][role]["name"]
     # Another folder holding a user's file under exactly the name the build wants to write.
     other = tmp_path / "other"
     other.mkdir()
@@ -85,6 +88,7 @@ def test_a_file_in_the_way_of_a_data_file_is_not_overwritten(tmp_path, corpus_co
     with pytest.raises(BadInputError, match="in the way"):
         build_index(corpus_copy, other, embedder=FakeEmbedder(), force=True)
     assert (other / name).read_bytes() == b"not ours"
+    assert sorted(p.name for p in other.iterdir()) == sorted([name, ".ampere-qa.lock"])
 
 
 def test_a_build_killed_after_writing_data_files_is_cleaned_up_by_the_next(tmp_path, corpus_copy,
