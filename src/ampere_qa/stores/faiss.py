@@ -136,7 +136,8 @@ def check_writable(config: dict[str, Any] | None) -> None:
 
 def write(config: dict[str, Any] | None, passages: list[Passage], vectors: np.ndarray,
           meta: dict[str, Any], options: dict[str, Any]) -> Written:
-    """The serialised index, to be written as the ``sentences`` data file.
+    """The index, written into the ``sentences`` data file when its turn comes (and for IVF,
+    its row offsets, walked in that file once written).
 
     ``options["faiss_kind"]`` forces ``IndexFlatIP`` or ``IndexIVFFlat`` (default: by size).
     """
