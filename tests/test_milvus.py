@@ -437,9 +437,9 @@ def test_a_build_killed_leaves_the_previous_milvus_index_answering(point, tmp_pa
         before = set(_generations(uri, collection))
         when = KILL_POINTS.get(point) or (
             lambda t, err, new, before=before: len(set(_generations(uri, collection)) - before) > 0)
-        # The generation is written before any data file: a poll that misses it still kills
-        # the build before its manifest, once the passages file is in place.
-        stall = STALL_AFTER.get(point, "passages." if point not in KILL_POINTS else None)
+        # The generation is written after the passages file and before the sentence keys: a poll
+        # that misses it still kills the build before its manifest, once the keys are in place.
+        stall = STALL_AFTER.get(point, "sentence_keys." if point not in KILL_POINTS else None)
         if kill_build_when(corpus, idx, when, tmp_path / "build.log", model_cache,
                            env={TOKEN_ENV: token}, stall_after=stall):
             break

@@ -147,13 +147,15 @@ class _DataFiles:
         self.entries: dict[str, dict[str, Any]] = {}
         self.created: list[str] = []
 
-    def write(self, role: str, content: FileContent) -> None:
+    def write(self, role: str, content: FileContent) -> Any:
+        """Write ``role``'s file; what a function ``content`` returns is returned."""
+        result = None
         with temp_file(self.index_dir, f"{folder.TEMP_PREFIX}{role}") as (fh, tmp):
             sink = _HashingFile(fh)
             if isinstance(content, np.ndarray):  # np.save writes it 16 MB at a time, no whole copy
                 np.save(sink, np.ascontiguousarray(content))
             elif callable(content):
-                content(sink, {r: self.index_dir / e["name"] for r, e in self.entries.items()})
+                result = content(sink, {r: self.index_dir / e["name"] for r, e in self.entries.items()})
             else:
                 sink.write(content)
             fh.flush()
@@ -171,6 +173,7 @@ class _DataFiles:
                 folder.begin(self.index_dir, created=self.created, superseded=sorted(self.previous))
                 os.replace(tmp, path)
         self.entries[role] = entry
+        return result
 
     def undo(self) -> None:
         """Remove the files this build put in place; the previous build's stay."""
@@ -213,7 +216,6 @@ def write_index(
     the backend (``faiss_kind``). The result's ``"store_changes"`` (not written) counts rows
     written and removed.
     """
-    lines, table = encode(passages)
     head = {
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
@@ -226,17 +228,17 @@ def write_index(
         "metric": "inner_product",
         "lexical": {"analyzer_version": ANALYZER_VERSION},
     }
-    meta = build_meta(head, _sha256(lines))
     index_id = str(index_dir.resolve())
-    written = stores.backend(stores.kind_of(store)).write(
-        store, passages, vectors.sentences, meta,
-        {**(options or {}), "previous_store": previous_store, "index_id": index_id})
     data = _DataFiles(index_dir, previous)
     try:  # in the order the kill tests name: passages, sentences, passage_vectors, ...
-        data.write("passages", lines)
-        del lines
+        table = data.write("passages", lambda sink, _: encode(passages, sink))
+        # The store's rows are tied to this build by the passages file's hash (build_meta).
+        meta = build_meta(head, data.entries["passages"]["sha256"])
+        written = stores.backend(stores.kind_of(store)).write(
+            store, passages, vectors.sentences, meta,
+            {**(options or {}), "previous_store": previous_store, "index_id": index_id})
         for role in list(written.files):
-            data.write(role, written.files.pop(role))  # popped: the serialised index goes now
+            data.write(role, written.files.pop(role))  # popped: FAISS's index goes once written
         for role in ARRAYS:
             data.write(role, np.asarray(getattr(vectors, role), dtype=np.float32))
         for role, content in _lazy_files(passages, table).items():

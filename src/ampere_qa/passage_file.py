@@ -11,7 +11,6 @@ memory-mapped; the few passages a question touches are parsed and kept in a smal
 from __future__ import annotations
 
 import json
-import mmap
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -19,20 +18,23 @@ from typing import Any, overload
 
 import numpy as np
 
-from .atomic import open_regular
+from .atomic import map_regular
 from .types import Passage
 
 # Passages kept parsed: the ones recent questions touched (a question touches a few dozen).
 CACHE = 4096
 
 
-def encode(passages: Sequence[Passage]) -> tuple[bytes, np.ndarray]:
-    """The passages file's bytes and its table (see the module docstring)."""
-    lines = [(json.dumps(p.to_dict(), ensure_ascii=False) + "\n").encode() for p in passages]
-    table = np.zeros((len(lines) + 1, 2), np.int64)
-    table[1:, 0] = np.cumsum([len(line) for line in lines])
-    table[1:, 1] = np.cumsum([len(p.sentences) for p in passages])
-    return b"".join(lines), table
+def encode(passages: Sequence[Passage], sink: Any) -> np.ndarray:
+    """Write the passages file into ``sink`` (anything with ``write``), one line at a time, and
+    return its table (see the module docstring)."""
+    table = np.zeros((len(passages) + 1, 2), np.int64)
+    offset = rows = 0
+    for i, p in enumerate(passages, start=1):
+        offset += sink.write((json.dumps(p.to_dict(), ensure_ascii=False) + "\n").encode())
+        rows += len(p.sentences)
+        table[i] = offset, rows
+    return table
 
 
 def table_problem(table: np.ndarray, size: int, passages: int, sentences: int) -> str | None:
@@ -54,8 +56,7 @@ class PassageFile(Sequence[Passage]):
         self.path = path
         self.table = table
         if raw is None:  # big: mapped, so only the pages of the lines read are ever loaded
-            with open_regular(path) as fh:
-                self._data: Any = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            self._data: Any = map_regular(path)
         else:
             self._data = raw
         self._parse = lru_cache(maxsize=CACHE)(self._read)

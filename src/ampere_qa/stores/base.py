@@ -57,8 +57,9 @@ class VectorStore(Protocol):
 
 # A data file's content: its bytes, an array (saved as ``.npy``), or a function that writes it
 # into a file-like ``sink`` given the paths of the data files written before it (so a big file
-# goes to disk as it is produced, never whole in memory).
-FileContent = bytes | memoryview | np.ndarray | Callable[[Any, Mapping[str, Path]], None]
+# goes to disk as it is produced, never whole in memory); what the function returns is handed
+# back to the writer's caller.
+FileContent = bytes | memoryview | np.ndarray | Callable[[Any, Mapping[str, Path]], object]
 
 
 @dataclass
