@@ -4,6 +4,7 @@ files opened for reading only when they are what they claim to be."""
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import stat
 import tempfile
@@ -62,6 +63,13 @@ def open_regular(path: Path) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def map_regular(path: Path) -> mmap.mmap:
+    """``path`` memory-mapped read-only (pages are read as they are touched), refused like
+    :func:`open_regular` unless it is a regular file."""
+    with open_regular(path) as fh:
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 class NotRegularFile(OSError):

@@ -10,13 +10,13 @@ of a few hundred thousand rows builds in well under a second), so ``upsert`` onl
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import map_regular
 from ..errors import IndexMismatchError
 from ..types import Passage
 from .base import FileContent, Written, load_npy
@@ -150,9 +150,7 @@ def write(config: dict[str, Any] | None, passages: list[Passage], vectors: np.nd
         faiss.write_index(index, faiss.PyCallbackIOWriter(sink.write))  # type: ignore[attr-defined]
 
     def offsets(sink: Any, written: Mapping[str, Path]) -> None:  # walked in the written file
-        with Path(written["sentences"]).open("rb") as fh:
-            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        np.save(sink, row_offsets(memoryview(mapped), dim))
+        np.save(sink, row_offsets(memoryview(map_regular(written["sentences"])), dim))
 
     files: dict[str, FileContent] = {"sentences": save}
     if info["faiss_index"] == "IndexIVFFlat":
@@ -182,13 +180,10 @@ def open(config: dict[str, Any] | None, manifest: dict[str, Any],
 
 def _mapped_ivf(path: Path, offsets_file: tuple[Path, bytes | None], manifest: dict[str, Any]) -> FaissStore:
     """A big IVF file, memory-mapped: FAISS searches it, rows are read at their saved offsets."""
-    import mmap
-
     offsets_path, raw = offsets_file
     offsets = load_npy(offsets_path, raw, kind=("i", 1))
     dim, n = manifest["dimension"], manifest["sentence_count"]
-    with path.open("rb") as fh:
-        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    data = map_regular(path)
     if offsets.dtype != np.int64 or offsets.shape != (n,) or (n and (
             int(offsets.min()) < 0 or int(offsets.max()) + 4 * dim > len(data))):
         raise ValueError("the row offsets do not fit the index file")
