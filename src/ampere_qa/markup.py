@@ -40,9 +40,26 @@ def _words(text: str) -> str:
     return " ".join(text.split())
 
 
-# ATX headings (CommonMark): up to 3 spaces, 1-6 '#', then a space or the end of the line; an
-# optional closing run of '#' after a space is not part of the title.
-_ATX = re.compile(r"[ ]{0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t\r]*")
+def _atx(line: str) -> tuple[int, str] | None:
+    """An ATX heading's level and title (CommonMark: up to 3 spaces, 1-6 '#', then a space or
+    the end of the line; a closing run of '#' after a space is not part of the title), or None.
+
+    Read with string methods, not a pattern: the pattern it replaces backtracked over a long
+    run of spaces (100,000 spaces after '# Titre' never finished).
+    """
+    body = line.rstrip(" \t\r")
+    indent = len(body) - len(body.lstrip(" "))
+    if indent > 3:
+        return None
+    body = body[indent:]
+    level = len(body) - len(body.lstrip("#"))
+    rest = body[level:]
+    if not 1 <= level <= 6 or (rest and rest[0] not in " \t"):
+        return None
+    unclosed = rest.rstrip("#")
+    if unclosed != rest and (not unclosed or unclosed[-1] in " \t"):
+        rest = unclosed
+    return level, rest
 _FENCE = re.compile(r"[ ]{0,3}(`{3,}|~{3,})")
 _SETEXT = re.compile(r"[ ]{0,3}(=+|-+)[ \t\r]*")
 # A line that is a list item, quote, heading or table, not a paragraph a setext line can title.
@@ -73,10 +90,10 @@ def markdown_headings(text: str) -> tuple[Heading, ...]:
             prev, before_prev_blank = None, False
             continue
         heading = None
-        atx = _ATX.fullmatch(line)
+        atx = _atx(line)
         setext = _SETEXT.fullmatch(line)
         if atx:
-            heading = Heading(a, a + len(line.rstrip()), len(atx.group(1)), _words(atx.group(2) or ""))
+            heading = Heading(a, a + len(line.rstrip()), atx[0], _words(atx[1]))
         elif setext and prev is not None:
             level = 1 if setext.group(1)[0] == "=" else 2
             heading = Heading(prev[0], a + len(line.rstrip()), level, _words(text[prev[0]:prev[1]]))
