@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -239,3 +240,65 @@ def test_chat_keeps_the_conversation_until_cleared(model_cache):
     assert "France" in replies[1]
     assert "Compris" not in replies[2] and "ne semble pas porter" in replies[2]  # cleared
     assert "Ampere Q&A" in proc.stderr and "history cleared" in proc.stderr
+
+
+class _EndlessLine:
+    """A stdin of one ``size``-character line (then a short one), made as it is read: what
+    the reader asks for at once is recorded."""
+
+    def __init__(self, size: int):
+        self.data = itertools.chain(itertools.repeat("x", size), "\nQui dirige Ampere ?\n")
+        self.asked: list[int] = []
+
+    def readline(self, limit: int = -1) -> str:
+        self.asked.append(limit)
+        out = []
+        for c in self.data:
+            out.append(c)
+            if c == "\n" or len(out) == limit:
+                break
+        return "".join(out)
+
+    def __iter__(self):
+        while line := self.readline():
+            yield line
+
+
+def test_a_huge_stdin_line_is_read_in_bounded_pieces_and_refused():
+    from ampere_qa.cli import MAX_LINE_CHARS, _lines, _LongLine
+
+    stream = _EndlessLine(50 * 2**20)
+    lines = list(_lines(stream))
+    assert isinstance(lines[0], _LongLine) and len(lines[0]) <= MAX_LINE_CHARS
+    assert lines[1:] == ["Qui dirige Ampere ?"]  # the line after it is read as usual
+    assert all(0 < n <= MAX_LINE_CHARS for n in stream.asked)
+
+
+@pytest.mark.integration
+def test_ask_stdin_refuses_a_50_mb_line_without_holding_it(model_cache, tmp_path):
+    """A 50 MB line peaked at 2.24 GB and came back whole in the JSON; now the child's peak
+    memory is that of a short line, and the JSON echoes the line's start."""
+    import resource
+
+    def peak_kb(stdin_text: str) -> tuple[int, subprocess.CompletedProcess]:
+        src = tmp_path / "in.txt"
+        src.write_text(stdin_text)
+        script = ("import resource, subprocess, sys; "
+                  "p = subprocess.run([sys.executable, '-m', 'ampere_qa', 'ask', '-', '--json'], "
+                  "stdin=open(sys.argv[1]), capture_output=True, text=True); "
+                  "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+                  "sys.stdout.write(p.stdout)")
+        proc = subprocess.run([sys.executable, "-c", script, str(src)], capture_output=True,
+                              text=True, cwd=ROOT, timeout=300,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        first, _, rest = proc.stdout.partition("\n")
+        return int(first), subprocess.CompletedProcess([], proc.returncode, rest, proc.stderr)
+
+    assert resource  # the child measures itself with it
+    base, _ = peak_kb("Qui dirige Ampere ?\n")
+    peak, proc = peak_kb("x" * (50 * 2**20) + "\nQui dirige Ampere ?\n")
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert "limit is 1000" in rows[0]["error"] and len(rows[0]["question"]) <= 301
+    assert "Luca de Meo" in rows[1]["answer"]
+    assert len(proc.stdout) < 20_000
+    assert peak - base < 40 * 1024, (base, peak)  # KB: far from the line's 50 MB

@@ -20,14 +20,17 @@ if TYPE_CHECKING:
     from .search import Retriever
     from .types import Answer
 
-from .errors import AmpereError, BadInputError, IndexNotFoundError
-from .question import DEFAULT_K, MAX_K
+from .errors import AmpereError, BadInputError, IndexNotFoundError, QuestionTooLongError
+from .question import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS, echo_of
 
 INDEX_ENV = "AMPERE_QA_INDEX"
 INDEX_HELP = f"Index folder [default: ${INDEX_ENV}, else ./index, else the checkout's index]."
 # The index shipped with a checkout (src/ampere_qa/cli.py -> the checkout's index/).
 CHECKOUT_INDEX = Path(__file__).resolve().parents[2] / "index"
 TOKEN_ENV = "AMPERE_QA_MILVUS_TOKEN"  # the same name as stores.milvus.TOKEN_ENV (not imported: heavy)
+# Characters of one stdin line read at once: a question is at most MAX_QUESTION_CHARS once its
+# spaces are squeezed, so a line this long is refused without reading more of it into memory.
+MAX_LINE_CHARS = 64 * 1024
 # `ampere-qa chat` commands.
 CHAT_QUIT = {"/quit", "/exit", ":q"}
 CHAT_CLEAR = {"/clear", "/new"}
@@ -198,11 +201,16 @@ def ask(question: str | None, index_dir: str | None, k: int, model: str | None,
     refused = 0
     for line in _lines(sys.stdin):
         try:
+            if isinstance(line, _LongLine):
+                raise QuestionTooLongError(
+                    f"the question is over {MAX_LINE_CHARS} characters long; the limit is "
+                    f"{MAX_QUESTION_CHARS}", length=MAX_LINE_CHARS)
             result = retriever.answer(line, k=k)
         except BadInputError as exc:  # one bad line does not stop the others
             refused += 1
             if as_json:
-                click.echo(json.dumps({"question": line, "error": str(exc)}, ensure_ascii=False))
+                click.echo(json.dumps({"question": echo_of(line), "error": str(exc)},
+                                      ensure_ascii=False))
             else:
                 click.echo(f"error: {exc}", err=True)
             continue
@@ -216,9 +224,20 @@ def ask(question: str | None, index_dir: str | None, k: int, model: str | None,
         sys.exit(BadInputError.exit_code)
 
 
+class _LongLine(str):
+    """The start of a line of stdin too long to be a question (the rest was not kept)."""
+
+
 def _lines(stream: TextIO) -> Iterator[str]:
-    """The non-blank lines of ``stream``, stripped, as they arrive."""
-    for raw in stream:
+    """The non-blank lines of ``stream``, stripped, as they arrive. A line past
+    ``MAX_LINE_CHARS`` is read on to its end without being kept, and stands as a
+    :class:`_LongLine` of its start: one huge line must not fill the memory."""
+    while raw := stream.readline(MAX_LINE_CHARS):
+        if len(raw) == MAX_LINE_CHARS and not raw.endswith("\n"):
+            while (rest := stream.readline(MAX_LINE_CHARS)) and not rest.endswith("\n"):
+                pass
+            yield _LongLine(raw)
+            continue
         line = raw.strip()
         if line:
             yield line

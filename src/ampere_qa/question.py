@@ -17,6 +17,9 @@ MAX_QUESTION_CHARS = 1000
 # a handful of passages) and bounds the work of one request.
 DEFAULT_K = 3
 MAX_K = 50
+# Characters of a refused question said back to the user (the page, the CLI's JSON): enough to
+# recognise it, never the whole of a huge one.
+ECHO_CHARS = 300
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -53,3 +56,9 @@ def parse_k(k: object) -> int:
     if isinstance(k, bool) or not whole or not 1 <= k <= MAX_K:  # type: ignore[operator]
         raise BadInputError(f"k must be a whole number between 1 and {MAX_K}")
     return int(k)  # type: ignore[call-overload]
+
+
+def echo_of(question: str) -> str:
+    """What to say back of a question that was refused: its start, marked when cut."""
+    squeezed = " ".join(question.split())
+    return squeezed if len(squeezed) <= ECHO_CHARS else squeezed[:ECHO_CHARS] + "…"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import BadInputError, EmptyQuestionError, QuestionTooLongError
 from ..language import detect
-from ..question import DEFAULT_K, MAX_QUESTION_CHARS, clean_question
+from ..question import DEFAULT_K, MAX_QUESTION_CHARS, clean_question, echo_of
 
 if TYPE_CHECKING:
     from ..search import Retriever
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Longest question text echoed back in the chat when the question is refused as too long.
-ECHO_CHARS = 300
 # Longest text the reply language is detected on: twice the longest question is plenty.
 DETECT_CHARS = 2 * MAX_QUESTION_CHARS
 # Longest question text quoted in the server log when answering it failed.
@@ -252,9 +250,8 @@ def _refusal(question: str, squeezed: str, reply: str) -> tuple[str, str] | None
     try:
         clean_question(question)
     except QuestionTooLongError as exc:
-        echo = squeezed[:ECHO_CHARS] + "…"
         msg = _UI[reply]["too_long"].format(n=exc.length, limit=MAX_QUESTION_CHARS)
-        return text_to_html(echo), _notice(msg, reply)
+        return text_to_html(echo_of(squeezed)), _notice(msg, reply)
     except EmptyQuestionError:
         return text_to_html(squeezed), _notice(_UI[reply]["empty"], reply)
     except BadInputError as exc:
