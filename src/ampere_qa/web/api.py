@@ -11,7 +11,8 @@ One request, one JSON reply, for any HTTP client::
 
 Questions run in a bounded pool of worker threads, not in Gradio's queue; when it is full the
 reply is a 503 with Retry-After rather than a wait without end. Requests are pydantic models:
-a wrong type or size is a 422 that says which field and why, never a traceback in the log.
+a wrong type or size is a 422 that says which field and why (bounded, the input never echoed),
+never a traceback in the log.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from ..errors import AmpereError, BadInputError
 from ..question import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS
@@ -55,6 +55,11 @@ RETRY_AFTER_S = 1
 MAX_RAW_QUESTION_CHARS = 8 * MAX_QUESTION_CHARS
 MAX_HISTORY_ITEMS = 50
 MAX_MESSAGES = 100
+# What a 422 shows of a request's validation errors: the first errors, each part of them cut at
+# a length that names any of our fields and messages; a location may hold the request's own
+# keys, so nothing of the input comes back longer than this, whatever was sent.
+MAX_ERRORS_SHOWN = 10
+MAX_ERROR_PART_CHARS = 120
 # The OpenAI "model" name the server answers to (any name is accepted in requests).
 MODEL_ID = "ampere-qa"
 
@@ -124,7 +129,7 @@ class ChatRequest(BaseModel):
 
     model: str = MODEL_ID
     messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
-    stream: bool = False
+    stream: StrictBool = False  # JSON true or false: "yes", 1 or "true" are errors, not true
     n: int = Field(1, ge=1, le=1, description="One choice only.")
 
 
@@ -284,6 +289,19 @@ _ASK_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _cut(part: object) -> object:
+    return part if isinstance(part, int) else str(part)[:MAX_ERROR_PART_CHARS]
+
+
+async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """The 422 of a request that fails validation: FastAPI's shape (``{"detail": [{"loc", "msg",
+    "type"}]}``), bounded, without the input FastAPI echoes (it may be a megabyte of someone's
+    text). The server installs it on Gradio's app too."""
+    errors = [{"loc": [_cut(p) for p in e.get("loc", ())], "msg": _cut(e.get("msg", "")),
+               "type": _cut(e.get("type", ""))} for e in exc.errors()[:MAX_ERRORS_SHOWN]]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
 # The routes, as the security middleware lists them (everything else on the server is the page).
 API_GET_ROUTES = ("/api/health", "/api/info", "/api/openapi.json", "/api/docs", "/v1/models")
 API_POST_ROUTES = ("/api/ask", "/v1/chat/completions")
@@ -304,12 +322,7 @@ def add_api(app: FastAPI, retriever: Retriever) -> Pool:
     pool = Pool()
     index = index_id(retriever)  # a loaded index does not change: hashed once
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's shape ({"detail": [{"loc", "msg", "type"}]}) without echoing the input,
-        # which may be a megabyte of someone's text.
-        errors = [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in exc.errors()]
-        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+    app.exception_handler(RequestValidationError)(invalid_request)
 
     router = APIRouter()
 

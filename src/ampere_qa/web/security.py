@@ -1,14 +1,16 @@
 """What stands in front of the page: a pure-ASGI middleware around the whole app.
 
 Only the routes the page and the API use are reachable (no upload, no file served from disk but
-the page's own assets), request bodies are limited to 1 MiB, the ``Host`` header must name the
-server when it listens on loopback (``AMPERE_QA_ALLOWED_HOSTS`` adds names), and every response
-carries a Content-Security-Policy and the other security headers. No Gradio here: the
+the page's own assets, no form), request bodies are limited to 1 MiB that must arrive within
+30 s (64 MiB of bodies being received at once, all requests together), the ``Host`` header must
+name the server when it listens on loopback (``AMPERE_QA_ALLOWED_HOSTS`` adds names), and every
+response carries a Content-Security-Policy and the other security headers. No Gradio here: the
 middleware wraps any ASGI app.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import ipaddress
@@ -21,6 +23,17 @@ from typing import Any
 # 24 KB as JSON \u escapes) and the page sends a few KB of chat history with it: 1 MiB is
 # plenty, and it keeps a client from making the server hold hundreds of MB.
 MAX_BODY_BYTES = 1 << 20
+# Seconds a request body has to arrive whole once its head has: 1 MiB at 300 kbit/s, a slow
+# mobile uplink. A client that stalls mid-body gets a 408 then, instead of holding its
+# connection, and its body in memory, for as long as it likes.
+BODY_TIMEOUT_S = 30
+# Bytes of request bodies being received at once, all requests together: 64 bodies of the
+# largest size, where a question's body is a few KB. Past it a request gets a 503 (Retry-After):
+# slow or stalled clients cannot make the server hold more than this many bytes of bodies.
+BODY_BUDGET_BYTES = 64 * MAX_BODY_BYTES
+# Seconds a client refused for that waits: bodies come in within milliseconds, or are dropped
+# within BODY_TIMEOUT_S.
+BUSY_RETRY_AFTER_S = 1
 # Host names that always reach this machine: accepting them cannot enable DNS rebinding.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 ALLOWED_HOSTS_ENV = "AMPERE_QA_ALLOWED_HOSTS"
@@ -58,6 +71,14 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# What an HTML form posts (its three encodings, text/plain included): no route takes a form, so
+# no upload is ever parsed or spooled to disk, and a form on another site cannot post here.
+_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded", "text/plain")
+# Replies instead of the app's, when a request body is refused while it is read.
+_TOO_LARGE = 413, "Request body too large"
+_TOO_SLOW = 408, "Request body not received in time"
+_BUSY = 503, "The server is busy: retry in a moment"
 
 _INLINE_SCRIPT = re.compile(rb"<script\b([^>]*)>(.*?)</script\s*>", re.S | re.I)
 _SRC_ATTRIBUTE = re.compile(rb"\ssrc\s*=", re.I)
@@ -109,27 +130,34 @@ def route_allowed(method: str, path: str) -> bool:
     return method == "POST" and _POST_ROUTES.fullmatch(path) is not None
 
 
-class _BodyTooLarge(Exception):
-    """Raised by receive() once a body passes the limit, so the app stops reading it."""
+def _media_type(content_type: str) -> str:
+    """``Multipart/Form-Data; boundary=x`` -> ``multipart/form-data``."""
+    return content_type.partition(";")[0].strip().lower()
 
 
 class SecurityMiddleware:
-    """Pure ASGI middleware around the whole app (not BaseHTTPMiddleware: event streams and
-    bodies go through message by message, never buffered).
+    """Pure ASGI middleware around the whole app (not BaseHTTPMiddleware: event streams go
+    through message by message, never buffered).
 
     In order: one Host header naming this server (else 400), a route the page or the API uses
-    (404), no form (415), a Content-Length within the limit (413, body unread); then the app,
-    with a receive() that counts a body sent without Content-Length and answers 413 as soon as it
-    passes the limit. Every response, ours and the app's, gets the security headers.
+    (404), no form (415), a Content-Length within the limit (413, body unread); then the body is
+    read whole, counted as it arrives: over the limit 413, not arrived within ``body_timeout``
+    seconds 408, more than ``body_budget`` bytes of bodies being received at once 503; and only
+    then the app, given that body. Every response, ours and the app's, gets the security headers.
     """
 
     def __init__(self, app: ASGIApp, allowed_hosts: frozenset[str] | None,
                  max_body: int = MAX_BODY_BYTES,
-                 allow_route: Callable[[str, str], bool] = route_allowed) -> None:
+                 allow_route: Callable[[str, str], bool] = route_allowed,
+                 body_timeout: float = BODY_TIMEOUT_S,
+                 body_budget: int = BODY_BUDGET_BYTES) -> None:
         self.app = app
         self.allowed_hosts = allowed_hosts
         self.max_body = max_body
         self.allow_route = allow_route
+        self.body_timeout = body_timeout
+        self.body_budget = body_budget
+        self.receiving = 0  # bytes of the bodies being read now; only the event loop touches it
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":  # startup runs Gradio's startup events (the queue)
@@ -143,7 +171,11 @@ class SecurityMiddleware:
         if refusal:
             await _reply(send, *refusal)
             return
-        await self._bounded(_uncompressed_page(scope), receive, send)
+        body = await self.read_body(receive)
+        if isinstance(body, tuple):
+            await _reply(send, *body)
+        elif body is not None:  # None: the client left
+            await self.app(_uncompressed_page(scope), _replayed(body, receive), send)
 
     def refusal(self, scope: Scope) -> tuple[int, str] | None:
         """(status, text) to answer instead of the app, or None to let the request in."""
@@ -153,44 +185,51 @@ class SecurityMiddleware:
             return 400, f"Invalid Host header (names this server answers to: ${ALLOWED_HOSTS_ENV})"
         if not self.allow_route(scope["method"], scope["path"]):
             return 404, "Not Found"
-        fields = dict(headers)
-        if fields.get(b"content-type", "").lower().startswith("multipart/"):
-            # No route takes a form, so no upload is ever parsed or spooled to disk.
+        # Every Content-Type header: frameworks read the first, a dict keeps the last.
+        if any(_media_type(v) in _FORM_TYPES for k, v in headers if k == b"content-type"):
             return 415, "Unsupported Media Type"
-        length = fields.get(b"content-length", "")
+        length = dict(headers).get(b"content-length", "")
         if length.isdigit() and int(length) > self.max_body:  # the server rejects malformed ones
-            return 413, "Request body too large"
+            return _TOO_LARGE
         return None
 
-    async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the app, cutting its request body off at the limit with a 413."""
-        read, over, started = 0, False, False
+    async def read_body(self, receive: Receive) -> bytes | tuple[int, str] | None:
+        """The whole request body; or the (status, text) to answer instead: too large, too slow,
+        too many bytes of bodies being received; or None when the client left meanwhile.
 
-        async def counted() -> Message:
-            nonlocal read, over
-            if over:
-                raise _BodyTooLarge
-            message = await receive()
-            read += len(message.get("body", b""))
-            if read > self.max_body:
-                over = True
-                raise _BodyTooLarge
-            return message
-
-        async def sending(message: Message) -> None:
-            nonlocal started
-            if over:  # the app's own reply to a body cut short (a 400) gives way to the 413
-                return
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        Read here rather than by the app, so that a body cut short is dropped at once: an
+        exception raised into the frameworks' body readers would keep it in a reference cycle
+        (their frames, in its traceback) until the next full garbage collection.
+        """
+        body = bytearray()
         try:
-            await self.app(scope, counted, sending)
-        except Exception:
-            if not over:  # frameworks wrap what receive() raised; it is ours when over
-                raise
-        if over and not started:
-            await _reply(send, 413, "Request body too large")
+            async with asyncio.timeout(self.body_timeout):
+                while (message := await receive())["type"] == "http.request":
+                    chunk = message.get("body", b"")
+                    if len(body) + len(chunk) > self.max_body:
+                        return _TOO_LARGE
+                    if self.receiving + len(chunk) > self.body_budget:
+                        return _BUSY
+                    body += chunk
+                    self.receiving += len(chunk)
+                    if not message.get("more_body", False):
+                        return bytes(body)
+            return None  # http.disconnect
+        except TimeoutError:
+            return _TOO_SLOW
+        finally:
+            self.receiving -= len(body)
+
+
+def _replayed(body: bytes, receive: Receive) -> Receive:
+    """receive() for the app: the body already read, in one message, then the client's own
+    messages (its disconnect, which event streams wait for)."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
 
 
 def _uncompressed_page(scope: Scope) -> Scope:
@@ -253,7 +292,9 @@ async def _reply(send: Send, status: int, text: str) -> None:
     body = text.encode()
     headers = [(b"content-type", b"text/plain; charset=utf-8"),
                (b"content-length", str(len(body)).encode())]
-    if status in (400, 413):  # the body may be unread or the client hostile: do not reuse
+    if status in (400, 408, 413, 503):  # body unread, or the client hostile: do not reuse
         headers.append((b"connection", b"close"))
+    if status == 503:
+        headers.append((b"retry-after", str(BUSY_RETRY_AFTER_S).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -1,12 +1,17 @@
 """Serving the page: build the index first when it is missing (if given a corpus), load it and
 the model, warm the model up, mount the page behind :class:`.SecurityMiddleware`, run uvicorn in
-a thread, print the ready line, and close everything on Ctrl-C.
+a thread (request heads due within HEAD_TIMEOUT_S, at most MAX_CONNECTIONS connections), print
+the ready line, and close everything on Ctrl-C.
 
 ``ampere-qa serve`` and ``python app.py`` both come down to :func:`serve`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
+import functools
+import logging
 import sys
 import threading
 import time
@@ -24,6 +29,7 @@ from .security import MAX_BODY_BYTES, ASGIApp, SecurityMiddleware, allowed_hosts
 
 if TYPE_CHECKING:
     import gradio as gr
+    import uvicorn
 
     from ..types import BuildReport
     from .api import Pool
@@ -43,6 +49,32 @@ START_POLL_S = 0.05
 GRACEFUL_SHUTDOWN_S = 5
 THREAD_JOIN_S = 10
 READY_LINE = "ampere-qa ready on {url}"
+# Seconds a connection has to send a whole request head, from its opening or the end of the
+# previous response. A browser sends a head in one packet; 10 s allows a slow link, and is over
+# uvicorn's keep-alive (5 s without a byte), which still closes idle connections first. uvicorn
+# alone bounds neither: its keep-alive timer restarts on every byte and none runs before the
+# first request, so a client sending part of a head, or nothing, held its connection for good.
+HEAD_TIMEOUT_S = 10
+# Open connections (the new one included) at which uvicorn answers a request with a 503 instead
+# of running it; it counts running requests too. A browser tab uses one to three (its heartbeat
+# stream, a question's event stream, keep-alive requests): a few hundred visitors at once, while
+# what connections cost stays bounded (uvicorn buffers up to 64 KiB of body and 16 KiB of head
+# per connection; the bodies being received share BODY_BUDGET_BYTES). Connections past it are
+# still accepted, to get that 503; HEAD_TIMEOUT_S closes those that send nothing.
+MAX_CONNECTIONS = 512
+# Log lines a client can cause at will, one per write to a connection it reset (an aborted
+# stream writes several) or per request past MAX_CONNECTIONS: each is logged once per
+# LOG_REPEAT_S at most, so that no client can flood the log.
+REPEATED_LOGS = (("asyncio", "socket.send() raised exception."),
+                 ("uvicorn.error", "Exceeded concurrency limit."))
+LOG_REPEAT_S = 60
+# Blocks from this size up get pages of their own, handed back to the system once freed.
+# glibc's threshold starts at 128 KiB and rises to the largest block freed (up to 32 MiB), so
+# request bodies, and the pieces of about 64 KiB uvicorn reads them in, soon came from its heap,
+# which kept them once freed: 200 clients stalling 900 KB bodies left the server +45-65 MB
+# after they closed. Fixed at 64 KiB: +3 MB, and questions per second unchanged (measured).
+MMAP_THRESHOLD_BYTES = 64 << 10
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter for it (glibc's malloc.h)
 # The page's own script (see page.js), served from memory: no file is served from disk.
 PAGE_SCRIPT_ROUTE = "/page.js"
 
@@ -85,9 +117,10 @@ def _mounted(demo: gr.Blocks, retriever: Retriever, host: str, port: int) -> tup
     """
     gr = load_gradio()
     from fastapi import Response
+    from fastapi.exceptions import RequestValidationError
     from starlette.routing import Mount
 
-    from .api import add_api, new_app  # FastAPI and pydantic: loaded when serving, not on import
+    from .api import add_api, invalid_request, new_app  # FastAPI and pydantic: loaded when serving
 
     app = new_app()
     pool = add_api(app, retriever)  # before the page: its routes come first
@@ -106,16 +139,92 @@ def _mounted(demo: gr.Blocks, retriever: Retriever, host: str, port: int) -> tup
     demo.has_launched = True
     served: Any = next(r.app for r in app.routes if isinstance(r, Mount))
     demo.server_app = demo.app = served
+    # Gradio's own 422s echo the input (a megabyte of it, when sent): ours do not.
+    served.add_exception_handler(RequestValidationError, invalid_request)
     return app, pool
 
 
-def _start_server(app: ASGIApp, host: str, port: int) -> tuple[Any, threading.Thread]:
-    """uvicorn serving ``app`` from a thread; returns once it listens."""
+@functools.cache
+def head_deadline_protocol(head_timeout: float = HEAD_TIMEOUT_S) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol, closing a connection whose request head has not arrived within
+    ``head_timeout`` seconds of its opening or of the end of the previous response."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadDeadline(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._await_head()
+
+        def handle_events(self) -> None:
+            cycle = self.cycle
+            super().handle_events()
+            if self.cycle is not cycle:  # a head arrived: the app has the request now
+                self._stop_head_timer()
+
+        def on_response_complete(self) -> None:
+            self._await_head()  # first: a pipelined request may start in there
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_head_timer()
+            super().connection_lost(exc)
+
+        def _await_head(self) -> None:
+            self._stop_head_timer()
+            if not self.transport.is_closing():
+                self._head_timer = self.loop.call_later(head_timeout, self.transport.close)
+
+        def _stop_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+    return HeadDeadline
+
+
+def server_config(app: ASGIApp, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """How uvicorn serves ``app`` (``options`` override it)."""
     import uvicorn
 
     # lifespan "on": Gradio starts its queue at startup, and a failure there must stop us.
-    config = uvicorn.Config(app, host=host.strip("[]"), port=port, log_level="warning",
-                            lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    return uvicorn.Config(app, **{
+        "host": host.strip("[]"), "port": port, "log_level": "warning", "lifespan": "on",
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S, "http": head_deadline_protocol(),
+        "limit_concurrency": MAX_CONNECTIONS, **options})
+
+
+class _OncePer(logging.Filter):
+    """Lets one record of ``message`` through per ``seconds``; any other message, always."""
+
+    def __init__(self, message: str, seconds: float) -> None:
+        super().__init__()
+        self.message, self.seconds = message, seconds
+        self.last = -seconds
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != self.message:
+            return True
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
+
+
+@functools.cache
+def _quiet_repeated_logs() -> None:
+    """Once per process: each of REPEATED_LOGS at most once per LOG_REPEAT_S."""
+    for logger, message in REPEATED_LOGS:
+        logging.getLogger(logger).addFilter(_OncePer(message, LOG_REPEAT_S))
+
+
+def _start_server(config: uvicorn.Config) -> tuple[Any, threading.Thread]:
+    """uvicorn serving from a thread, as ``config`` says; returns once it listens."""
+    import uvicorn
+
+    _quiet_repeated_logs()  # after uvicorn.Config, which configures its loggers
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="ampere-qa-web", daemon=True)
     thread.start()
@@ -123,10 +232,17 @@ def _start_server(app: ASGIApp, host: str, port: int) -> tuple[Any, threading.Th
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
-            raise AmpereError(f"the web server could not start on {host}:{port} "
+            raise AmpereError(f"the web server could not start on {config.host}:{config.port} "
                               f"(see the error above: is the port already in use?)")
         time.sleep(START_POLL_S)
     return server, thread
+
+
+def _hand_back_freed_memory() -> None:
+    """Large blocks mmapped (see MMAP_THRESHOLD_BYTES), on Linux (glibc; musl ignores it)."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None) if sys.platform == "linux" else None
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 
 def page_url(host: str, port: int) -> str:
@@ -171,6 +287,7 @@ def serve(
         # A share link is a public tunnel into this server, around its Host check.
         raise AmpereError("share links are not supported: serve with --host 0.0.0.0 instead")
     hosts = allowed_hosts_for(host, allowed_hosts)
+    _hand_back_freed_memory()
     if retriever is None:
         if corpus_dir is not None:
             build_missing_index(index_dir, corpus_dir)
@@ -179,6 +296,6 @@ def serve(
     demo = create_app(retriever)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
     app, pool = _mounted(demo, retriever, host, port)
-    server, thread = _start_server(SecurityMiddleware(app, hosts), host, port)
+    server, thread = _start_server(server_config(SecurityMiddleware(app, hosts), host, port))
     print(READY_LINE.format(url=page_url(host, port)), flush=True)
     _serve_until_interrupted(demo, server, thread, pool)
