@@ -41,12 +41,14 @@ def parse_settings(raw: bytes, where: str) -> dict[str, Any]:
         data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise CorpusError(f"{where} is not UTF-8 (byte {exc.start}): convert it") from None
-    except tomllib.TOMLDecodeError as exc:  # its message gives the line and column...
-        message = str(exc)
-        if message.endswith("(at end of document)"):  # ... except at the end
-            last = max(1, len(raw.decode("utf-8-sig").splitlines()))
-            message = message.replace("(at end of document)", f"(at the end, line {last})")
-        raise CorpusError(f"{where} is not valid TOML: {message}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise CorpusError(f"{where} is not valid TOML for ampere-qa: its arrays or tables are "
+                          "nested too deeply") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _invalid(exc, raw, where) from None
+    except ValueError:  # an integer past Python's 4,300-digit limit for int()
+        raise CorpusError(f"{where} is not valid TOML for ampere-qa: a number in it is too "
+                          "long") from None
     unknown = [k for k in data if k not in _KEYS]
     if unknown:
         raise CorpusError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(_KEYS)})")
@@ -68,10 +70,22 @@ def parse_settings(raw: bytes, where: str) -> dict[str, Any]:
     return out
 
 
+def _invalid(exc: tomllib.TOMLDecodeError, raw: bytes, where: str) -> CorpusError:
+    message = str(exc)  # it gives the line and column...
+    if message.endswith("(at end of document)"):  # ... except at the end
+        last = max(1, len(raw.decode("utf-8-sig").splitlines()))
+        message = message.replace("(at end of document)", f"(at the end, line {last})")
+    return CorpusError(f"{where} is not valid TOML: {message}")
+
+
 def _toml_type(value: object) -> str:
     names = {bool: "a boolean", int: "a number", float: "a number", list: "a list",
              dict: "a table", str: "a string"}
     return names.get(type(value), "a date")
+
+
+# Embedding and override controls (U+202A-U+202E) and isolates (U+2066-U+2069).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _text(value: object, what: str, limit: int, newlines: bool = False) -> str:
@@ -85,6 +99,10 @@ def _text(value: object, what: str, limit: int, newlines: bool = False) -> str:
     allowed = "\n" if newlines else ""
     if any(unicodedata.category(c) == "Cc" and c not in allowed for c in value):
         raise CorpusError(f"{what} holds a control character")
+    if any(c in _BIDI_CONTROLS for c in value):  # would reorder the page text around it
+        raise CorpusError(f"{what} holds a bidirectional control character")
+    if all(unicodedata.category(c)[0] in "ZC" for c in value):  # zero-width and the like
+        raise CorpusError(f"{what} holds nothing visible")
     return value
 
 
