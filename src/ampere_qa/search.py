@@ -78,9 +78,17 @@ class Retriever:
                 f"index in {index_dir} holds {data.manifest['dimension']}: {hint}"
             )
         if embedder.fingerprint() != wanted.get("fingerprint"):
+            from .model.source import BUNDLED_MODEL_NAME
+
+            reinstall = ("reinstall the model with: ampere-qa model install"
+                         if embedder.name == BUNDLED_MODEL_NAME else
+                         "load the model the index was built with (--model)")
             raise IndexMismatchError(
-                f"the index in {index_dir} was built with other model weights "
-                f"({wanted['name']!r}) than {embedder.name!r}: {hint}"
+                f"the index in {index_dir} was built with other model weights than those of "
+                f"{embedder.name!r} here: the index records {wanted['name']!r} with weights "
+                f"fingerprint {wanted.get('fingerprint')!r}, the model here has "
+                f"{embedder.fingerprint()!r}; {hint}, or, if the model's files changed, "
+                f"{reinstall}"
             )
         return cls(data, embedder)
 
@@ -355,11 +363,17 @@ def _history(history: Sequence[str]) -> list[str]:
     if isinstance(history, str) or not isinstance(history, Sequence):
         raise BadInputError("history must be a list of earlier questions")
     past = []
-    for h in list(history)[-followup.MAX_HISTORY:]:
+    items = list(history)
+    first = max(0, len(items) - followup.MAX_HISTORY)
+    for i, h in enumerate(items[first:], start=first):
         if not isinstance(h, str):
             raise BadInputError("history must be a list of earlier questions (strings)")
         if h.strip():
-            past.append(clean_question(h))
+            try:
+                past.append(clean_question(h))
+            except BadInputError as exc:  # say which item, not "the question"
+                raise BadInputError(f"history[{i}]: {exc}".replace(": the question", ": it")) \
+                    from None
     return past
 
 
