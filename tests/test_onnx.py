@@ -135,21 +135,36 @@ def test_a_failed_export_leaves_nothing_and_a_killed_one_is_cleaned(tmp_path, mo
     assert export_mod.read_export(model_dir) is None
 
 
-def test_an_export_whose_weights_file_changed_is_refused(tmp_path):
-    folder = tmp_path / "model" / "onnx"
+def _fake_export(model_dir: Path) -> dict[str, Any]:
+    """An export folder of small stand-in files and a complete record of them."""
+    import hashlib
+
+    folder = model_dir / "onnx"
     folder.mkdir(parents=True)
-    for name in ("model.onnx", "model.onnx.data", "pieces.txt", "scores.npy", "pipeline.json"):
+    for name in export_mod.FILES:
         (folder / name).write_bytes(b"x" * 100)
-    record = {"export_version": export_mod.EXPORT_VERSION, "dimension": 384,
-              "data_digest": export_mod.sample_digest(folder / "model.onnx.data")}
+    record = {"export_version": export_mod.EXPORT_VERSION, "weights_fingerprint": "f" * 32,
+              "dimension": 2, "max_length": 512,
+              "prompts": {"query": "query: ", "passage": "passage: "},
+              "files": {n: hashlib.sha256(b"x" * 100).hexdigest() for n in export_mod.FILES},
+              "reference": [{"prompt": "query", "text": "a", "vector": [0.6, 0.8]}],
+              "min_cosine_to_sentence_transformers": 0.9999996}
     (folder / "export.json").write_text(json.dumps(record))
+    return record
+
+
+def test_an_export_whose_weights_file_changed_is_refused(tmp_path):
+    from ampere_qa.model.integrity import CacheDamagedError
+
+    record = _fake_export(tmp_path / "model")
+    folder = tmp_path / "model" / "onnx"
     assert export_mod.read_export(tmp_path / "model") == record
-    OnnxEmbedder(tmp_path / "model", record)  # the recorded file: accepted
+    OnnxEmbedder(tmp_path / "model", record)  # the recorded files: accepted
     with (folder / "model.onnx.data").open("ab") as fh:
         fh.write(b"y")
-    with pytest.raises(ModelError, match="truncated or replaced"):
+    with pytest.raises(CacheDamagedError, match=r"model\.onnx\.data is damaged .*ampere-qa model install"):
         OnnxEmbedder(tmp_path / "model", record)
-    (folder / "export.json").write_text(json.dumps({**record, "export_version": 0}))
+    (folder / "export.json").write_text(json.dumps({**record, "export_version": 1}))
     assert export_mod.read_export(tmp_path / "model") is None  # an older export is redone
 
 
@@ -279,10 +294,10 @@ def test_auto_falls_back_to_sentence_transformers_when_the_export_cannot_be_writ
         monkeypatch, tmp_path, caplog):
     import ampere_qa.model as model_pkg
 
-    def read_only(model_dir: Path, progress: bool = True) -> dict[str, Any]:
+    def read_only(model_dir: Path, progress: bool = True, repair: bool = True) -> dict[str, Any]:
         raise ModelError(f"Could not write the ONNX export into {model_dir} (read-only file system)")
 
-    monkeypatch.setattr(model_pkg, "ensure_bundled_model", lambda cache_dir=None: tmp_path)
+    monkeypatch.setattr(model_pkg, "ensure_bundled_model", lambda cache_dir=None, **kw: tmp_path)
     monkeypatch.setattr(export_mod, "ensure_export", read_only)
     embedder = load_embedder("bundled", engine="auto")
     assert isinstance(embedder, SentenceTransformerEmbedder)

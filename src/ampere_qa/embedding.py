@@ -110,9 +110,12 @@ class SentenceTransformerEmbedder:
 
     def _load(self) -> SentenceTransformer:
         from .model import BUNDLED_MODEL_NAME, ensure_bundled_model, load_sentence_transformer
+        from .model.provision import check_model
 
         if self.name == BUNDLED_MODEL_NAME:
-            self._path = str(ensure_bundled_model(self._cache_dir))
+            path = ensure_bundled_model(self._cache_dir, repair=False)
+            check_model(path)  # every file against the marker's sha256, before it is read
+            self._path = str(path)
         else:
             self._path = self.name
         try:
@@ -213,7 +216,9 @@ class OnnxEmbedder:
     """The bundled model through its ONNX export (see the module's docstring).
 
     Its dimension and fingerprint come from the export's record, so opening an index checks
-    the weights without loading them.
+    the weights without loading them. The export's files are checked against the record when
+    it is created, and again, with the reference vectors, by every session it opens
+    (``model/export.py``, ``open_encoder``): a damaged export raises ``CacheDamagedError``.
     """
 
     # Threads for one question; None means every core (see SentenceTransformerEmbedder).
@@ -223,7 +228,7 @@ class OnnxEmbedder:
         from .model import BUNDLED_MODEL_NAME
         from .model.export import check_files, export_dir
 
-        check_files(model_dir, record)
+        check_files(model_dir, record)  # before any index is opened with its fingerprint
         self.name = BUNDLED_MODEL_NAME
         self._model_dir = Path(model_dir)
         self._folder = export_dir(model_dir)
@@ -242,14 +247,12 @@ class OnnxEmbedder:
 
     @property
     def encoder(self) -> OnnxEncoder:
-        from .model.export import OnnxEncoder
+        from .model.export import open_encoder
 
         threads = self.query_threads or cores()
         if self._encoder is None or self._encoder.threads != threads:
-            try:
-                self._encoder = OnnxEncoder(self._folder, int(self._record["max_length"]), threads)
-            except (OSError, ValueError, RuntimeError) as exc:  # onnxruntime's load errors
-                raise ModelError(f"cannot open the ONNX export in {self._folder}: {exc}") from exc
+            # Each session is opened from files checked just before, and checked itself.
+            self._encoder = open_encoder(self._model_dir, self._record, threads)
         return self._encoder
 
     def encode(self, texts: Sequence[str], prompt: str = "query",
@@ -288,12 +291,14 @@ def load_embedder(name: str | None = None, cache_dir: Path | None = None,
     through its ONNX export when onnxruntime is installed (exporting it on first use; if that
     fails, say in a read-only cache, it logs why and uses sentence-transformers) and every other
     model through sentence-transformers; ``onnx`` requires the export; ``torch`` uses
-    sentence-transformers for everything.
+    sentence-transformers for everything. A damaged model cache is an error with either
+    engine (``CacheDamagedError``: the message names the file and ``ampere-qa model install``).
     """
     import importlib.util
 
     from .model import BUNDLED_MODEL_NAME, ensure_bundled_model
     from .model.export import ensure_export
+    from .model.integrity import CacheDamagedError
 
     name = name or default_model()
     engine = engine or os.environ.get(ENGINE_ENV) or "auto"
@@ -307,9 +312,11 @@ def load_embedder(name: str | None = None, cache_dir: Path | None = None,
             if engine == "onnx":
                 raise ModelError("the onnx engine needs onnxruntime: pip install onnxruntime")
         else:
-            model_dir = ensure_bundled_model(cache_dir)
+            model_dir = ensure_bundled_model(cache_dir, repair=False)
             try:
-                return OnnxEmbedder(model_dir, ensure_export(model_dir))
+                return OnnxEmbedder(model_dir, ensure_export(model_dir, repair=False))
+            except CacheDamagedError:
+                raise  # a damaged cache is repaired (model install), never worked around
             except ModelError as exc:
                 if engine == "onnx":
                     raise
