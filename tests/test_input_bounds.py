@@ -50,3 +50,50 @@ def test_a_history_item_past_the_limit_is_named(tmp_path, fake_embedder):
     with pytest.raises(BadInputError) as err:
         retriever.answer("Et où ?", history=["Combien ?", "x" * 1001])
     assert str(err.value) == "history[1]: it is 1001 characters long; the limit is 1000"
+
+
+def _small_index(tmp_path, fake_embedder, files: int = 3):
+    from ampere_qa import Retriever
+    from ampere_qa.build import build_index
+
+    docs = tmp_path / "docs"
+    docs.mkdir(exist_ok=True)
+    for i in range(files):
+        (docs / f"{i}.txt").write_text(f"Le site {i} d'Ampere emploie {i} personnes.\n")
+    build_index(docs, tmp_path / "index", embedder=fake_embedder)
+    return docs, Retriever.load(tmp_path / "index", embedder=fake_embedder)
+
+
+def test_the_staleness_check_reads_no_file_when_the_corpus_metadata_is_unchanged(
+        tmp_path, fake_embedder, monkeypatch):
+    import ampere_qa.corpus as corpus_mod
+
+    docs, retriever = _small_index(tmp_path, fake_embedder)
+    reads: list[object] = []
+    real = corpus_mod.read_document
+    monkeypatch.setattr(corpus_mod, "read_document", lambda *a, **k: reads.append(a) or real(*a, **k))
+    assert retriever.is_stale() is False and reads == []  # names, sizes, times: as built
+    (docs / "1.txt").write_text("Le site 1 d'Ampere emploie 9 personnes.\n")
+    assert retriever.is_stale() is True and reads  # changed: the contents decide
+
+
+def test_servers_get_the_staleness_at_constant_cost_refreshed_in_the_background(
+        tmp_path, fake_embedder):
+    import time
+
+    from ampere_qa.manifest import StaleWatch
+
+    docs, retriever = _small_index(tmp_path, fake_embedder)
+    watch = retriever._stale
+    assert [retriever.stale_status() for _ in range(200)] == [False] * 200
+    assert watch.checks == 1  # the first call looked; the other 199 were answered from it
+    (docs / "0.txt").write_text("Autre texte.\n")
+    quick = StaleWatch(watch._check, every_s=0.05)
+    assert quick() is True
+    (docs / "0.txt").write_text("Le site 0 d'Ampere emploie 0 personnes.\n")
+    time.sleep(0.1)
+    quick()  # due: starts one refresh in the background and answers at once
+    deadline = time.monotonic() + 30
+    while quick() is not False and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert quick() is False

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import folder, stores
 from .answer import MIN_RELEVANCE
-from .corpus import Corpus, read_corpus
+from .corpus import Corpus, read_corpus, stat_signature
 from .embedding import Embedder, load_embedder
 from .errors import AmpereError, BadInputError, IndexMismatchError, IndexNotFoundError
 from .index import Vectors, load_index, write_index
@@ -116,6 +116,7 @@ def build_index(
     previous = _previous_manifest(index_dir, force) if index_dir.is_dir() else None
     if corpus_dir is None:
         corpus_dir = (previous and recorded_corpus(index_dir, previous)) or "corpus"
+    signature = stat_signature(corpus_dir)  # before reading: an edit meanwhile shows later
     corpus = read_corpus(corpus_dir)  # what it skips is in the report; the callers print it
     folder.check_target(index_dir)  # before any long work: a file, a read-only or full disk
     with folder.build_lock(index_dir):
@@ -131,6 +132,8 @@ def build_index(
         known = previous_vectors(index_dir, embedder) if reuse and previous else {}
         todo = _embed_new(embedder, groups, known, progress)
         described = _described(embedder, corpus, corpus_dir, index_dir, settings, dedup, groups)
+        if signature is not None:
+            described["corpus"]["stat_signature"] = signature
         written = write_index(index_dir, passages, _vectors(embedder, groups, known), described,
                               file_names(previous), store_config, {"faiss_kind": faiss_kind},
                               previous_store=(previous or {}).get("store"))

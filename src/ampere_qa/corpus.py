@@ -307,3 +307,22 @@ def fingerprint(root: Path, docs: list[Document], settings_sha256: str | None = 
     if settings_sha256 is not None:
         h.update(f"{SETTINGS_FILE}\0{settings_sha256}\n".encode())
     return h.hexdigest()
+
+
+def stat_signature(corpus: Path | str) -> str | None:
+    """A hash of the corpus's file names, sizes and modification times (and its settings
+    file's), from directory metadata alone: equal signatures mean nothing was edited since,
+    so the staleness check need not read a byte (50,000 files took 9-11 s to read). None when
+    the folder cannot be listed."""
+    root = Path(corpus)
+    h = hashlib.sha256()
+    try:
+        files, _ = corpus_files(root)
+        base = root if root.is_dir() else root.parent
+        settings = [root / SETTINGS_FILE] if root.is_dir() and (root / SETTINGS_FILE).exists() else []
+        for path in [*files, *settings]:
+            st = path.stat()
+            h.update(f"{path.relative_to(base).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    except (OSError, CorpusError):
+        return None
+    return h.hexdigest()

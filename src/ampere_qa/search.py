@@ -17,7 +17,7 @@ from .embedding import Embedder, load_embedder
 from .errors import BadInputError, IndexMismatchError
 from .index import IndexData, load_index
 from .lexical import LexicalIndex, Term
-from .manifest import corpus_is_stale, page_info, rebuild_hint
+from .manifest import StaleWatch, corpus_is_stale, page_info, rebuild_hint
 from .question import DEFAULT_K, clean_question
 from .types import Hit, PageInfo
 
@@ -56,6 +56,7 @@ class Retriever:
         # table of every id would parse every passage at load).
         self._row: dict[str, int] = {}
         self.lexical = data.lexical or LexicalIndex([p.indexed_text for p in data.passages])
+        self._stale = StaleWatch(lambda: corpus_is_stale(data.path, data.manifest))
 
     @classmethod
     def load(
@@ -103,8 +104,14 @@ class Retriever:
         return page_info(self.data.path, self.manifest)
 
     def is_stale(self) -> bool | None:
-        """True when the corpus changed since the build; None when it cannot be found here."""
+        """True when the corpus changed since the build; None when it cannot be found here.
+        Reads no file when the corpus's names, sizes and times are those of the build."""
         return corpus_is_stale(self.data.path, self.manifest)
+
+    def stale_status(self) -> bool | None:
+        """:meth:`is_stale` at O(1) a call, for servers: checked on the first call, then
+        refreshed in the background at most every STALE_REFRESH_S (see :class:`StaleWatch`)."""
+        return self._stale()
 
     def _rank(self, text: str, qv: np.ndarray, k: int) -> tuple[list[Hit], float]:
         """The top ``k`` passages, and the similarity of the closest sentence of all.

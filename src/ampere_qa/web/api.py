@@ -268,7 +268,7 @@ def public_info(retriever: Retriever, index: str) -> dict[str, Any]:
         "dimension": m["dimension"],
         "corpus_files": [f.get("source") for f in m["corpus"].get("files", [])],
         "store": m.get("store", {"kind": "faiss"}).get("kind", "faiss"),
-        "stale": retriever.is_stale(),
+        "stale": retriever.stale_status(),
     }
 
 
@@ -336,7 +336,7 @@ def add_api(app: FastAPI, retriever: Retriever) -> Pool:
     # runs them in its thread pool rather than on the event loop.
     @router.get("/api/health", summary="Whether the server is ready, and which index it serves")
     def health() -> Health:
-        return Health(ready=True, index=index, stale=retriever.is_stale(), version=__version__)
+        return Health(ready=True, index=index, stale=retriever.stale_status(), version=__version__)
 
     @router.get("/api/info", summary="What the index holds")
     def info() -> dict[str, Any]:

@@ -223,7 +223,7 @@ def header_html(title: str, description: str) -> str:
 def stale_notice(retriever: Retriever) -> str:
     """The warning shown above the chat when the corpus changed since the index was built ("" if not)."""
     try:
-        stale = retriever.is_stale()
+        stale = retriever.stale_status()
     except Exception:  # the check reads the corpus folder; never let it break the page
         log.exception("checking whether the index is stale failed")
         stale = None
