@@ -87,3 +87,12 @@ def fake_retriever_for_history(tmp_path, corpus_copy, fake_embedder, monkeypatch
     build_index(corpus_copy, tmp_path / "i", embedder=fake_embedder)
     monkeypatch.setattr(Retriever, "cutoff", -1.0)
     return Retriever.load(tmp_path / "i", embedder=fake_embedder)
+
+
+def test_a_chain_of_follow_ups_nests_two_deep_at_most(lexical):
+    """Eight « Et où ? » made « Et où ? (Et où ? (… ))))))))», 1,018 characters."""
+    history = ["Combien de salariés compte Ampere ?", *["Et où ?"] * 7]
+    understood = followup.resolve("Et où ?", history, lexical)
+    assert understood == "Et où ? (Et où ? (Combien de salariés compte Ampere ?))"
+    long = ["Combien de salariés compte Ampere ?" + " x" * 480, *[("Et où " + "y " * 490)] * 7]
+    assert len(followup.resolve("Et où ?", long, lexical)) < 3 * 1000

@@ -125,19 +125,27 @@ def resolve(question: str, history: Sequence[str], lexical: LexicalIndex,
             language: str = "fr") -> str:
     """The question as understood in the conversation; ``question`` itself when it stands alone
     or there is nothing to lean on."""
-    previous: str | None = None
+    previous: tuple[str, str] | None = None
     for h in history[-MAX_HISTORY:]:  # each earlier question read against the one before it
-        previous = h if previous is None else _against(h, previous, lexical, "fr")
-    return question if previous is None else _against(question, previous, lexical, language)
+        previous = (h, h) if previous is None else _against(h, *previous, lexical, "fr")[1:]
+    return question if previous is None else _against(question, *previous, lexical, language)[0]
 
 
-def _against(question: str, previous: str, lexical: LexicalIndex, language: str) -> str:
-    """``question`` read against the (already resolved) question before it."""
+def _written(question: str, context: str) -> str:
+    return f"{question.rstrip(' ?')} ? ({context.strip()})".replace(" ? ?", " ?")
+
+
+def _against(question: str, previous: str, anchor: str, lexical: LexicalIndex,
+             language: str) -> tuple[str, str, str]:
+    """``question`` read against the question before it; with what the next question leans
+    on: this one read against the last question that stood alone (``anchor``), and that
+    anchor. So a chain nests two deep at most: « Et quand ? (Lesquels ? (Combien de modèles
+    …)) », never every follow-up before it (eight « Et où ? » made 1,018 characters)."""
     if not is_followup(question, lexical):
-        return question
+        return question, question, question
     if language == "en" and not _OPENING.match(fold(question).strip()):
         subject = subject_of(previous, lexical)
         replaced = _english_replace(question, subject) if subject else None
         if replaced:
-            return replaced
-    return f"{question.rstrip(' ?')} ? ({previous.strip()})".replace(" ? ?", " ?")
+            return replaced, replaced, replaced
+    return _written(question, previous), _written(question, anchor), anchor
