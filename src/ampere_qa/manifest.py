@@ -244,7 +244,8 @@ class StaleWatch:
         self._check, self._every = check, every_s
         self._first = threading.Lock()  # one first check, however many callers wait for it
         self._lock = threading.Lock()
-        self._known, self._value, self._at, self._running = False, None, 0.0, False
+        self._value: bool | None = None
+        self._known, self._at, self._running = False, 0.0, False
         self.checks = 0  # how many times the corpus was looked at (for tests)
 
     def __call__(self) -> bool | None:
