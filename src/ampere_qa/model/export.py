@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ampere_qa.atomic import fsync_dir, open_regular, write_atomic
+from ampere_qa.atomic import fsync_dir, write_atomic
 from ampere_qa.errors import ModelError
 
 from . import querytok
@@ -44,6 +44,7 @@ from .integrity import (
     CacheDamagedError,
     file_mode,
     hash_files,
+    read_record,
     same_identities,
     verify_files,
     write_stamp,
@@ -104,15 +105,9 @@ def read_export(model_dir: Path) -> dict[str, Any] | None:
     of another version (export again). A record that cannot be read or does not check raises
     :class:`CacheDamagedError` naming it; its files are checked by :func:`check_files`."""
     path = export_dir(model_dir) / EXPORT_FILE
-    if not os.path.lexists(path):
+    record = read_record(path, FIX)
+    if record is None:
         return None
-    try:
-        with open_regular(path) as fh:
-            record = json.loads(fh.read(1 << 22).decode("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise _damaged(path, f"unreadable: {_one_line(exc)}") from exc
-    if not isinstance(record, dict):
-        raise _damaged(path, f"a JSON {type(record).__name__}, not an object")
     version = record.get("export_version")
     if type(version) is int and version != EXPORT_VERSION:
         return None

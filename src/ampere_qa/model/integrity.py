@@ -44,6 +44,24 @@ class CacheDamagedError(ModelError):
         self.problem, self.fix = problem, fix
 
 
+def read_record(path: Path, fix: str, limit: int = 1 << 22) -> dict[str, Any] | None:
+    """A JSON object the cache keeps (the conversion's marker, the export's record); None
+    when there is none. One that cannot be read or is not an object raises
+    :class:`CacheDamagedError` naming it."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        with open_regular(path) as fh:
+            record = json.loads(fh.read(limit).decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CacheDamagedError(f"{path} is damaged (unreadable: {' '.join(str(exc).split())})",
+                                fix) from exc
+    if not isinstance(record, dict):
+        raise CacheDamagedError(f"{path} is damaged (a JSON {type(record).__name__}, not an "
+                                "object)", fix)
+    return record
+
+
 def identity(path: Path) -> tuple[int, ...]:
     """What changes whenever a file's content can have changed (ctime cannot be set back)."""
     st = os.stat(path)

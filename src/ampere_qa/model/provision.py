@@ -21,12 +21,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from ampere_qa.atomic import fsync_dir, open_regular, write_atomic
+from ampere_qa.atomic import fsync_dir, write_atomic
 from ampere_qa.errors import ModelError
 
 from .config import small_files
 from .e5file import parse
-from .integrity import INSTALL, CacheDamagedError, hash_files, verify_files, write_stamp
+from .integrity import INSTALL, CacheDamagedError, hash_files, read_record, verify_files, write_stamp
 from .source import BUNDLED_MODEL_ID, bundled_source, file_sha256, source_sha256
 from .tokenizer import build_tokenizer
 from .weights import write_safetensors
@@ -53,16 +53,9 @@ def read_marker(model_dir: Path) -> dict | None:
     or it is of another converter version (convert again). A marker that cannot be read or
     does not check raises :class:`CacheDamagedError` naming it."""
     path = Path(model_dir) / MARKER_FILE
-    if not os.path.lexists(path):
+    marker = read_record(path, FIX, limit=1 << 20)
+    if marker is None:
         return None
-    try:
-        with open_regular(path) as fh:
-            marker = json.loads(fh.read(1 << 20).decode("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CacheDamagedError(f"{path} is damaged (unreadable: {' '.join(str(exc).split())})",
-                                FIX) from exc
-    if not isinstance(marker, dict):
-        raise CacheDamagedError(f"{path} is damaged (not a JSON object)", FIX)
     version = marker.get("converter_version")
     if type(version) is int and version != CONVERTER_VERSION:
         return None
