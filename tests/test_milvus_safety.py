@@ -303,3 +303,82 @@ def test_moving_an_index_to_another_milvus_leaves_nothing_behind(tmp_path, corpu
     assert not [n for n in _client(first).list_collections() if milvus.GENERATION.match(n)]
     assert load_index(idx).store.uri == str(second.resolve())
 
+
+
+@pytest.mark.parametrize("damage", ["repeated", "negative"])
+def test_saved_keys_must_be_one_distinct_positive_key_per_row(tmp_path, corpus_copy, damage):
+    """A repeated key gave two rows one vector (and rows_of one row for both); a negative one is
+    no sentence_key. Refused at load, in one line with the rebuild command."""
+    import hashlib
+
+    idx = tmp_path / "index"
+    build_index(corpus_copy, idx, store="milvus", uri=str(tmp_path / "x.db"), embedder=FakeEmbedder())
+    m = json.loads((idx / MANIFEST).read_text())
+    path = idx / m["files"]["sentence_keys"]["name"]
+    keys = np.load(path)
+    if damage == "repeated":
+        keys[1] = keys[0]
+    else:
+        keys[2] = -keys[2]
+    np.save(path.open("wb"), keys)
+    data = path.read_bytes()
+    m["files"]["sentence_keys"].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    (idx / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(IndexMismatchError, match="one distinct key per sentence: rebuild it with"):
+        load_index(idx)
+
+
+def test_a_saved_key_the_collection_lacks_is_refused_not_a_key_error(tmp_path, corpus_copy):
+    """A key that is no row of the collection used to reach a question as an unexpected KeyError."""
+    import hashlib
+
+    idx = tmp_path / "index"
+    build_index(corpus_copy, idx, store="milvus", uri=str(tmp_path / "x.db"), embedder=FakeEmbedder())
+    m = json.loads((idx / MANIFEST).read_text())
+    path = idx / m["files"]["sentence_keys"]["name"]
+    keys = np.load(path)
+    keys[0] = int(keys.max()) + 1  # distinct, positive, in no row
+    np.save(path.open("wb"), keys)
+    data = path.read_bytes()
+    m["files"]["sentence_keys"].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    (idx / MANIFEST).write_text(json.dumps(m))
+    store = load_index(idx).store
+    with pytest.raises(IndexMismatchError, match="lacks 1 of the sentence rows the index names: "
+                                                 "rebuild it with"):
+        store.get(np.arange(3))
+
+
+def test_credentials_in_the_uri_open_the_server_and_are_recorded_nowhere(tmp_path, corpus_copy,
+                                                                         milvus_server, monkeypatch,
+                                                                         caplog):
+    """``--uri http://user:password@host`` builds (its credentials open this command's
+    connections), but the manifest records the URI without them, a warning says the next command
+    needs the token, and neither a file, the output nor ``info`` shows the password."""
+    import uuid
+
+    from click.testing import CliRunner
+
+    from ampere_qa.cli import cli
+    from ampere_qa.stores import milvus
+
+    uri, token = milvus_server
+    monkeypatch.delenv(milvus.TOKEN_ENV, raising=False)
+    monkeypatch.setattr(milvus, "_CREDENTIALS", {}, raising=False)
+    monkeypatch.setattr("ampere_qa.build.load_embedder", lambda model: FakeEmbedder())
+    user, password = token.split(":", 1)
+    secret_uri = uri.replace("http://", f"http://{user}:{password}@")
+    idx, collection = tmp_path / "index", f"t_{uuid.uuid4().hex[:12]}"
+    built = CliRunner().invoke(cli, ["build", "--corpus", str(corpus_copy), "--index", str(idx),
+                                     "--store", "milvus", "--uri", secret_uri, "--collection",
+                                     collection, "--json"])
+    assert built.exit_code == 0, built.output
+    assert "not recorded in the index" in caplog.text  # the CLI prints it on stderr
+    recorded = json.loads((idx / MANIFEST).read_text())["store"]
+    assert recorded["uri"] == uri
+    monkeypatch.setattr(milvus, "_CREDENTIALS", {}, raising=False)  # a later command: this process forgot them
+    info = CliRunner().invoke(cli, ["info", "--index", str(idx)])
+    refused = CliRunner().invoke(cli, ["ask", "--index", str(idx), "--json", "Qui dirige Ampere ?"])
+    assert refused.exit_code == 1 and "AMPERE_QA_MILVUS_TOKEN" in refused.stderr
+    written = "".join(p.read_text(errors="replace") for p in idx.rglob("*") if p.is_file())
+    for text in (written, built.stdout, built.stderr, info.output, refused.stderr, caplog.text):
+        assert f"{user}:{password}" not in text and f":{password}@" not in text

@@ -24,7 +24,20 @@ load; larger ones are checked by size and by a hash of their first and last bloc
 gigabytes would add seconds to every start, and the failures seen in practice, a truncated copy
 or a file from another build, change the size or the ends). Big files are memory-mapped (arrays,
 the FAISS index, the passages), and passages are parsed when asked for (passage_file.py), so a
-load reads nothing in proportion to the archive but the BM25 vocabulary.
+load parses nothing in proportion to the archive but the BM25 vocabulary (capped:
+lexical.MAX_VOCABULARY).
+
+What a load checks beyond the hashes (a crafted index can have hashes that match): every array's
+structure and values before a question can trip on them. The passage table cuts the passages file
+into lines and adds up to the sentence count; each passage, when parsed, has the sentences its row
+says (passage_file.py). The BM25 arrays fit together (lexical.saved_problem: pointers from 0 to
+the data's length, never going back, one column per stem, passage numbers in range, finite
+scores). The vector arrays hold no NaN or infinity. FAISS's part is the store's (stores/faiss.py:
+layout at load, row offsets of a mapped IVF file against its lists, and every row and vector a
+question reads); Milvus's too (stores/milvus.py: one distinct key per row). The value checks pass
+once over each array, chunk by chunk, memory-mapped ones included (stores/base.py CHECK_CHUNK): a
+copy of an array is never made, and its pages do not stay resident. That pass is what a load now
+reads in proportion to the archive, the FAISS file aside.
 """
 
 from __future__ import annotations
@@ -42,6 +55,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from . import folder, stores
+from . import lexical as _lexical  # its caps, read when used (so tests may lower them)
 from .atomic import NotRegularFile, fsync_dir, open_regular, temp_file, write_atomic
 from .errors import BadInputError, IndexMismatchError
 from .lexical import ANALYZER_VERSION, SAVED_ARRAYS, LexicalIndex
@@ -55,7 +69,7 @@ from .manifest import (
 )
 from .passage_file import PassageFile, encode, table_problem
 from .stores import VectorStore
-from .stores.base import FileContent, build_meta, load_npy
+from .stores.base import FileContent, all_finite, build_meta, load_npy
 from .types import Passage
 from .version import __version__
 
@@ -111,11 +125,12 @@ def _ends_sha256(size: int, head: bytes | memoryview, tail: bytes | memoryview) 
     return h.hexdigest()
 
 
-def _lazy_files(passages: list[Passage], table: np.ndarray) -> dict[str, FileContent]:
-    """The passage table and the BM25 index, built once here instead of at every load."""
-    arrays, vocabulary = LexicalIndex([p.indexed_text for p in passages]).saved()
-    return {"passage_index": table, **arrays,
-            "lexical_vocab": json.dumps(vocabulary, ensure_ascii=False).encode()}
+def _lexical_files(passages: list[Passage]) -> dict[str, FileContent]:
+    """The BM25 index, built once here instead of at every load; refused (BadInputError) when
+    its vocabulary is over what a load accepts (lexical.MAX_VOCABULARY)."""
+    index = LexicalIndex([p.indexed_text for p in passages])
+    arrays, _ = index.saved()
+    return {**arrays, "lexical_vocab": index.vocabulary_json()}
 
 
 class _HashingFile:
@@ -229,6 +244,8 @@ def write_index(
         "lexical": {"analyzer_version": ANALYZER_VERSION},
     }
     index_id = str(index_dir.resolve())
+    # Before any file is written: a vocabulary over the cap refuses the build, leaving no trace.
+    lexical_files = _lexical_files(passages)
     data = _DataFiles(index_dir, previous)
     try:  # in the order the kill tests name: passages, sentences, passage_vectors, ...
         table = data.write("passages", lambda sink, _: encode(passages, sink))
@@ -241,8 +258,9 @@ def write_index(
             data.write(role, written.files.pop(role))  # popped: FAISS's index goes once written
         for role in ARRAYS:
             data.write(role, np.asarray(getattr(vectors, role), dtype=np.float32))
-        for role, content in _lazy_files(passages, table).items():
+        for role, content in {"passage_index": table, **lexical_files}.items():
             data.write(role, content)
+        del lexical_files
     except BaseException:
         data.undo()
         raise
@@ -313,10 +331,21 @@ def _intact(index_dir: Path, entry: dict[str, Any]) -> bool:
     return True
 
 
+def _hint(index_dir: Path, manifest: dict[str, Any]) -> str:
+    """The rebuild command for a message: a Milvus URI's credentials masked (stores/milvus.py),
+    should the manifest of an older build have recorded them."""
+    store = manifest.get("store")
+    if stores.kind_of(store) == "milvus" and isinstance(store.get("uri"), str):
+        from .stores.milvus import shown_uri
+
+        manifest = {**manifest, "store": {**store, "uri": shown_uri(store["uri"])}}
+    return rebuild_hint(index_dir, manifest)
+
+
 def check_files(index_dir: Path, manifest: dict[str, Any]) -> None:
     """Every data file the manifest names is there, a plain file of the recorded size (cheap:
     no hashing). ``info`` uses it; loading checks the hashes as well."""
-    hint = rebuild_hint(index_dir, manifest)
+    hint = _hint(index_dir, manifest)
     for role, entry in manifest["files"].items():
         path = _data_path(index_dir, role, entry, hint)
         try:
@@ -356,7 +385,7 @@ def _manifest_bytes(index_dir: Path) -> bytes | None:
 def _load_index(index_dir: Path) -> IndexData:
     manifest = read_manifest(index_dir)
     kind = stores.kind_of(manifest.get("store"))
-    hint = rebuild_hint(index_dir, manifest)
+    hint = _hint(index_dir, manifest)
     if kind not in stores.KINDS:
         raise IndexMismatchError(f"index in {index_dir} keeps its vectors in an unknown store "
                                  f"{kind!r}: {hint}")
@@ -366,6 +395,12 @@ def _load_index(index_dir: Path) -> IndexData:
     if missing:
         raise IndexMismatchError(f"{index_dir / MANIFEST} lists no {missing[0]} file: {hint}")
     lazy = all(role in manifest["files"] for role in LAZY)
+    saved_bm25 = lazy and manifest.get("lexical", {}).get("analyzer_version") == ANALYZER_VERSION
+    vocab_bytes = manifest["files"]["lexical_vocab"]["bytes"] if saved_bm25 else 0
+    if vocab_bytes > _lexical.MAX_VOCABULARY_BYTES:  # before a byte of it is read, let alone parsed
+        raise IndexMismatchError(
+            f"index in {index_dir} has a BM25 vocabulary of {vocab_bytes:,} bytes, more than the "
+            f"{_lexical.MAX_VOCABULARY_BYTES:,} an index may hold (lexical.MAX_VOCABULARY_BYTES): {hint}")
     optional = [role for role in backend.OPTIONAL_FILES if role in manifest["files"]]
     checked = {role: _check_file(index_dir, role, manifest["files"][role], hint)
                for role in (*roles, *(LAZY if lazy else ()), *optional)}
@@ -374,9 +409,13 @@ def _load_index(index_dir: Path) -> IndexData:
     try:
         arrays = {role: load_npy(*checked[role]) for role in ARRAYS}
         if lazy:
-            passages = _passage_file(checked, manifest)
-            if manifest.get("lexical", {}).get("analyzer_version") == ANALYZER_VERSION:
+            passages = _passage_file(checked, manifest, hint)
+            if saved_bm25:
                 saved = {role: load_npy(*checked[role], kind=_ARRAY_KINDS[role]) for role in SAVED_ARRAYS}
+                stems = len(saved["lexical_indptr"]) - 1
+                if stems > _lexical.MAX_VOCABULARY:  # the count, known before the words are parsed
+                    raise ValueError(f"a BM25 vocabulary of {stems:,} stems, more than the "
+                                     f"{_lexical.MAX_VOCABULARY:,} an index may hold")
                 path, raw = checked["lexical_vocab"]
                 vocabulary = json.loads(raw if raw is not None else path.read_bytes())
                 if not isinstance(vocabulary, list) or not all(isinstance(v, str) for v in vocabulary):
@@ -387,6 +426,8 @@ def _load_index(index_dir: Path) -> IndexData:
             text = (raw if raw is not None else path.read_bytes()).decode("utf-8")
             passages = [Passage.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
             del text
+    except IndexMismatchError:  # already said, with the hint
+        raise
     except Exception as exc:  # any parse failure of a hash-checked file means a broken build
         raise IndexMismatchError(f"index files in {index_dir} cannot be read ({exc}): {hint}") from None
     # The backend checks its own part against the manifest (FAISS: the file's layout; Milvus: the
@@ -397,19 +438,20 @@ def _load_index(index_dir: Path) -> IndexData:
     return data
 
 
-def _passage_file(checked: dict[str, tuple[Path, bytes | None]], manifest: dict[str, Any]) -> PassageFile:
-    """The passages, to be parsed on demand, once their table fits the file and the manifest;
-    the first and last are parsed now, so that a broken file is refused at load."""
+def _passage_file(checked: dict[str, tuple[Path, bytes | None]], manifest: dict[str, Any],
+                  hint: str) -> PassageFile:
+    """The passages, to be parsed on demand, once their table fits the file and the manifest.
+    Each passage parsed is checked against its table row (PassageFile); the first and last are
+    parsed now, so that a broken file is refused at load."""
     path, raw = checked["passages"]
     table = load_npy(*checked["passage_index"], kind=_ARRAY_KINDS["passage_index"])
     problem = table_problem(np.asarray(table), manifest["files"]["passages"]["bytes"],
                             manifest["passage_count"], manifest["sentence_count"])
     if problem:
         raise ValueError(problem)
-    passages = PassageFile(path, raw, np.asarray(table))
+    passages = PassageFile(path, raw, np.asarray(table), hint)
     for i in {0, len(passages) - 1} if len(passages) else ():
-        if len(passages[i].sentences) != passages.sentence_counts()[i]:
-            raise ValueError(f"passage {i} does not have the sentences its table says")
+        _ = passages[i]  # parsed, and checked against its table row
     return passages
 
 
@@ -434,6 +476,13 @@ def _assemble(index_dir: Path, manifest: dict[str, Any], passages: Sequence[Pass
     for bad, what in problems:
         if bad:
             raise IndexMismatchError(f"index in {index_dir} is inconsistent ({what}): {hint}")
+    # NaN or infinity in a vector makes every score it enters NaN: comparisons then say nothing
+    # and the answer's JSON holds NaN. Checked chunk by chunk (stores/base.py): memory-mapped
+    # arrays are read, never copied nor left resident.
+    for role in ARRAYS:
+        if not all_finite(arrays[role]):
+            raise IndexMismatchError(f"index in {index_dir} is inconsistent ({role} holds NaN or "
+                                     f"infinite values): {hint}")
 
     return IndexData(
         path=index_dir,

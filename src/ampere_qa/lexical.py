@@ -15,6 +15,7 @@ minutes). An index without these files (built before they existed, or by an anal
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,6 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from .errors import BadInputError
+from .stores.base import all_finite, first_decrease, value_range
 
 _WORD = re.compile(r"\w\w+")
 # Question words say what kind of answer is wanted (see understand.py), not what it is about.
@@ -34,6 +38,14 @@ ANALYZER_VERSION = 1
 # The saved parts: bm25s's CSC score matrix (one column per stem) and the sorted vocabulary.
 SAVED_ARRAYS = ("lexical_data", "lexical_indices", "lexical_indptr")
 _EMPTY = "\x00"  # stands for a passage with no content word: bm25s rejects empty documents
+# Most stems a saved vocabulary may hold, and most bytes its JSON file may take. The vocabulary is
+# the one part of an index a load parses whole: each stem costs ~230 bytes once loaded (a string
+# and two dict entries), so a crafted 60 MB file of 6 million words took 1.4 GB. A million-passage
+# archive has 270,311 stems in 3 MB (BENCHMARKS.md): these caps leave 7x and 10x that, and hold a
+# load's vocabulary under ~0.5 GB. A load checks the file's size before parsing it; a build that
+# would write more refuses before writing any file.
+MAX_VOCABULARY = 2_000_000
+MAX_VOCABULARY_BYTES = 32 * 2**20
 
 
 def _fold(word: str) -> str:
@@ -48,6 +60,29 @@ class Term:
     word: str
     stem: str
     options: tuple[tuple[str, ...], ...]
+
+
+def saved_problem(arrays: Mapping[str, np.ndarray], stems: int, passages: int) -> str | None:
+    """What makes saved BM25 arrays unfit for ``stems`` columns over ``passages`` passages, or
+    None. bm25s trusts them: an index out of range, a pointer past the end or going back, a short
+    data array, a NaN, and every question fails (IndexError, ValueError) or scores garbage. Each
+    check is a pass over memory-mapped arrays, chunk by chunk (stores/base.py), never a copy."""
+    data, indices, indptr = (arrays[role] for role in SAVED_ARRAYS)
+    if indptr.ndim != 1 or len(indptr) != stems + 1:
+        return f"{stems} stems for {len(indptr) - 1} BM25 columns"
+    if data.ndim != 1 or indices.ndim != 1 or len(data) != len(indices):
+        return f"{len(data)} BM25 scores for {len(indices)} passage numbers"
+    if int(indptr[0]) != 0 or int(indptr[-1]) != len(data):
+        return f"BM25 column pointers run from {int(indptr[0])} to {int(indptr[-1])}, not 0 to {len(data)}"
+    back = first_decrease(indptr)
+    if back is not None:
+        return f"BM25 column pointers go back at column {back}"
+    bounds = value_range(indices)
+    if bounds is not None and (bounds[0] < 0 or bounds[1] >= passages):
+        return f"BM25 passage numbers {bounds[0]}..{bounds[1]} outside 0..{passages - 1}"
+    if not all_finite(data):
+        return "BM25 scores hold NaN or infinite values"
+    return None
 
 
 class DocFrequency(Mapping[str, int]):
@@ -108,16 +143,35 @@ class LexicalIndex:
 
     @classmethod
     def from_saved(cls, arrays: dict[str, np.ndarray], vocabulary: list[str], size: int) -> LexicalIndex:
-        """The index :meth:`saved` wrote, its arrays as loaded (memory-mapped when big)."""
-        if len(arrays["lexical_indptr"]) != len(vocabulary) + 1:
-            raise ValueError(f"{len(vocabulary)} stems for {len(arrays['lexical_indptr']) - 1} columns")
+        """The index :meth:`saved` wrote, its arrays as loaded (memory-mapped when big), once
+        :func:`saved_problem` finds nothing wrong with them (ValueError otherwise)."""
+        problem = saved_problem(arrays, len(vocabulary), size)
+        if problem:
+            raise ValueError(problem)
         return cls(saved=(arrays, vocabulary, size))
 
     def saved(self) -> tuple[dict[str, np.ndarray], list[str]]:
-        """What the index folder keeps of it: the score matrix's arrays, the sorted vocabulary."""
+        """What the index folder keeps of it: the score matrix's arrays, the sorted vocabulary.
+        Refused (:class:`BadInputError`) when the vocabulary is over what a load accepts."""
+        if len(self.vocabulary) > MAX_VOCABULARY:
+            raise BadInputError(
+                f"the corpus has {len(self.vocabulary):,} distinct word stems, more than the "
+                f"{MAX_VOCABULARY:,} an index may hold (lexical.MAX_VOCABULARY): split it into "
+                "several corpora, or leave out the files of generated text (ids, hashes, tables)")
         scores: dict[str, Any] = self._bm25.scores
         return ({"lexical_data": scores["data"], "lexical_indices": scores["indices"],
                  "lexical_indptr": scores["indptr"]}, self.vocabulary)
+
+    def vocabulary_json(self) -> bytes:
+        """The vocabulary as the index folder keeps it (a JSON list, sorted), refused like
+        :meth:`saved` when over ``MAX_VOCABULARY_BYTES``."""
+        data = json.dumps(self.vocabulary, ensure_ascii=False).encode()
+        if len(data) > MAX_VOCABULARY_BYTES:
+            raise BadInputError(
+                f"the corpus's word stems take {len(data):,} bytes, more than the "
+                f"{MAX_VOCABULARY_BYTES:,} an index may hold (lexical.MAX_VOCABULARY_BYTES): split "
+                "it into several corpora, or leave out the files of generated text")
+        return data
 
     def analyze(self, text: str) -> list[str]:
         words = [w for w in _WORD.findall(text.lower()) if _fold(w) not in self._stop]

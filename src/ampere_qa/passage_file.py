@@ -19,6 +19,8 @@ from typing import Any, overload
 import numpy as np
 
 from .atomic import map_regular
+from .errors import IndexMismatchError
+from .stores.base import first_decrease
 from .types import Passage
 
 # Passages kept parsed: the ones recent questions touched (a question touches a few dozen).
@@ -41,20 +43,27 @@ def table_problem(table: np.ndarray, size: int, passages: int, sentences: int) -
     """What makes ``table`` unfit for a passages file of ``size`` bytes, or None."""
     if table.dtype != np.int64 or table.shape != (passages + 1, 2):
         return f"passage table {table.dtype} {table.shape}, expected int64 ({passages + 1}, 2)"
-    offsets, starts = table[:, 0], table[:, 1]
-    if offsets[0] != 0 or offsets[-1] != size or (passages and np.any(np.diff(offsets) <= 0)):
+    offsets, starts = table[:, 0], table[:, 1]  # checked chunk by chunk: the table may be mapped
+    if offsets[0] != 0 or offsets[-1] != size or first_decrease(offsets, strict=True) is not None:
         return "passage offsets do not cut the passages file into lines"
-    if starts[0] != 0 or starts[-1] != sentences or np.any(np.diff(starts) < 0):
+    if starts[0] != 0 or starts[-1] != sentences or first_decrease(starts) is not None:
         return f"sentence rows do not add up to {sentences} sentences"
     return None
 
 
 class PassageFile(Sequence[Passage]):
-    """The passages of an index, parsed on demand from their (checked) file and table."""
+    """The passages of an index, parsed on demand from their (checked) file and table.
 
-    def __init__(self, path: Path, raw: bytes | None, table: np.ndarray):
+    A passage is refused (:class:`IndexMismatchError`, ending with ``hint``, the rebuild
+    command) when its line does not parse or holds another number of sentences than its table
+    row says: the table numbers every sentence row of the index, so a passage that disagrees
+    with it would send a question to another passage's vectors, or past the last one.
+    """
+
+    def __init__(self, path: Path, raw: bytes | None, table: np.ndarray, hint: str = ""):
         self.path = path
         self.table = table
+        self.hint = hint
         if raw is None:  # big: mapped, so only the pages of the lines read are ever loaded
             self._data: Any = map_regular(path)
         else:
@@ -64,11 +73,16 @@ class PassageFile(Sequence[Passage]):
     def _read(self, i: int) -> Passage:
         a, b = int(self.table[i, 0]), int(self.table[i + 1, 0])
         try:
-            return Passage.from_dict(json.loads(bytes(self._data[a:b])))
+            passage = Passage.from_dict(json.loads(bytes(self._data[a:b])))
         except Exception as exc:  # a hash-checked file that does not parse: a broken build
-            from .errors import IndexMismatchError
-
-            raise IndexMismatchError(f"passage {i} of {self.path} cannot be read ({exc})") from None
+            problem = f"cannot be read ({exc})"
+        else:
+            rows = int(self.table[i + 1, 1] - self.table[i, 1])
+            if len(passage.sentences) == rows:
+                return passage
+            problem = f"has {len(passage.sentences)} sentences, its table row says {rows}"
+        raise IndexMismatchError(f"passage {i} of {self.path} {problem}"
+                                 + (f": {self.hint}" if self.hint else ""))
 
     def __len__(self) -> int:
         return len(self.table) - 1

@@ -17,8 +17,9 @@ finds it. No caller branches on the backend.
 from __future__ import annotations
 
 import io
+import mmap
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -106,3 +107,66 @@ def load_npy(path: Path, raw: bytes | None, kind: tuple[str, int] = ("f", 2)) ->
     if raw is not None:
         return np.load(io.BytesIO(raw), allow_pickle=False)
     return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+
+# Elements an array is checked by at a time (16 MB of float32): a check of a memory-mapped array
+# at a million passages never holds a copy of it, and the pages it read are handed back to the
+# kernel after each chunk (they stay in the page cache, out of the process's resident memory).
+CHECK_CHUNK = 1 << 22
+
+
+def _release(chunk: np.ndarray) -> None:
+    """Drop a memory-mapped chunk's pages from this process (read-only, file-backed mapping:
+    nothing is lost, a later read maps them again from the page cache)."""
+    mm = getattr(chunk, "_mmap", None)
+    if not isinstance(mm, mmap.mmap) or not hasattr(mm, "madvise") or not chunk.nbytes:
+        return
+    try:
+        base = np.frombuffer(mm, np.uint8).ctypes.data
+        start = chunk.ctypes.data - base
+        low = start // mmap.PAGESIZE * mmap.PAGESIZE
+        mm.madvise(mmap.MADV_DONTNEED, low, start + chunk.nbytes - low)
+    except (OSError, ValueError, AttributeError):  # only an optimisation
+        pass
+
+
+def chunks(a: np.ndarray, size: int | None = None) -> Iterator[np.ndarray]:
+    """``a``'s elements in order, ``size`` (default ``CHECK_CHUNK``) at a time, without copying
+    it (a view per chunk)."""
+    size = size or CHECK_CHUNK
+    flat = a.reshape(-1) if a.flags.c_contiguous else a
+    if flat.ndim != 1:
+        flat = np.ravel(flat)  # not contiguous and not 1-D: a copy, only for small arrays
+    for i in range(0, len(flat), size):
+        chunk = flat[i:i + size]
+        yield chunk
+        _release(chunk)
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """No NaN and no infinity anywhere in ``a`` (checked chunk by chunk)."""
+    return all(bool(np.isfinite(c).all()) for c in chunks(a))
+
+
+def value_range(a: np.ndarray) -> tuple[int, int] | None:
+    """The smallest and largest of ``a``'s integers (None: ``a`` is empty), chunk by chunk."""
+    low = high = None
+    for c in chunks(a):
+        lo, hi = int(c.min()), int(c.max())
+        low, high = lo if low is None else min(low, lo), hi if high is None else max(high, hi)
+    return None if low is None else (low, high)
+
+
+def first_decrease(a: np.ndarray, strict: bool = False) -> int | None:
+    """The first position where the 1-D ``a`` goes down (``strict``: or stays level) from the
+    element before; None when it never does. Chunk by chunk, each chunk compared with the last
+    element of the one before."""
+    at, last = 0, None
+    for c in chunks(a):
+        steps = np.diff(c) if last is None else np.diff(c, prepend=last)
+        bad = np.flatnonzero(steps <= 0 if strict else steps < 0)
+        if len(bad):
+            return at + int(bad[0]) + (1 if last is None else 0)
+        at, last = at + len(c), c[-1]
+    return None

@@ -19,7 +19,7 @@ import numpy as np
 from ..atomic import map_regular
 from ..errors import IndexMismatchError
 from ..types import Passage
-from .base import FileContent, Written, load_npy
+from .base import FileContent, Written, chunks, load_npy
 from .faiss_format import check_layout, row_offsets
 
 KIND = "faiss"
@@ -45,10 +45,16 @@ class FaissStore:
 
     kind = "faiss"
 
-    def __init__(self, index: Any, rows: tuple[Any, np.ndarray] | None = None):
+    def __init__(self, index: Any, rows: tuple[Any, np.ndarray] | None = None, hint: str = ""):
         self.index = index
         # For a mapped IVF file: the file's bytes and where each row's vector starts in them.
         self._rows = rows
+        self.hint = hint  # the rebuild command, for a refusal while answering
+
+    def _broken(self, what: str) -> IndexMismatchError:
+        """What a question finds wrong in the vectors it reads: the file's values are not
+        checked whole at load (gigabytes at a million passages), what is read is, every time."""
+        return IndexMismatchError(f"the index's FAISS file {what}" + (f": {self.hint}" if self.hint else ""))
 
     @property
     def dimension(self) -> int:
@@ -71,10 +77,21 @@ class FaissStore:
 
     def search(self, qv: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         sims, rows = self.index.search(qv.reshape(1, -1), k)
-        return sims[0], rows[0]
+        sims, rows = sims[0], rows[0]
+        found = rows >= 0
+        if np.any(rows[found] >= self.count()):  # an IVF list's ids are read from the file
+            raise self._broken(f"returns row {int(rows.max())} of {self.count()}")
+        if not np.isfinite(sims[found]).all():
+            raise self._broken("holds NaN or infinite vectors")
+        return sims, rows
 
     def get(self, ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(ids, np.int64)
+        out = self._get(np.asarray(ids, np.int64))
+        if not np.isfinite(out).all():
+            raise self._broken("holds NaN or infinite vectors")
+        return out
+
+    def _get(self, ids: np.ndarray) -> np.ndarray:
         if self._rows is not None:
             data, offsets = self._rows
             dim = self.index.d
@@ -172,32 +189,65 @@ def open(config: dict[str, Any] | None, manifest: dict[str, Any],
     path, data = files["sentences"]
     try:
         if data is None and kind == "IndexIVFFlat" and "sentence_offsets" in files:
-            return _mapped_ivf(path, files["sentence_offsets"], manifest)
-        return FaissStore(_read(path, data, manifest))
+            store = _mapped_ivf(path, files["sentence_offsets"], manifest)
+        else:
+            store = FaissStore(_read(path, data, manifest))
     except Exception as exc:  # a hash-checked file FAISS cannot read means a broken build
         raise IndexMismatchError(f"index file {path} cannot be read ({exc}): {hint}") from None
+    store.hint = hint
+    return store
+
+
+def offsets_problem(offsets: np.ndarray, lists: list[tuple[int, int]], dim: int) -> str | None:
+    """What makes ``offsets`` (row -> byte offset of its vector, faiss_format.row_offsets) unfit
+    for an IVF file whose inverted lists are ``lists``, or None: each must be the start of a
+    vector inside a list, and no two the same (so that each row reads a vector of its own, not
+    a list's ids or another row's). Checked chunk by chunk, without reading the FAISS file."""
+    row = 4 * dim
+    lists = [(start, n) for start, n in lists if n]
+    starts = np.array([start for start, _ in lists], np.int64)
+    sizes = np.array([n for _, n in lists], np.int64)
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)  # a list's first slot
+    if offsets.dtype != np.int64 or offsets.shape != (int(sizes.sum()),):
+        return f"{offsets.dtype} row offsets shaped {offsets.shape} for {int(sizes.sum())} rows"
+    seen = np.zeros(len(offsets), bool)
+    for c in chunks(offsets):
+        j = np.searchsorted(starts, c, side="right") - 1
+        if np.any(j < 0):
+            return "a row offset points before the inverted lists"
+        k, rest = np.divmod(c - starts[j], row)
+        if np.any(rest != 0) or np.any(k >= sizes[j]):
+            return "a row offset is not the start of a vector in an inverted list"
+        seen[first[j] + k] = True
+    if not seen.all():  # as many offsets as vectors: one left unseen means two are the same
+        return "two rows have the same offset"
+    return None
 
 
 def _mapped_ivf(path: Path, offsets_file: tuple[Path, bytes | None], manifest: dict[str, Any]) -> FaissStore:
-    """A big IVF file, memory-mapped: FAISS searches it, rows are read at their saved offsets."""
+    """A big IVF file, memory-mapped: FAISS searches it, rows are read at their saved offsets,
+    each checked to be a vector's place in the file (offsets_problem)."""
     offsets_path, raw = offsets_file
     offsets = load_npy(offsets_path, raw, kind=("i", 1))
     dim, n = manifest["dimension"], manifest["sentence_count"]
-    data = map_regular(path)
-    if offsets.dtype != np.int64 or offsets.shape != (n,) or (n and (
-            int(offsets.min()) < 0 or int(offsets.max()) + 4 * dim > len(data))):
+    if offsets.dtype != np.int64 or offsets.shape != (n,):
         raise ValueError("the row offsets do not fit the index file")
-    index = _read(path, None, manifest, direct_map=False)
-    return FaissStore(index, rows=(data, offsets))
+    lists: list[tuple[int, int]] = []
+    index = _read(path, None, manifest, direct_map=False, lists=lists)
+    problem = offsets_problem(offsets, lists, dim)
+    if problem:
+        raise ValueError(f"the row offsets do not fit the index file ({problem})")
+    return FaissStore(index, rows=(map_regular(path), offsets))
 
 
-def _read(path: Path, data: bytes | None, manifest: dict[str, Any], direct_map: bool = True) -> Any:
+def _read(path: Path, data: bytes | None, manifest: dict[str, Any], direct_map: bool = True,
+          lists: list[tuple[int, int]] | None = None) -> Any:
     """FAISS's own reader, once the layout has been walked (faiss_format.py): a crafted header
     must not make FAISS allocate gigabytes before it notices the file is short."""
     import faiss
 
     view = memoryview(data) if data is not None else np.memmap(path, np.uint8, "r").data
-    check_layout(view, manifest["dimension"], manifest["sentence_count"])
+    check_layout(view, manifest["dimension"], manifest["sentence_count"], lists)
     if data is not None:
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     else:  # mapped: pages are read as searches touch them, not all at load (each kind has its

@@ -85,13 +85,15 @@ def _ivf_flat(r: _Reader, dim: int, lists: list[tuple[int, int]] | None = None) 
     return ntotal
 
 
-def check_layout(data: bytes | memoryview, dim: int, count: int) -> None:
+def check_layout(data: bytes | memoryview, dim: int, count: int,
+                 lists: list[tuple[int, int]] | None = None) -> None:
     """Raise :class:`LayoutError` unless ``data`` is a flat or IVF-flat inner-product index of
-    exactly ``count`` vectors of ``dim`` floats, with no byte missing or left over."""
+    exactly ``count`` vectors of ``dim`` floats, with no byte missing or left over. For an IVF
+    index, ``lists`` (when given) receives each inverted list's (byte offset of its vectors, rows)."""
     r = _Reader(data)
     if bytes(r.data[:4]) == b"IwFl":
         r.take(4)
-        ntotal = _ivf_flat(r, dim)
+        ntotal = _ivf_flat(r, dim, lists)
     else:
         ntotal = _flat(r, dim)
     if ntotal != count:

@@ -25,7 +25,14 @@ PyPI package ``milvus`` with authentication on).
 
 Credentials. A server that requires them gets ``$AMPERE_QA_MILVUS_TOKEN`` (``user:password`` or an
 API key; the CLI's ``--token`` sets it). The token is read when a client connects and is never
-written to the manifest, a collection property or a message.
+written to the manifest, a collection property or a message. Credentials written into the URI
+(``http://user:password@host:19530``) are taken out of it before it is recorded or shown: they
+open this process's connections (kept in memory, :data:`_CREDENTIALS`), the manifest records the
+URI without them, and a later command needs the token. Every URI and message shown goes
+through :func:`redact` (credentials in a URI, the token, ``token=``-style parameters masked).
+
+Names. A ``--collection`` name is checked before anything connects (:func:`check_name`):
+Milvus's rule, less the room the generation suffix takes.
 
 Ownership. A collection is ours when it carries ``OWNER_PROPERTY`` (set when ampere-qa creates
 it) or ``META_PROPERTY`` (what collections created before that marker carry). Anything else at
@@ -48,12 +55,13 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 
 from ..errors import BadInputError, IndexMismatchError, StoreUnavailableError
 from ..types import Passage
-from .base import FileContent, Written, build_meta, load_npy
+from .base import FileContent, Written, build_meta, first_decrease, load_npy
 from .faiss import EXACT_MAX_VECTORS
 
 KIND = "milvus"
@@ -67,6 +75,13 @@ OWNER_PROPERTY, OWNER = "ampere_qa.owner", "ampere-qa"  # set at creation: this 
 ALIAS_PROPERTY = "ampere_qa.alias"  # a generation's: the --collection name its alias is
 INDEX_PROPERTY = "ampere_qa.index"  # a generation's: the index folder whose build wrote it
 GENERATION = re.compile(r"^(?P<alias>.+)__g[0-9a-f]{12}$")
+GENERATION_SUFFIX = len("__g") + 12  # what write_generation appends to the --collection name
+# Milvus's rule for collection and alias names: a letter or an underscore, then letters, digits
+# and underscores, at most MAX_NAME characters (the server's default proxy.maxNameLength; Milvus
+# Lite's too). The --collection name leaves room for the suffix: 240 characters.
+MAX_NAME = 255
+MAX_COLLECTION = MAX_NAME - GENERATION_SUFFIX
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BATCH = 2000  # rows per upsert / get / delete request (well under Milvus's 64 MB message limit)
 TOKEN_ENV = "AMPERE_QA_MILVUS_TOKEN"
 # A server answers reads at a consistency level. What a build and a load check read (ids, row
@@ -107,10 +122,73 @@ def _muted(logger_name: str, level: int) -> Iterator[None]:
         logger.setLevel(before)
 
 
-def _masked(exc: BaseException) -> str:
-    """An exception's message without the token, should the library have echoed it."""
-    token = os.environ.get(TOKEN_ENV)
-    return str(exc).replace(token, "***") if token else str(exc)
+def name_problem(name: object, longest: int = MAX_COLLECTION) -> str | None:
+    """Why Milvus would refuse ``name`` as a collection or alias name (at most ``longest``
+    characters), or None."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        return ("must start with a letter or an underscore and hold only letters, digits and "
+                "underscores")
+    if len(name) > longest:
+        return (f"is {len(name)} characters long, more than {longest}"
+                + (f" (Milvus allows {MAX_NAME}; ampere-qa appends {GENERATION_SUFFIX} to name each "
+                   "build's collection)" if longest == MAX_COLLECTION else ""))
+    return None
+
+
+def check_name(name: object) -> None:
+    """Refuse (:class:`BadInputError`, exit 2) a ``--collection`` name Milvus would refuse
+    once a build has connected and embedded everything."""
+    problem = name_problem(name)
+    if problem:
+        text = str(name)
+        shown = text if len(text) <= 60 else f"{text[:60]}…"
+        raise BadInputError(f"--collection {shown!r} is not a Milvus collection name: it {problem}")
+
+
+# Credentials taken out of a URI (normalize_uri, MilvusStore): the URI without them -> the token
+# they stand for. This process's connections use them; nothing writes them anywhere.
+_CREDENTIALS: dict[str, str] = {}
+# A URI's userinfo (user:password@, up to its last @ before the host) and secret parameters.
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
+_SECRET_PARAM = re.compile(r"(?i)(?P<key>\b(?:token|password|passwd|secret|api_?key)=)[^&#\s]+")
+_MIN_SECRET_PART = 4  # the password part of a user:password token is masked alone from this length
+
+
+def split_credentials(uri: str) -> tuple[str, str]:
+    """``uri`` without its userinfo, and the token that userinfo stands for (``user:password``,
+    percent-decoded; "" when it has none). A local path has none."""
+    m = re.match(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<netloc>[^/?#]*)(?P<rest>.*)\Z", uri, re.S)
+    if not m or "@" not in m["netloc"]:
+        return uri, ""
+    userinfo, _, host = m["netloc"].rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    return m["scheme"] + host + m["rest"], unquote(user) + (":" + unquote(password) if colon else "")
+
+
+def _secrets() -> list[str]:
+    tokens = [t for t in (os.environ.get(TOKEN_ENV, ""), *_CREDENTIALS.values()) if t]
+    parts = [t.partition(":")[2] for t in tokens if ":" in t]
+    found = {*tokens, *(p for p in parts if len(p) >= _MIN_SECRET_PART)}
+    return sorted(found, key=len, reverse=True)  # a token before the password inside it
+
+
+def redact(text: object) -> str:
+    """``text`` (a message, an exception, a URI) as it may be shown: the userinfo of any URI in
+    it, ``token=``-style parameters, the token and any credentials taken from a URI, masked."""
+    out = _SECRET_PARAM.sub(r"\g<key>***", _USERINFO.sub(r"\g<scheme>***@", str(text)))
+    for secret in _secrets():
+        out = out.replace(secret, "***")
+    return out
+
+
+def shown_uri(uri: str) -> str:
+    """A URI as messages, ``info`` and logs show it (:func:`redact`)."""
+    return redact(uri)
+
+
+def _same_uri(a: object, b: object) -> bool:
+    """Whether two recorded URIs name the same Milvus (credentials aside)."""
+    return isinstance(a, str) and isinstance(b, str) and split_credentials(a)[0] == split_credentials(b)[0]
 
 
 def _client(uri: str) -> Any:
@@ -125,22 +203,37 @@ def _client(uri: str) -> Any:
     # before pymilvus raises; the error below already says it in one line. AMPERE_QA_DEBUG=1
     # (the CLI's traceback switch) lets it through.
     debug = os.environ.get("AMPERE_QA_DEBUG")
-    token = os.environ.get(TOKEN_ENV, "")
+    bare, inline = split_credentials(uri)
+    if inline:
+        _CREDENTIALS[bare] = inline
+    # Credentials given in this process's URI first (as pymilvus itself does), else the token.
+    token = _CREDENTIALS.get(bare) or os.environ.get(TOKEN_ENV, "")
     try:
         with contextlib.nullcontext() if debug else _muted("milvus_lite", logging.CRITICAL + 1):
-            return MilvusClient(uri=uri, token=token)
+            return MilvusClient(uri=bare, token=token)
     except Exception as exc:
         if "://" not in uri:
             why = "; a Milvus Lite file is opened by one process at a time"
         else:
             why = ("; if the server requires credentials, set $AMPERE_QA_MILVUS_TOKEN or --token"
                    if not token else "; check the server and the token")
-        raise StoreUnavailableError(f"cannot reach Milvus at {uri} ({_masked(exc)}){why}") from None
+        raise StoreUnavailableError(f"cannot reach Milvus at {shown_uri(uri)} ({redact(exc)}){why}") from None
 
 
 def normalize_uri(uri: str) -> str:
-    """A local Milvus Lite file is recorded as an absolute path; server URIs as given."""
-    return uri if "://" in uri else str(Path(uri).expanduser().resolve())
+    """The URI a manifest records: a local Milvus Lite file as an absolute path; a server's URI
+    as given, less any credentials in it (``user:password@``). Those are kept in this process's
+    memory for its connections (so the build given them works) and never recorded: a warning
+    says that later commands need ``$AMPERE_QA_MILVUS_TOKEN`` or ``--token``."""
+    if "://" not in uri:
+        return str(Path(uri).expanduser().resolve())
+    bare, token = split_credentials(uri)
+    if token:
+        _CREDENTIALS[bare] = token
+        logging.getLogger("ampere_qa").warning(
+            "the credentials in the Milvus URI %s serve this command only and are not recorded in "
+            "the index: later commands need $%s or --token", shown_uri(uri), TOKEN_ENV)
+    return bare
 
 
 class MilvusStore:
@@ -150,10 +243,14 @@ class MilvusStore:
 
     def __init__(self, uri: str, collection: str = DEFAULT_COLLECTION, keys: np.ndarray | None = None,
                  client: Any = None):
-        self.uri = uri
+        # Shown in messages, info and logs, and recorded: never with credentials (split_credentials).
+        self.uri, token = split_credentials(uri)
+        if token:
+            _CREDENTIALS[self.uri] = token
         self.collection = collection
-        self.client = client or _client(uri)
+        self.client = client or _client(self.uri)
         self._index_type: str | None = None
+        self.hint = ""  # the rebuild command, once opened for an index (open_milvus)
         self.number_rows(np.zeros(0, np.int64) if keys is None else keys)
 
     def number_rows(self, keys: np.ndarray) -> None:
@@ -184,7 +281,7 @@ class MilvusStore:
         return props.get(OWNER_PROPERTY) == OWNER or META_PROPERTY in props
 
     def foreign_error(self) -> str:
-        return (f"Milvus collection {self.collection!r} at {self.uri} was not created by ampere-qa "
+        return (f"Milvus collection {self.collection!r} at {shown_uri(self.uri)} was not created by ampere-qa "
                 f"(no {OWNER_PROPERTY} property), so it is left untouched: choose another "
                 f"--collection")
 
@@ -244,7 +341,7 @@ class MilvusStore:
         return self.collection_dimension()
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "uri": self.uri, "collection": self.collection}
+        return {"kind": self.kind, "uri": shown_uri(self.uri), "collection": self.collection}
 
     def collection_dimension(self) -> int:
         fields = self.client.describe_collection(self.collection)["fields"]
@@ -326,7 +423,7 @@ class MilvusStore:
         """A failed read, said in one line: the collection may be gone because a newer build
         replaced it (a generation is kept one build longer, not forever)."""
         return StoreUnavailableError(
-            f"cannot read Milvus collection {self.collection!r} at {self.uri} ({_masked(exc)}); "
+            f"cannot read Milvus collection {self.collection!r} at {shown_uri(self.uri)} ({redact(exc)}); "
             f"if a newer build replaced it, restart to load the new index")
 
     def get_keys(self, ids: np.ndarray) -> np.ndarray:
@@ -347,14 +444,17 @@ class MilvusStore:
             todo = [i for i in todo if i not in found]
             if not todo:
                 break
-        if todo:
-            raise KeyError(f"{len(todo)} ids missing from Milvus collection {self.collection}")
+        if todo:  # the saved keys name rows the collection lacks: not a question's fault
+            raise IndexMismatchError(
+                f"Milvus collection {self.collection!r} at {shown_uri(self.uri)} lacks {len(todo)} "
+                f"of the sentence rows the index names" + (f": {self.hint}" if self.hint else ""))
         return np.array([found[int(i)] for i in ids], np.float32).reshape(len(ids), -1)
 
 
 def check_writable(config: dict[str, Any]) -> None:
     """Refuse, before a build reads or embeds anything, a name ampere-qa may not write under:
-    someone else's collection, or an alias of one."""
+    one Milvus would refuse (before connecting), someone else's collection, or an alias of one."""
+    check_name(config.get("collection", DEFAULT_COLLECTION))
     store = MilvusStore(config["uri"], config.get("collection", DEFAULT_COLLECTION))
     if store.exists() and not store.owned():
         raise BadInputError(store.foreign_error())
@@ -362,7 +462,7 @@ def check_writable(config: dict[str, Any]) -> None:
 
 def _reusable(config: dict[str, Any], previous: dict[str, Any] | None, meta: dict[str, Any]) -> bool:
     """Whether the previous manifest's generation already holds exactly this build's rows."""
-    if not previous or previous.get("uri") != config["uri"] or not previous.get("generation"):
+    if not previous or not _same_uri(previous.get("uri"), config["uri"]) or not previous.get("generation"):
         return False
     if previous.get("collection") != config.get("collection", DEFAULT_COLLECTION):
         return False
@@ -402,10 +502,11 @@ def write(config: dict[str, Any], passages: list[Passage], vectors: np.ndarray,
     previous = options.get("previous_store") or {}
     keys = sentence_keys(passages)
     files: dict[str, FileContent] = {"sentence_keys": keys}
+    recorded = {**config, "uri": split_credentials(config["uri"])[0]}  # never a password
     if _reusable(config, previous, meta):
-        return Written(files=files, manifest={"store": {**config, "generation": previous["generation"]}})
+        return Written(files=files, manifest={"store": {**recorded, "generation": previous["generation"]}})
     generation = write_generation(config, keys, vectors, meta, str(options.get("index_id", "")))
-    return Written(files=files, manifest={"store": {**config, "generation": generation}},
+    return Written(files=files, manifest={"store": {**recorded, "generation": generation}},
                    upserted=len(vectors))
 
 
@@ -421,7 +522,7 @@ def after_commit(new: dict[str, Any] | None, previous: dict[str, Any] | None, in
     dropped = 0
     new_m = new if new and new.get("kind") == KIND else None
     prev_m = previous if previous and previous.get("kind") == KIND else None
-    same_uri = bool(new_m and prev_m and prev_m["uri"] == new_m["uri"])
+    same_uri = bool(new_m and prev_m and _same_uri(prev_m["uri"], new_m["uri"]))
     for config in [c for c in (new_m, prev_m) if c]:
         if config is prev_m and same_uri:
             continue  # one pass per uri
@@ -433,7 +534,7 @@ def after_commit(new: dict[str, Any] | None, previous: dict[str, Any] | None, in
             dropped += _tidy(config, new_m, prev_m, keep, index_id)
         except Exception as exc:
             log.warning("Milvus at %s was not tidied (%s); the next build will try again",
-                        config["uri"], _masked(exc))
+                        shown_uri(config["uri"]), redact(exc))
     return dropped
 
 
@@ -458,9 +559,9 @@ def _tidy(config: dict[str, Any], new: dict[str, Any] | None, previous: dict[str
     dropped = 0
     # A collection from before generations (rows updated in place under the --collection name)
     # that the previous manifest named: superseded now, and in the way of the alias.
-    if previous and not previous.get("generation") and previous["uri"] == config["uri"]:
+    if previous and not previous.get("generation") and _same_uri(previous["uri"], config["uri"]):
         dropped += drop(at(str(previous.get("collection", DEFAULT_COLLECTION))))
-    if new and new["uri"] == config["uri"]:
+    if new and _same_uri(new["uri"], config["uri"]):
         _point_alias(client, at(new["collection"]), str(new["generation"]))
     failed: list[str] = []
     for name in client.list_collections():
@@ -470,7 +571,7 @@ def _tidy(config: dict[str, Any], new: dict[str, Any] | None, previous: dict[str
                 if props.get(OWNER_PROPERTY) == OWNER and props.get(INDEX_PROPERTY) == index_id:
                     dropped += drop(at(name))
             except Exception as exc:
-                failed.append(f"{name}: {_masked(exc)}")
+                failed.append(f"{name}: {redact(exc)}")
     if failed:
         raise StoreUnavailableError(f"{len(failed)} generation(s) not dropped ({'; '.join(failed)})")
     return dropped
@@ -508,6 +609,10 @@ def open(config: dict[str, Any], manifest: dict[str, Any],
     if keys is None or keys.dtype != np.int64 or keys.shape != (manifest["sentence_count"],):
         raise IndexMismatchError(f"index file {path} does not hold one key per sentence: {hint}")
     store.number_rows(keys)
+    # Keys are positive (sentence_key) and one per row: a repeated key would give two rows one
+    # vector, and rows_of one row for both. Checked in the sorted copy rows_of searches anyway.
+    if len(keys) and (int(store._sorted[0]) < 0 or first_decrease(store._sorted, strict=True) is not None):
+        raise IndexMismatchError(f"index file {path} does not hold one distinct key per sentence: {hint}")
     return store
 
 
@@ -515,8 +620,13 @@ def open_milvus(manifest: dict[str, Any], hint: str) -> MilvusStore:
     """The manifest's collection, refused unless its rows and metadata are the manifest's."""
     config = manifest.get("store", {})
     name = config.get("generation") or config.get("collection", DEFAULT_COLLECTION)
+    problem = name_problem(name, MAX_NAME)  # before connecting: a crafted manifest's name
+    if problem:
+        shown = str(name) if len(str(name)) <= 60 else f"{str(name)[:60]}…"
+        raise IndexMismatchError(f"the index names Milvus collection {shown!r}, which {problem}: {hint}")
     store = MilvusStore(str(config.get("uri", "")), str(name))
-    where = f"Milvus collection {store.collection!r} at {store.uri}"
+    store.hint = hint
+    where = f"Milvus collection {store.collection!r} at {shown_uri(store.uri)}"
     try:
         if not store.exists():
             raise IndexMismatchError(f"{where} does not exist: {hint}")
@@ -532,7 +642,7 @@ def open_milvus(manifest: dict[str, Any], hint: str) -> MilvusStore:
     except IndexMismatchError:
         raise
     except Exception as exc:  # pymilvus raises its own MilvusException on any server error
-        raise StoreUnavailableError(f"cannot read {where} ({exc})") from None
+        raise StoreUnavailableError(f"cannot read {where} ({redact(exc)})") from None
     expected = build_meta(manifest, manifest["files"]["passages"]["sha256"])
     checks = [
         ("dimension", found_dim, manifest["dimension"]),
