@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ampere_qa import Retriever, build_index
+from ampere_qa import Retriever, build_index, lexical
 from ampere_qa import index as index_mod
-from ampere_qa import lexical
 from ampere_qa.errors import BadInputError, IndexMismatchError, StoreUnavailableError
 from ampere_qa.index import MANIFEST, load_index
 from ampere_qa.stores import base, milvus
@@ -188,7 +187,7 @@ def test_a_vocabulary_file_over_the_cap_is_refused_before_it_is_read(crafted, mo
     monkeypatch.setattr(index_mod, "_check_file",
                         lambda d, role, *a: opened.append(role) or real_check(d, role, *a))
     _refused(crafted.idx, r"BM25 vocabulary of 33,5\d\d,\d\d\d bytes, more than the 33,554,432")
-    assert "lexical_vocab" not in opened and lexical.MAX_VOCABULARY_BYTES == cap
+    assert "lexical_vocab" not in opened and cap == lexical.MAX_VOCABULARY_BYTES
 
 
 def test_a_vocabulary_of_more_stems_than_the_cap_is_refused_before_it_is_parsed(crafted, monkeypatch):
@@ -505,7 +504,7 @@ def test_the_manifest_records_the_uri_without_credentials(monkeypatch, no_creden
     config = _store_config(None, "milvus", URI, "news")
     assert config == {"kind": "milvus", "uri": "http://127.0.0.1:1", "collection": "news"}
     assert "not recorded in the index" in caplog.text and SECRET not in caplog.text
-    assert milvus._CREDENTIALS == {"http://127.0.0.1:1": f"alice:{SECRET}"}
+    assert {"http://127.0.0.1:1": f"alice:{SECRET}"} == milvus._CREDENTIALS
     monkeypatch.setattr(milvus, "_reusable", lambda *a: False)
     monkeypatch.setattr(milvus, "write_generation", lambda *a: "news__g0123456789ab")
     written = milvus.write({**config, "uri": URI}, [], np.zeros((0, 4), np.float32), {}, {})
