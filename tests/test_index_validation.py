@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -407,7 +408,8 @@ def test_bad_collection_names_are_refused_before_connecting(tmp_path, corpus_cop
                                           str(tmp_path / "i"), "--store", "milvus", "--uri",
                                           str(tmp_path / "x.db"), "--collection", name])
         assert result.exit_code == 2, result.output
-        assert result.stderr.startswith("error: --collection ") and "not a Milvus collection name" in result.stderr
+        assert result.stderr.startswith("error: --collection ")
+        assert "not a Milvus collection name" in result.stderr
         assert len(result.stderr.splitlines()) == 1 and len(result.stderr) < 400
     with pytest.raises(BadInputError, match="not a Milvus collection name"):
         milvus.check_writable({"kind": "milvus", "uri": str(tmp_path / "x.db"), "collection": name})
@@ -429,7 +431,8 @@ def test_a_manifest_naming_a_bad_collection_is_refused_before_connecting(crafted
     for store, shown in [({"generation": "../../evil__g0123456789ab"}, "'../../evil__g0123456789ab'"),
                          ({"collection": "b" * 300}, f"'{'b' * 60}…'")]:
         crafted.m["store"] = {"kind": "milvus", "uri": "http://host:19530", "collection": "ok", **store}
-        with pytest.raises(IndexMismatchError, match=f"names Milvus collection {shown}, which .*: rebuild it"):
+        with pytest.raises(IndexMismatchError,
+                           match=f"names Milvus collection {shown}, which .*: rebuild it"):
             milvus.open_milvus(crafted.m, "rebuild it")
 
 
@@ -448,7 +451,7 @@ def no_credentials(monkeypatch):
 class EchoingClient:
     """A pymilvus client that fails, echoing what it was given (as a library may)."""
 
-    seen: list[tuple[str, str]] = []
+    seen: ClassVar[list[tuple[str, str]]] = []
 
     def __init__(self, uri: str, token: str = ""):
         EchoingClient.seen.append((uri, token))

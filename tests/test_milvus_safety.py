@@ -375,7 +375,8 @@ def test_credentials_in_the_uri_open_the_server_and_are_recorded_nowhere(tmp_pat
     assert "not recorded in the index" in caplog.text  # the CLI prints it on stderr
     recorded = json.loads((idx / MANIFEST).read_text())["store"]
     assert recorded["uri"] == uri
-    monkeypatch.setattr(milvus, "_CREDENTIALS", {}, raising=False)  # a later command: this process forgot them
+    # A later command: this process forgot them.
+    monkeypatch.setattr(milvus, "_CREDENTIALS", {}, raising=False)
     info = CliRunner().invoke(cli, ["info", "--index", str(idx)])
     refused = CliRunner().invoke(cli, ["ask", "--index", str(idx), "--json", "Qui dirige Ampere ?"])
     assert refused.exit_code == 1 and "AMPERE_QA_MILVUS_TOKEN" in refused.stderr

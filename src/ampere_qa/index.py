@@ -335,7 +335,7 @@ def _hint(index_dir: Path, manifest: dict[str, Any]) -> str:
     """The rebuild command for a message: a Milvus URI's credentials masked (stores/milvus.py),
     should the manifest of an older build have recorded them."""
     store = manifest.get("store")
-    if stores.kind_of(store) == "milvus" and isinstance(store.get("uri"), str):
+    if isinstance(store, dict) and stores.kind_of(store) == "milvus" and isinstance(store.get("uri"), str):
         from .stores.milvus import shown_uri
 
         manifest = {**manifest, "store": {**store, "uri": shown_uri(store["uri"])}}

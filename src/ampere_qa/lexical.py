@@ -39,11 +39,12 @@ ANALYZER_VERSION = 1
 SAVED_ARRAYS = ("lexical_data", "lexical_indices", "lexical_indptr")
 _EMPTY = "\x00"  # stands for a passage with no content word: bm25s rejects empty documents
 # Most stems a saved vocabulary may hold, and most bytes its JSON file may take. The vocabulary is
-# the one part of an index a load parses whole: each stem costs ~230 bytes once loaded (a string
-# and two dict entries), so a crafted 60 MB file of 6 million words took 1.4 GB. A million-passage
-# archive has 270,311 stems in 3 MB (BENCHMARKS.md): these caps leave 7x and 10x that, and hold a
-# load's vocabulary under ~0.5 GB. A load checks the file's size before parsing it; a build that
-# would write more refuses before writing any file.
+# the one part of an index a load parses whole: each stem costs 165-230 bytes once loaded (a
+# string and two dict entries; 165 measured on 842,851 short stems), so a crafted 60 MB file of
+# 6 million words took 1.4 GB. A million-passage archive has 270,311 stems in 3 MB (BENCHMARKS.md):
+# these caps leave 7x and 10x that, and hold a load's vocabulary to 0.3-0.5 GB. A load checks the
+# file's size before reading it and the stem count before parsing it; a build that would write
+# more refuses (BadInputError) before writing any file.
 MAX_VOCABULARY = 2_000_000
 MAX_VOCABULARY_BYTES = 32 * 2**20
 

@@ -151,22 +151,23 @@ def all_finite(a: np.ndarray) -> bool:
 
 def value_range(a: np.ndarray) -> tuple[int, int] | None:
     """The smallest and largest of ``a``'s integers (None: ``a`` is empty), chunk by chunk."""
-    low = high = None
+    bounds: tuple[int, int] | None = None
     for c in chunks(a):
         lo, hi = int(c.min()), int(c.max())
-        low, high = lo if low is None else min(low, lo), hi if high is None else max(high, hi)
-    return None if low is None else (low, high)
+        bounds = (lo, hi) if bounds is None else (min(bounds[0], lo), max(bounds[1], hi))
+    return bounds
 
 
 def first_decrease(a: np.ndarray, strict: bool = False) -> int | None:
     """The first position where the 1-D ``a`` goes down (``strict``: or stays level) from the
-    element before; None when it never does. Chunk by chunk, each chunk compared with the last
-    element of the one before."""
+    element before; None when it never does. Chunk by chunk, each chunk's first element compared
+    with the last of the one before."""
     at, last = 0, None
     for c in chunks(a):
-        steps = np.diff(c) if last is None else np.diff(c, prepend=last)
-        bad = np.flatnonzero(steps <= 0 if strict else steps < 0)
-        if len(bad):
-            return at + int(bad[0]) + (1 if last is None else 0)
+        if last is not None and (c[0] <= last if strict else c[0] < last):
+            return at
+        down = c[1:] <= c[:-1] if strict else c[1:] < c[:-1]
+        if down.any():
+            return at + int(np.argmax(down)) + 1
         at, last = at + len(c), c[-1]
     return None

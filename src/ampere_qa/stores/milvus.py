@@ -281,8 +281,8 @@ class MilvusStore:
         return props.get(OWNER_PROPERTY) == OWNER or META_PROPERTY in props
 
     def foreign_error(self) -> str:
-        return (f"Milvus collection {self.collection!r} at {shown_uri(self.uri)} was not created by ampere-qa "
-                f"(no {OWNER_PROPERTY} property), so it is left untouched: choose another "
+        return (f"Milvus collection {self.collection!r} at {shown_uri(self.uri)} was not created "
+                f"by ampere-qa (no {OWNER_PROPERTY} property), so it is left untouched: choose another "
                 f"--collection")
 
     def create(self, dimension: int, meta: dict[str, Any], rows: int = 0,
