@@ -56,7 +56,7 @@ class Retriever:
         # table of every id would parse every passage at load).
         self._row: dict[str, int] = {}
         self.lexical = data.lexical or LexicalIndex([p.indexed_text for p in data.passages])
-        self._stale = StaleWatch(lambda: corpus_is_stale(data.path, data.manifest))
+        self._stale = StaleWatch(self.is_stale)
 
     @classmethod
     def load(
