@@ -10,20 +10,23 @@ from typing import Any
 import numpy as np
 
 from . import folder, stores
-from .answer import MIN_RELEVANCE
 from .corpus import Corpus, read_corpus, stat_signature
 from .embedding import Embedder, load_embedder
 from .errors import AmpereError, BadInputError, IndexMismatchError, IndexNotFoundError
 from .index import Vectors, load_index, write_index
 from .manifest import MANIFEST, corpus_entry, file_names, read_manifest, recorded_corpus
 from .passages import DedupReport, SplitSettings, deduplicate, split_documents
+from .settings import AnswerSettings
 from .types import BuildReport, Passage
 
 
-def background_texts() -> list[str]:
-    """The shipped off-topic anchors (``data/background.txt``), comments and blanks dropped."""
+def background_texts(anchors: tuple[str, ...] = ()) -> list[str]:
+    """The corpus's off-topic anchors (``[answer] anchors`` in ``ampere-qa.toml``), else the
+    shipped ones (``data/background.txt``), comments and blanks dropped."""
     from importlib.resources import files
 
+    if anchors:
+        return list(anchors)
     text = files("ampere_qa").joinpath("data/background.txt").read_text(encoding="utf-8")
     return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
@@ -68,7 +71,8 @@ def previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarra
                 out[text] = sentences[row]
                 out[loo] = vectors.leave_one_out[row]
                 row += 1
-        anchors = background_texts()
+        recorded = data.manifest.get("answer", {}).get("anchors", ())
+        anchors = background_texts(tuple(recorded) if isinstance(recorded, list) else ())
         if data.manifest.get("background_sha256") == _texts_sha256(anchors):
             out.update(zip(anchors, vectors.background, strict=True))
         return out
@@ -128,7 +132,8 @@ def build_index(
         settings = settings or SplitSettings()
         passages, dedup = deduplicate(split_documents(corpus.documents, settings), settings)
         embedder = embedder or load_embedder(model)
-        groups = _texts(passages)
+        _check_packs(corpus.answer)
+        groups = _texts(passages, corpus.answer.anchors)
         known = previous_vectors(index_dir, embedder) if reuse and previous else {}
         todo = _embed_new(embedder, groups, known, progress)
         described = _described(embedder, corpus, corpus_dir, index_dir, settings, dedup, groups)
@@ -174,7 +179,7 @@ def _described(embedder: Embedder, corpus: Corpus, corpus_dir: str | Path, index
         },
         "split": settings.to_dict(),
         "duplicates": {"exact": dedup.exact, "near": dedup.near},
-        "answer": {"min_relevance": MIN_RELEVANCE},
+        "answer": corpus.answer.to_dict(),
         "background_sha256": _texts_sha256(groups["background"]),
         "page": corpus.page.to_dict(),
     }
@@ -203,7 +208,17 @@ def _previous_manifest(index_dir: Path, force: bool) -> dict[str, Any] | None:
     return None
 
 
-def _texts(passages: list[Passage]) -> dict[str, list[str]]:
+def _check_packs(answer: AnswerSettings) -> None:
+    """The language and domain packs ``ampere-qa.toml`` names exist (PackError), before any
+    long work."""
+    from .packs import domain, lang
+
+    for code in answer.languages:
+        lang.pack(code)
+    domain.domain(answer.domains)
+
+
+def _texts(passages: list[Passage], anchors: tuple[str, ...] = ()) -> dict[str, list[str]]:
     """Everything the retriever needs, by role, to go through the model in one stream (so the
     bar shows the whole job): the passages, their sentences, each passage with one sentence
     left out (see search: which sentence answers), and the off-topic anchors."""
@@ -211,7 +226,7 @@ def _texts(passages: list[Passage]) -> dict[str, list[str]]:
         "passage_vectors": [p.indexed_text for p in passages],
         "sentences": [s for p in passages for s in p.sentence_texts()],
         "leave_one_out": [t for p in passages for t in leave_one_out_texts(p)],
-        "background": background_texts(),
+        "background": background_texts(anchors),
     }
 
 

@@ -279,7 +279,6 @@ def chat(index_dir: str | None, k: int) -> None:
     \b
     ampere-qa chat
     """
-    from .followup import MAX_HISTORY
     from .question import clean_question
 
     click.echo("Loading the index and the model…", err=True)
@@ -305,7 +304,7 @@ def chat(index_dir: str | None, k: int) -> None:
         except BadInputError as exc:
             click.echo(f"error: {exc}", err=True)
             continue
-        history = [*history, clean_question(line)][-MAX_HISTORY:]
+        history = [*history, clean_question(line)][-retriever.settings.max_history:]
         _print_answer(result)
         click.echo("")
 

@@ -26,6 +26,7 @@ from .atomic import NotRegularFile, open_regular
 from .errors import CorpusError
 from .markup import SUFFIXES, Heading, has_body, structure
 from .page import MAX_SETTINGS_BYTES, SETTINGS_FILE, page_of, parse_settings
+from .settings import AnswerSettings
 from .types import PageInfo, Skipped
 
 READABLE = ".txt, .md or .html"
@@ -223,6 +224,7 @@ class Corpus:
     skipped: tuple[Skipped, ...]
     fingerprint: str
     page: PageInfo
+    answer: AnswerSettings = AnswerSettings()
 
 
 def read_corpus(corpus: Path | str) -> Corpus:
@@ -258,7 +260,8 @@ def read_corpus(corpus: Path | str) -> Corpus:
     name = root.stem if root.is_file() else corpus_name(root)
     page = page_of(settings, name, docs[0].title)
     return Corpus(display_name(corpus), tuple(docs), tuple(skipped),
-                  fingerprint(root, docs, settings_sha256), page)
+                  fingerprint(root, docs, settings_sha256), page,
+                  AnswerSettings(**settings.get("answer", {})))
 
 
 def read_settings(root: Path) -> tuple[dict[str, Any], str | None]:

@@ -55,3 +55,8 @@ class IndexBusyError(AmpereError):
 
 class StoreUnavailableError(AmpereError):
     """The vector store the index names cannot be used here (client missing, server unreachable)."""
+
+
+class PackError(BadInputError):
+    """A language or domain pack that does not exist or is malformed (``ampere-qa.toml`` names
+    one the package does not ship, or a pack file was edited badly)."""

@@ -25,7 +25,7 @@ import numpy as np
 
 from .atomic import NotRegularFile, open_regular
 from .errors import BadInputError
-from .language import detect
+from .qa.language import detect
 
 if TYPE_CHECKING:
     from .search import Retriever
@@ -214,15 +214,11 @@ def evaluate_dialogues(retriever: Retriever, dialogues: Sequence[Dialogue]) -> d
 def standalone_changes(retriever: Retriever, questions: Sequence[Question]) -> list[str]:
     """The ids of questions that would be read differently when asked right after the one
     before them in the set: a standalone question must never be changed."""
-    from .followup import resolve
-    from .understand import QUESTION, kind_of
-
     changed = []
     for before, q in pairwise(questions):
-        if kind_of(q.question) == QUESTION:
-            reply = detect(q.question).reply
-            if resolve(q.question, [before.question], retriever.lexical, reply) != q.question:
-                changed.append(q.id)
+        understood = retriever.understood(q.question, [before.question])
+        if understood is not None and understood != q.question:
+            changed.append(q.id)
     return changed
 
 

@@ -58,7 +58,7 @@ from . import folder, stores
 from . import lexical as _lexical  # its caps, read when used (so tests may lower them)
 from .atomic import NotRegularFile, fsync_dir, open_regular, temp_file, write_atomic
 from .errors import BadInputError, IndexMismatchError
-from .lexical import ANALYZER_VERSION, SAVED_ARRAYS, LexicalIndex
+from .lexical import ANALYZER_VERSION, DEFAULT_LANGUAGES, SAVED_ARRAYS, LexicalIndex
 from .manifest import (
     FORMAT_VERSION,
     MANIFEST,
@@ -125,10 +125,17 @@ def _ends_sha256(size: int, head: bytes | memoryview, tail: bytes | memoryview) 
     return h.hexdigest()
 
 
-def _lexical_files(passages: list[Passage]) -> dict[str, FileContent]:
+def analyzer_languages(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The languages whose stemmer and stop words the index's BM25 uses (its answer settings)."""
+    answer = manifest.get("answer")
+    languages = answer.get("languages") if isinstance(answer, dict) else None
+    return tuple(languages) if isinstance(languages, list) and languages else DEFAULT_LANGUAGES
+
+
+def _lexical_files(passages: list[Passage], languages: tuple[str, ...]) -> dict[str, FileContent]:
     """The BM25 index, built once here instead of at every load; refused (BadInputError) when
     its vocabulary is over what a load accepts (lexical.MAX_VOCABULARY)."""
-    index = LexicalIndex([p.indexed_text for p in passages])
+    index = LexicalIndex([p.indexed_text for p in passages], languages=languages)
     arrays, _ = index.saved()
     return {**arrays, "lexical_vocab": index.vocabulary_json()}
 
@@ -245,7 +252,7 @@ def write_index(
     }
     index_id = str(index_dir.resolve())
     # Before any file is written: a vocabulary over the cap refuses the build, leaving no trace.
-    lexical_files = _lexical_files(passages)
+    lexical_files = _lexical_files(passages, analyzer_languages(manifest))
     data = _DataFiles(index_dir, previous)
     try:  # in the order the kill tests name: passages, sentences, passage_vectors, ...
         table = data.write("passages", lambda sink, _: encode(passages, sink))
@@ -420,7 +427,8 @@ def _load_index(index_dir: Path) -> IndexData:
                 vocabulary = json.loads(raw if raw is not None else path.read_bytes())
                 if not isinstance(vocabulary, list) or not all(isinstance(v, str) for v in vocabulary):
                     raise ValueError("the BM25 vocabulary is not a list of words")
-                lexical = LexicalIndex.from_saved(saved, vocabulary, len(passages))
+                lexical = LexicalIndex.from_saved(saved, vocabulary, len(passages),
+                                                  analyzer_languages(manifest))
         else:
             path, raw = checked["passages"]
             text = (raw if raw is not None else path.read_bytes()).decode("utf-8")

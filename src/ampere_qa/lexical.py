@@ -1,9 +1,10 @@
-"""Word matching: BM25 (bm25s) over passages, French-stemmed (PyStemmer), accents folded.
+"""Word matching: BM25 (bm25s) over passages, stemmed (PyStemmer), accents folded.
 
-The article is French, so both it and the questions go through the French stemmer; accents
-are folded after stemming, so "Cleon" finds "Cléon". English question words are bridged to
-French through the lexicon in :mod:`bilingual` ("employees" -> "salariés"), so an English
-question matches more than the names and numbers it shares with the article.
+The corpus and the questions go through the stemmer of the corpus's first language and lose
+the stop words of all its languages (language packs, :mod:`.packs.lang`; French and English by
+default); accents are folded after stemming, so "Cleon" finds "Cléon". English question words
+are bridged to French through the lexicon in :mod:`bilingual` ("employees" -> "salariés"), so an
+English question matches more than the names and numbers it shares with a French text.
 
 Built once, at build time, and saved in the index folder (:meth:`LexicalIndex.saved`): the
 BM25 score matrix as bm25s keeps it (CSC arrays, memory-mapped on load) and the vocabulary, in
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 
 from .errors import BadInputError
+from .packs.lang import pack, strip_accents
 from .stores.base import all_finite, first_decrease, value_range
 
 _WORD = re.compile(r"\w\w+")
-# Question words say what kind of answer is wanted (see understand.py), not what it is about.
-QUESTION_WORDS = """who whom whose what which when where why how qui quoi quand ou où comment
-combien pourquoi quel quelle quels quelles lequel laquelle lesquels lesquelles many much""".split()
+# The corpus's languages when its settings name none (AnswerSettings.languages).
+DEFAULT_LANGUAGES = ("fr", "en")
 # Most French stems one English word adds to the BM25 query (its first translations).
 MAX_BRIDGES = 4
 # Bumped whenever analyze() or the BM25 parameters change what a saved index holds.
@@ -49,8 +49,7 @@ MAX_VOCABULARY = 2_000_000
 MAX_VOCABULARY_BYTES = 32 * 2**20
 
 
-def _fold(word: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+_fold = strip_accents
 
 
 @dataclass(frozen=True)
@@ -114,13 +113,19 @@ class LexicalIndex:
     """
 
     def __init__(self, texts: Sequence[str] | None = None, *,
-                 saved: tuple[dict[str, np.ndarray], list[str], int] | None = None):
+                 saved: tuple[dict[str, np.ndarray], list[str], int] | None = None,
+                 languages: tuple[str, ...] = DEFAULT_LANGUAGES):
         import bm25s
         import Stemmer
-        from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_FRENCH
+        from bm25s.tokenization import _infer_stopwords  # how bm25s picks stop words by language
 
-        self._stem = Stemmer.Stemmer("french").stemWords
-        self._stop = {_fold(w) for w in (*STOPWORDS_EN, *STOPWORDS_FRENCH, *QUESTION_WORDS)}
+        packs = [pack(code) for code in languages]
+        self.languages = tuple(languages)
+        self._stem = Stemmer.Stemmer(packs[0].stemmer).stemWords
+        # Question words say what kind of answer is wanted (qa/understand.py), not what it is about.
+        asking = [w for p in packs for w in p.section("question").get("question_words", "").split()]
+        self._stop = {_fold(w) for p in packs for w in _infer_stopwords(p.stopwords)} | \
+            {_fold(w) for w in asking}
         self._bm25 = bm25s.BM25()
         self._reduced: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {}
         if saved is None:
@@ -143,13 +148,14 @@ class LexicalIndex:
         self.frequency: Mapping[str, int] = DocFrequency(vocab, self._bm25.scores["indptr"])
 
     @classmethod
-    def from_saved(cls, arrays: dict[str, np.ndarray], vocabulary: list[str], size: int) -> LexicalIndex:
+    def from_saved(cls, arrays: dict[str, np.ndarray], vocabulary: list[str], size: int,
+                   languages: tuple[str, ...] = DEFAULT_LANGUAGES) -> LexicalIndex:
         """The index :meth:`saved` wrote, its arrays as loaded (memory-mapped when big), once
         :func:`saved_problem` finds nothing wrong with them (ValueError otherwise)."""
         problem = saved_problem(arrays, len(vocabulary), size)
         if problem:
             raise ValueError(problem)
-        return cls(saved=(arrays, vocabulary, size))
+        return cls(saved=(arrays, vocabulary, size), languages=languages)
 
     def saved(self) -> tuple[dict[str, np.ndarray], list[str]]:
         """What the index folder keeps of it: the score matrix's arrays, the sorted vocabulary.

@@ -41,7 +41,8 @@ _SCHEMA: dict[str, Any] = {
     "dimension": int,
 }
 _OPTIONAL: dict[str, Any] = {
-    "answer": {"min_relevance": (int, float)},
+    "answer": {"min_relevance": (int, float), "languages": list, "domains": list, "noun": dict,
+               "anchors": list},
     "faiss_index": str,
     "faiss_params": {"nlist": int, "nprobe": int},
     "store": {"kind": str, "uri": str, "collection": str, "generation": str},

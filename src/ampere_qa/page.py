@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import CorpusError
 from .markup import SUFFIXES
+from .settings import parse_answer
 from .types import PageInfo
 
 SETTINGS_FILE = "ampere-qa.toml"
@@ -28,7 +29,7 @@ DEFAULT_DESCRIPTION = (
     "Posez une question sur ces documents, en français ou en anglais : la réponse les cite. "
     "· Ask a question about these documents, in French or English: the answer quotes them."
 )
-_KEYS = ("title", "description", "examples")
+_KEYS = ("title", "description", "examples", "answer")
 
 
 def parse_settings(raw: bytes, where: str) -> dict[str, Any]:
@@ -58,6 +59,8 @@ def parse_settings(raw: bytes, where: str) -> dict[str, Any]:
     if "description" in data:
         out["description"] = _text(data["description"], f"{where}: description", MAX_DESCRIPTION,
                                    newlines=True)
+    if "answer" in data:
+        out["answer"] = parse_answer(data["answer"], where)
     if "examples" in data:
         examples = data["examples"]
         if not isinstance(examples, list):

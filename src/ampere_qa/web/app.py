@@ -16,7 +16,6 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AmpereError, BadInputError
-from ..followup import MAX_HISTORY
 from ..question import DEFAULT_K, clean_question, parse_k
 from .inputs import check_inputs
 from .render import chat_reply, header_html, stale_notice
@@ -162,7 +161,7 @@ def _responder(retriever: Retriever) -> Any:
         # chat on screen (cleared by the trash icon, even a moment ago) means a fresh start.
         # ``asked`` holds the user's earlier questions as typed, for follow-ups.
         history = list(history or []) if shown else []
-        asked = [q for q in (asked or []) if isinstance(q, str)][-MAX_HISTORY:] if shown else []
+        asked = [q for q in (asked or []) if isinstance(q, str)][-retriever.settings.max_history:] if shown else []
         user, bot = chat_reply(retriever, question, history=asked)
         if user is not None:
             history.append({"role": "user", "content": user})

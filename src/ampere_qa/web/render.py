@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import BadInputError, EmptyQuestionError, QuestionTooLongError
-from ..language import detect
+from ..qa.language import detect
 from ..question import DEFAULT_K, MAX_QUESTION_CHARS, clean_question, echo_of
 
 if TYPE_CHECKING:

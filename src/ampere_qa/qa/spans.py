@@ -14,58 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import understand as u
+from ..packs.lang import fold
+from .rules import Rules
 
 if TYPE_CHECKING:
-    from .lexical import LexicalIndex, Term
-
-_SP = r"[ \u00a0\u202f]"
-_MONTHS = (r"janvier|f[ée]vrier|mars|avril|mai|juin|juillet|ao[uû]t|septembre|octobre|novembre|"
-           r"d[ée]cembre|january|february|march|april|may|june|july|august|september|october|"
-           r"november|december")
-_NUMBER_WORDS = (r"deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente|"
-                 r"quarante|cinquante|cent|mille|two|three|four|five|six|seven|eight|nine|ten|"
-                 r"eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred|thousand")
-_NUM = rf"\d{{1,3}}(?:{_SP}\d{{3}})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
-_SCALE = rf"(?:{_SP}(?:millions?|milliards?|billions?|mds|md|k|m|bn))?"
-_YEAR = r"(?:19|20)\d{2}"
-
-_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    (u.PERCENT, re.compile(rf"(?<![\w.,])(?:{_NUM}){_SP}?(?:%|pour{_SP}?cent\b|percent\b|per cent\b)",
-                           re.IGNORECASE)),
-    (u.MONEY, re.compile(rf"(?<![\w.,])(?:(?:{_NUM}){_SCALE}{_SP}?(?:d['’]{_SP}?)?"
-                         rf"(?:€|euros?\b|dollars?\b|\$|£|livres?\b|usd\b|eur\b)"
-                         rf"|[$€£]{_SP}?(?:{_NUM}){_SCALE})", re.IGNORECASE)),
-    (u.DATE, re.compile(
-        rf"(?<!\w)(?:(?:premier|second|deuxi[eè]me|troisi[eè]me|quatri[eè]me|1er|[1-4]e|first|"
-        rf"second|third|fourth)\s+(?:semestre|trimestre|half|quarter)(?:\s+(?:de\s+|of\s+)?{_YEAR})?"
-        rf"|(?:(?:le\s+)?(?:1er|\d{{1,2}})\s+)?(?:{_MONTHS})(?:\s+(?:\d{{1,2}},?\s+)?{_YEAR})?"
-        rf"|{_YEAR})(?!\w)", re.IGNORECASE)),
-    (u.DURATION, re.compile(
-        rf"(?<!\w)(?:un|une|an?|one|{_NUMBER_WORDS}|\d+)\s+(?:ans?|ann[ée]es?|mois|semaines?|jours?|"
-        rf"heures?|years?|months?|weeks?|days?|hours?)(?!\w)", re.IGNORECASE)),
-    (u.NUMBER, re.compile(rf"(?<![\w.,])(?:{_NUM}){_SCALE}(?![\w%])|(?<!\w)(?:{_NUMBER_WORDS})(?!\w)",
-                          re.IGNORECASE)),
-)
-
-# A name word: capitalised ("Luca", "ElectriCity", "Cléon"), or letters mixed with digits ("R5",
-# "4L"); particles may join two of them ("Luca de Meo", "Ampere")...
-_NAME_WORD = r"(?:[A-ZÀ-ÖØ-Þ][\w'’-]*|\d+[A-Za-z]\w*|[A-Z]+\d+\w*)"
-_NAME = re.compile(
-    rf"(?<!\w){_NAME_WORD}(?:\s(?:(?:de|du|des|da|di|del|van|von|der|le|la|d['’])\s?)?{_NAME_WORD})*"
-)
-_NAME_LIST = re.compile(rf"{_NAME.pattern}(?:(?:,\s|\set\s|\sand\s|\s&\s){_NAME.pattern})+")
-_NAME_PAIR = re.compile(rf"{_NAME.pattern}(?:(?:\set\s|\sand\s|\s&\s){_NAME.pattern})")
-# Capitalised only because they open a sentence (or a quote): not names.
-_COMMON = frozenset(u.fold(w) for w in """
-le la les l un une des du de d au aux ce cet cette ces il elle ils elles on nous vous je tu
-selon bien mais et ou donc or ni car si alors ainsi aussi apres avant depuis pendant pour par
-avec sans sous sur dans entre vers chez lors tout tous toute toutes son sa ses leur leurs notre
-the a an this that these those it its he she they we you i in on at for with by from of and or
-but if as after before since during while when where who what which how why there their our
-""".split())
-# Words before a name that make it a place.
-_PLACE_BEFORE = re.compile(r"(?<!grâce )(?<!grace )(?:\b(?:en|à|au|aux|dans|in|at|near|pr[eè]s de)\s)$",
-                           re.IGNORECASE)
+    from ..lexical import LexicalIndex, Term
 
 
 @dataclass(frozen=True)
@@ -76,7 +29,7 @@ class Span:
     text: str
 
 
-def _strip_leading_common(text: str, start: int, end: int) -> tuple[int, int] | None:
+def _strip_leading_common(text: str, start: int, end: int, common: frozenset[str]) -> tuple[int, int] | None:
     """Drop capitalised function words a name run starts with ("Selon Renault" -> "Renault")."""
     while start < end:
         m = re.match(r"[\w’'-]+", text[start:end])
@@ -84,7 +37,7 @@ def _strip_leading_common(text: str, start: int, end: int) -> tuple[int, int] | 
             return None
         word = m.group(0)
         head = re.split(r"['’]", word)[0]
-        if u.fold(head) in _COMMON or u.fold(word) in _COMMON:
+        if fold(head) in common or fold(word) in common:
             if "'" in word or "’" in word:  # "L'objectif": the word after the apostrophe
                 start += len(head) + 1
                 if start < end and not text[start].isupper():
@@ -98,29 +51,29 @@ def _strip_leading_common(text: str, start: int, end: int) -> tuple[int, int] | 
     return None
 
 
-def names(text: str) -> list[Span]:
+def names(text: str, rules: Rules) -> list[Span]:
     out: list[Span] = []
-    for m in _NAME.finditer(text):
-        kept = _strip_leading_common(text, m.start(), m.end())
+    for m in rules.name.finditer(text):
+        kept = _strip_leading_common(text, m.start(), m.end(), rules.common)
         if kept is None:
             continue
         a, b = kept
-        kind = u.PLACE if _PLACE_BEFORE.search(text[max(0, a - 8):a]) else u.NAME
+        kind = u.PLACE if rules.place_before.search(text[max(0, a - 8):a]) else u.NAME
         out.append(Span(kind, a, b, text[a:b]))
-    for pattern in (_NAME_LIST, _NAME_PAIR):  # "A, B et C", and "B et C" within it
+    for pattern in (rules.name_list, rules.name_pair):  # "A, B et C", and "B et C" within it
         for m in pattern.finditer(text):
-            kept = _strip_leading_common(text, m.start(), m.end())
+            kept = _strip_leading_common(text, m.start(), m.end(), rules.common)
             if kept and all(s.start != kept[0] or s.end != kept[1] for s in out):
                 out.append(Span(u.NAMES, kept[0], kept[1], text[kept[0]:kept[1]]))
     return out
 
 
-def find(text: str) -> list[Span]:
+def find(text: str, rules: Rules) -> list[Span]:
     """Every typed span in ``text``; a number inside a date, an amount or a percentage is not
     also reported as a bare number, nor a name that is only a number."""
     taken: list[tuple[int, int]] = []
     out: list[Span] = []
-    for kind, pattern in _PATTERNS:
+    for kind, pattern in rules.span_patterns:
         for m in pattern.finditer(text):
             a, b = m.span()
             while b > a and text[b - 1] in " ,.":
@@ -131,7 +84,7 @@ def find(text: str) -> list[Span]:
                 taken.append((a, b))
             out.append(Span(kind, a, b, text[a:b]))
     numbers = [(s.start, s.end) for s in out]
-    out += [s for s in names(text) if not any(x <= s.start and s.end <= y for x, y in numbers)]
+    out += [s for s in names(text, rules) if not any(x <= s.start and s.end <= y for x, y in numbers)]
     return sorted(out, key=lambda s: (s.start, -s.end))
 
 
@@ -150,7 +103,7 @@ ACCEPTS: dict[str, dict[str, float]] = {
 
 
 def pick(sentence: str, intent: u.Intent, matched: list[Term], focus: list[Term],
-         lexical: LexicalIndex) -> tuple[int, int, float] | None:
+         lexical: LexicalIndex, rules: Rules, topic_share: float = 0.5) -> tuple[int, int, float] | None:
     """The span of ``sentence`` that answers ``intent`` and how well its kind fits (1 for the
     expected kind, less for an accepted other), or None when it holds none.
 
@@ -163,21 +116,21 @@ def pick(sentence: str, intent: u.Intent, matched: list[Term], focus: list[Term]
     accepted = ACCEPTS.get(intent.expected or "", {})
     if not accepted:
         return None
-    qwords = set(re.findall(r"\w+", u.fold(intent.text)))
+    qwords = set(re.findall(r"\w+", fold(intent.text)))
     near = _term_positions(sentence, matched, lexical)
     focused = _term_positions(sentence, focus, lexical)
     units = focus or matched
-    if any(u.fold(w) in u.PEOPLE for t in focus for w in t.word.split()):
-        units = [*units, *_people_terms(lexical)]
+    if any(fold(w) in rules.people for t in focus for w in t.word.split()):
+        units = [*units, *_people_terms(lexical, rules.people)]
     best: tuple[float, Span, bool] | None = None
-    for s in find(sentence):
+    for s in find(sentence, rules):
         if s.kind not in accepted:
             continue
-        words = re.findall(r"\w+", u.fold(s.text))
+        words = re.findall(r"\w+", fold(s.text))
         if words and all(w in qwords for w in words):
             continue
         score = -accepted[s.kind]
-        topic = s.kind in (u.NAME, u.NAMES, u.PLACE) and _is_topic(s.text, lexical)
+        topic = s.kind in (u.NAME, u.NAMES, u.PLACE) and _is_topic(s.text, lexical, topic_share)
         if s.kind in (u.NUMBER, u.PERCENT, u.MONEY):
             after = set(lexical.analyze(sentence[s.end:s.end + 40])[:3])
             if any(any(o and set(o) <= after for o in t.options) for t in units):
@@ -199,26 +152,28 @@ def pick(sentence: str, intent: u.Intent, matched: list[Term], focus: list[Term]
     return span.start, span.end, 1.0 if fits else 0.5
 
 
-_PEOPLE_TERMS: weakref.WeakKeyDictionary[LexicalIndex, list[Term]] = weakref.WeakKeyDictionary()
+_PEOPLE_TERMS: weakref.WeakKeyDictionary[LexicalIndex, dict[frozenset[str], list[Term]]] = \
+    weakref.WeakKeyDictionary()
 
 
-def _people_terms(lexical: LexicalIndex) -> list[Term]:
+def _people_terms(lexical: LexicalIndex, people: frozenset[str]) -> list[Term]:
     """The words people are counted under, as terms of this index (once per index, not per
     sentence)."""
-    if lexical not in _PEOPLE_TERMS:
-        _PEOPLE_TERMS[lexical] = lexical.terms(" ".join(sorted(u.PEOPLE)))
-    return _PEOPLE_TERMS[lexical]
+    known = _PEOPLE_TERMS.setdefault(lexical, {})
+    if people not in known:
+        known[people] = lexical.terms(" ".join(sorted(people)))
+    return known[people]
 
 
-# A name found in at least this share of the passages is what the corpus is about ("Renault"
-# in an article on Renault), seldom the answer to "who".
-TOPIC_SHARE = 0.5
-
-
-def _is_topic(name: str, lexical: LexicalIndex) -> bool:
+def _is_topic(name: str, lexical: LexicalIndex, share: float) -> bool:
+    """A name found in at least ``share`` of the passages is what the corpus is about
+    ("Renault" in an article on Renault), seldom the answer to "who"."""
     stems = lexical.analyze(name)
     size = max(lexical.size, 1)
-    return bool(stems) and all(lexical.frequency.get(st, 0) / size >= TOPIC_SHARE for st in stems)
+    return bool(stems) and all(lexical.frequency.get(st, 0) / size >= share for st in stems)
+
+
+
 def _term_positions(sentence: str, matched: list[Term], lexical: LexicalIndex) -> list[int]:
     """Where the question's matched words stand in the sentence (character offsets)."""
     stems = {s for t in matched for o in t.options for s in o}

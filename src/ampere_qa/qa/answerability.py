@@ -1,0 +1,109 @@
+"""Is the question answered by the corpus, or only about it? And if not, why not.
+
+A question can be close to the corpus in meaning and still not be answered by it: "What is the
+price of the R5?" is about the article when the article names the R5 and gives no price. Three
+checks, each giving a reason the reply states:
+
+* ``not_mentioned``: a name in the question (capitalised, an acronym, a word with digits) that
+  the corpus never uses, even translated: « L'article ne mentionne pas Tesla. »
+* ``not_given``: the question asks for a kind of fact (a price, a revenue, a supplier...) and
+  no sentence among the retrieved passages holds that kind of fact: "The article gives no price
+  for R5."
+* ``no_answer``: the question asks for a name, a number or a date, and the sentences that match
+  it hold none (see :func:`search.Retriever.answer`).
+
+Kinds of fact are concepts of the domain packs a corpus chooses (:mod:`.domain`), never
+facts of one corpus.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..lexical import LexicalIndex, Term
+from . import spans
+from ..packs.lang import fold
+from .rules import Concept, Rules
+
+__all__ = ["Concept", "Gap", "asked_concepts", "gives", "missing_name", "names_in", "subject_of",
+           "unknown_counted"]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Why the corpus does not answer: ``reason`` code and what was missing."""
+
+    reason: str
+    what: str  # the missing name, or the concept's name
+    subject: str = ""  # for not_given: the name the question is about, if any
+    concept: Concept | None = None
+
+
+def asked_concepts(question: str, expected: str | None, rules: Rules, yes_no: bool = False,
+                   typed_words: int = 20) -> list[Concept]:
+    """The kinds of fact a question asks for; none in a long question, where such words may
+    be context ("…who offered to take a financial stake in the new structure?"), nor in a
+    yes/no question ("Will Ampere be sold as a brand?" asks for no sales figure)."""
+    if len(question.split()) > typed_words or yes_no:
+        return []
+    folded = fold(question)
+    return [c for c in rules.concepts if expected in c.types and c.asks.search(folded)]
+
+
+def gives(concept: Concept, sentences: Iterable[str], rules: Rules) -> bool:
+    """Whether a sentence holds that kind of fact: its words, or an amount of money when money
+    gives it (found as the short answers' amounts are, :mod:`.spans`)."""
+    money = next(p for kind, p in rules.span_patterns if kind == spans.u.MONEY)
+    return any((concept.gives is not None and concept.gives.search(fold(s)))
+               or (concept.money and money.search(s)) for s in sentences)
+
+
+_ENTITY = re.compile(r"(?<![\w'’])(?:[A-ZÀ-ÖØ-Þ][\w-]*|\w*\d\w*)(?![\w])")
+
+
+def names_in(question: str, terms: Sequence[Term], rules: Rules) -> list[Term]:
+    """The terms that are names: capitalised past the first word, acronyms, words with digits."""
+    spots = {m.group(0) for m in _ENTITY.finditer(question)
+             if m.start() > 0 or m.group(0).isupper() or any(ch.isdigit() for ch in m.group(0))}
+    first = re.match(r"\W*(\w+)", question)
+    if first and first.group(1).isupper() and len(first.group(1)) > 1:
+        spots.add(first.group(1))
+    return [t for t in terms
+            if any(w in spots for w in re.findall(r"[\w-]+", t.word))
+            and not re.fullmatch(r"\d+", t.word) and not (rules.nationality and rules.nationality.search(t.word))]
+
+
+def missing_name(question: str, lexical: LexicalIndex, terms: Sequence[Term],
+                 rules: Rules) -> str | None:
+    """The first name of the question the corpus never uses, in any of its forms."""
+    for t in names_in(question, terms, rules):
+        if not any(lexical.knows(option) for option in t.options):
+            return t.word
+    return None
+
+
+def unknown_counted(focus: str, lexical: LexicalIndex, rules: Rules) -> str | None:
+    """For "how many X", X when the corpus knows no form of it (nor of the lexicon word it
+    looks like a misspelling of): then it cannot give their number."""
+    from ..bilingual import lexicon
+
+    terms = lexical.terms(focus)
+    if not terms or any(fold(w) in rules.people for w in focus.split()):
+        return None
+    for t in terms:
+        if any(lexical.knows(o) for o in t.options):
+            return None
+        near = lexicon().closest(t.word)
+        if near and any(lexical.knows(o) for o in lexical.terms(near)[0].options if o):
+            return None
+    return focus
+
+
+def subject_of(question: str, lexical: LexicalIndex, terms: Sequence[Term], rules: Rules) -> str:
+    """The name a question is about, as typed, if the corpus knows it ("R5")."""
+    for t in names_in(question, terms, rules):
+        if any(lexical.knows(option) for option in t.options):
+            return t.word
+    return ""

@@ -1,0 +1,83 @@
+"""Hybrid ranking: a passage scores the cosine of its closest sentence, plus a BM25 bonus.
+
+A question usually matches one sentence, and the rest of a paragraph dilutes the paragraph's
+vector. Word matching (BM25, scaled so the best passage gets ``lexical_weight``) breaks
+near-ties. Measured on eval/questions.jsonl, hit@1 French/English: whole paragraphs 0.79/0.71,
+best sentence 0.86/0.86, plus BM25 0.88/0.87 (reciprocal-rank fusion instead: 0.79/0.56).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..index import IndexData
+from ..lexical import LexicalIndex
+from ..types import Hit
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The top passages, best first; the row of each in the index (by passage id); and the
+    similarity of the closest sentence of all (-1 when the store returned none)."""
+
+    hits: list[Hit]
+    rows: dict[str, int]
+    best_sentence: float
+
+
+class HybridRanker:
+    """Ranks an index's passages for a question's text and vector."""
+
+    def __init__(self, data: IndexData, lexical: LexicalIndex, *, sentences_per_hit: int = 16,
+                 lexical_weight: float = 0.03):
+        self.data, self.lexical = data, lexical
+        self.sentences_per_hit, self.lexical_weight = sentences_per_hit, lexical_weight
+
+    def rank(self, text: str, qv: np.ndarray, k: int) -> Ranking:
+        data = self.data
+        k = max(1, min(int(k), len(data.passages)))
+        store = data.store
+        sims, rows = store.search(qv, min(len(data.sentence_owner), k * self.sentences_per_hit))
+        dense: dict[int, float] = {}
+        for sim, row in zip(sims, rows, strict=True):
+            if row >= 0:
+                dense.setdefault(int(data.sentence_owner[row]), float(sim))  # best comes first
+        lexical = self.lexical.scores(text)
+        top = float(lexical.max(initial=0.0))
+        bonus = self.lexical_weight * lexical / top if top > 0 else lexical
+        for i in top_k(lexical, k):
+            if lexical[i] > 0 and int(i) not in dense:  # found by words only: score it exactly
+                a = int(data.sentence_start[i])
+                ids = np.arange(a, a + len(data.passages[i].sentences))
+                dense[int(i)] = float((store.get(ids) @ qv).max())
+        fused = sorted(((score + float(bonus[i]), i) for i, score in dense.items()), reverse=True)[:k]
+        hits = [
+            Hit(rank, p.id, p.source, p.start, p.end, p.text, score, context=p.context)
+            for rank, (score, i) in enumerate(fused, start=1)
+            for p in (data.passages[i],)
+        ]
+        best = float(sims[0]) if len(rows) and rows[0] >= 0 else -1.0
+        return Ranking(hits, {data.passages[i].id: i for _, i in fused}, best)
+
+
+def relevance(data: IndexData, qv: np.ndarray, best_sentence: float) -> float:
+    """How much closer the question is to the corpus than to unrelated everyday text.
+
+    Raw similarities cannot tell off-topic questions apart: to this model any two French
+    sentences look alike (cosine ~0.75-0.85), so "how to make crêpes" scores as high as real
+    questions. Measured against generic anchor sentences instead, a question about the corpus
+    comes out closer to it, an unrelated one closer to the anchors."""
+    return best_sentence - float((data.vectors.background @ qv).max(initial=-1.0))
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores, ties going to the lower index (as a stable sort
+    would), in O(n) rather than a full sort: it matters at a million passages."""
+    if k >= len(scores):
+        return np.arange(len(scores))
+    kth = -np.partition(-scores, k - 1)[k - 1]
+    above = np.flatnonzero(scores > kth)
+    tied = np.flatnonzero(scores == kth)[: k - len(above)]
+    return np.concatenate([above, tied])

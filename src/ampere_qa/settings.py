@@ -1,0 +1,103 @@
+"""How questions are answered: one recorded object, :class:`AnswerSettings`.
+
+A corpus sets its languages, domain packs, noun and off-topic anchors in ``ampere-qa.toml``
+(``[answer]``); the build records every field in the manifest (``"answer"``), and the retriever
+answers with what the index records. The weights' comments give the measurement that set them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .errors import CorpusError
+
+MAX_ANCHORS = 200
+MAX_ANCHOR = 300
+MAX_NOUN = 60
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    # The corpus's languages: a question is read with their packs and its own; the first one's
+    # stemmer and every one's stop words make the BM25 analyzer.
+    languages: tuple[str, ...] = ("fr", "en")
+    # Domain packs (qa/domain/): the kinds of fact readers ask for.
+    domains: tuple[str, ...] = ("general",)
+    # What the replies call the corpus, by language ("l'article", "the documents"); a language
+    # not listed uses its pack's default.
+    noun: dict[str, str] = field(default_factory=dict)
+    # Off-topic anchor sentences; empty: the shipped ones (data/background.txt).
+    anchors: tuple[str, ...] = ()
+    # "Not found" when the question is not this much closer to the corpus than to the anchors.
+    # Zero is the natural point; `ampere-qa eval` calibrates it on a labelled set (5-fold
+    # cross-validated: 0.0024 for the bundled model on eval/questions.jsonl, within noise of zero).
+    min_relevance: float = 0.0
+    # Sentences fetched from the vector store per passage wanted, before grouping by passage.
+    sentences_per_hit: int = 16
+    # Most a word match adds to a passage's score (the best BM25 passage gets all of it).
+    lexical_weight: float = 0.03
+    # Passages this close to the best one lend a second sentence to the answer...
+    tie_margin: float = 0.005
+    # ... when it contributes this share of the best one's effect.
+    second_sentence_share: float = 0.8
+    # Passages of the top k this close to the best one are cited as "see also".
+    see_also_margin: float = 0.02
+    # Passages this close to the best one are searched for the answering sentence.
+    candidate_margin: float = 0.015
+    # How the answering sentence is chosen in its passage (qa/select.py): its contribution to
+    # the passage's similarity, plus these for the share of the question's words it holds, for
+    # holding an answer of the expected type, and for its own similarity.
+    overlap_weight: float = 0.02
+    type_weight: float = 0.04
+    sim_weight: float = 0.25
+    # A name in at least this share of the passages is what the corpus is about, seldom an answer.
+    topic_share: float = 0.5
+    # In a longer question the question word may sit in a clause: its type is not read.
+    typed_words: int = 20
+    # Earlier questions a follow-up is read against, newest last.
+    max_history: int = 8
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["languages"], out["domains"] = list(self.languages), list(self.domains)
+        out["anchors"] = list(self.anchors)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnswerSettings:
+        """The settings a manifest records; fields it lacks (an older index) take the defaults."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("languages", "domains", "anchors"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+def parse_answer(table: object, where: str) -> dict[str, Any]:
+    """The ``[answer]`` table of ``ampere-qa.toml``, checked: languages, domains, noun, anchors.
+    Whether the packs named exist is checked by the build, which knows them."""
+    if not isinstance(table, dict):
+        raise CorpusError(f"{where}: answer must be a table ([answer])")
+    allowed = ("languages", "domains", "noun", "anchors")
+    unknown = [k for k in table if k not in allowed]
+    if unknown:
+        raise CorpusError(f"{where}: unknown key answer.{unknown[0]} (allowed: {', '.join(allowed)})")
+    out: dict[str, Any] = {}
+    for key, most, longest in (("languages", 8, 8), ("domains", 16, 40), ("anchors", MAX_ANCHORS, MAX_ANCHOR)):
+        if key in table:
+            value = table[key]
+            if (not isinstance(value, list) or not value or len(value) > most
+                    or not all(isinstance(v, str) and v.strip() and len(v) <= longest for v in value)):
+                raise CorpusError(f"{where}: answer.{key} must be a list of 1 to {most} non-empty "
+                                  f"strings of at most {longest} characters")
+            out[key] = tuple(v.strip() for v in value)
+    if "noun" in table:
+        noun = table["noun"]
+        if (not isinstance(noun, dict) or not all(
+                isinstance(v, str) and v.strip() and len(v) <= MAX_NOUN for v in noun.values())):
+            raise CorpusError(f"{where}: answer.noun must be a table of language code = noun "
+                              f"(at most {MAX_NOUN} characters), e.g. fr = \"le guide\"")
+        out["noun"] = {str(k): v.strip() for k, v in noun.items()}
+    return out
