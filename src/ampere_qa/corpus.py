@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +224,7 @@ class Corpus:
     skipped: tuple[Skipped, ...]
     fingerprint: str
     page: PageInfo
-    answer: AnswerSettings = AnswerSettings()
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
 
 
 def read_corpus(corpus: Path | str) -> Corpus:

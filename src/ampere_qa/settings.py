@@ -85,7 +85,8 @@ def parse_answer(table: object, where: str) -> dict[str, Any]:
     if unknown:
         raise CorpusError(f"{where}: unknown key answer.{unknown[0]} (allowed: {', '.join(allowed)})")
     out: dict[str, Any] = {}
-    for key, most, longest in (("languages", 8, 8), ("domains", 16, 40), ("anchors", MAX_ANCHORS, MAX_ANCHOR)):
+    limits = (("languages", 8, 8), ("domains", 16, 40), ("anchors", MAX_ANCHORS, MAX_ANCHOR))
+    for key, most, longest in limits:
         if key in table:
             value = table[key]
             if (not isinstance(value, list) or not value or len(value) > most

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..lexical import LexicalIndex, Term
-from . import spans
 from ..packs.lang import fold
+from . import spans
 from .rules import Concept, Rules
 
 __all__ = ["Concept", "Gap", "asked_concepts", "gives", "missing_name", "names_in", "subject_of",
@@ -65,14 +65,18 @@ _ENTITY = re.compile(r"(?<![\w'’])(?:[A-ZÀ-ÖØ-Þ][\w-]*|\w*\d\w*)(?![\w])")
 
 def names_in(question: str, terms: Sequence[Term], rules: Rules) -> list[Term]:
     """The terms that are names: capitalised past the first word, acronyms, words with digits."""
+    # In a language that capitalises every noun (German), only acronyms and words with digits
+    # stand out as names.
     spots = {m.group(0) for m in _ENTITY.finditer(question)
-             if m.start() > 0 or m.group(0).isupper() or any(ch.isdigit() for ch in m.group(0))}
+             if (m.start() > 0 and not rules.capitalised_nouns) or m.group(0).isupper()
+             or any(ch.isdigit() for ch in m.group(0))}
     first = re.match(r"\W*(\w+)", question)
     if first and first.group(1).isupper() and len(first.group(1)) > 1:
         spots.add(first.group(1))
     return [t for t in terms
             if any(w in spots for w in re.findall(r"[\w-]+", t.word))
-            and not re.fullmatch(r"\d+", t.word) and not (rules.nationality and rules.nationality.search(t.word))]
+            and not re.fullmatch(r"\d+", t.word)
+            and not (rules.nationality and rules.nationality.search(t.word))]
 
 
 def missing_name(question: str, lexical: LexicalIndex, terms: Sequence[Term],

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..types import Answer, Citation, Hit, ShortAnswer
 from ..packs.lang import pack
+from ..types import Answer, Citation, Hit, ShortAnswer
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def _plural(noun: str, agreement: dict[str, Any]) -> bool:
     first = noun.replace("'", " ").replace("’", " ").split()[:1]
     if first and first[0].lower() in agreement.get("plural_determiners", ()):
         return True
-    ending = agreement.get("plural_ending")
+    ending = str(agreement.get("plural_ending") or "")
     return bool(ending) and noun.endswith(ending) and not noun.endswith(ending * 2)
 
 

@@ -87,6 +87,7 @@ class Rules:
             for kind, key in _TYPE_ORDER if self._all(q, key))
         plural = self._all(q, "plural_name")
         self.plural_name = re.compile(rf"(?:{_alt(plural)})$") if plural else None
+        self.capitalised_nouns = any(p.section(q).get("capitalised_nouns") for p in self.packs)
         nationality = self._all(q, "nationality")
         self.nationality = re.compile(_alt(nationality)) if nationality else None
         self.not_a_name = words_rx(self._all(q, "not_a_name") or ["(?!)"])

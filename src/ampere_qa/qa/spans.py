@@ -13,8 +13,8 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import understand as u
 from ..packs.lang import fold
+from . import understand as u
 from .rules import Rules
 
 if TYPE_CHECKING:

@@ -161,7 +161,8 @@ def _responder(retriever: Retriever) -> Any:
         # chat on screen (cleared by the trash icon, even a moment ago) means a fresh start.
         # ``asked`` holds the user's earlier questions as typed, for follow-ups.
         history = list(history or []) if shown else []
-        asked = [q for q in (asked or []) if isinstance(q, str)][-retriever.settings.max_history:] if shown else []
+        most = retriever.settings.max_history
+        asked = [q for q in (asked or []) if isinstance(q, str)][-most:] if shown else []
         user, bot = chat_reply(retriever, question, history=asked)
         if user is not None:
             history.append({"role": "user", "content": user})
