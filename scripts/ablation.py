@@ -8,6 +8,7 @@ prints the main metrics over both languages; "all parts" is ampere-qa as shipped
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from contextlib import contextmanager
@@ -17,8 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from ampere_qa import answerability, bilingual, search, understand  # noqa: E402
+from ampere_qa import bilingual  # noqa: E402
 from ampere_qa.evaluate import evaluate, load_questions  # noqa: E402
+from ampere_qa.qa import answerability, understand  # noqa: E402
 from ampere_qa.search import Retriever  # noqa: E402
 
 METRICS = ("hit@1", "answer_hit", "short_answer_em", "false_abstention", "near-topic_not_found",
@@ -43,17 +45,19 @@ def no_lexicon(retriever):
     return (bilingual, "lexicon", lambda: empty)
 
 
+# Each row: the functions switched off (module, name, stand-in) and the answer settings changed.
 ABLATIONS = {
-    "all parts": lambda r: [],
-    "no English→French lexicon": lambda r: [no_lexicon(r)],
-    "no expected answer type": lambda r: [(understand, "answer_type", lambda text: None)],
-    "no kinds of fact (price, revenue…)": lambda r: [
-        (answerability, "asked_concepts", lambda *a, **k: [])],
-    "no unknown-name check": lambda r: [(answerability, "missing_name", lambda *a: None)],
-    "no greeting/request reading": lambda r: [(understand, "kind_of", lambda text: understand.QUESTION)],
-    "sentence choice: contribution only": lambda r: [
-        (search, "SIM_WEIGHT", 0.0), (search, "OVERLAP_WEIGHT", 0.0), (search, "TYPE_WEIGHT", 0.0)],
-    "BM25 bonus as before (0.015)": lambda r: [(search, "LEXICAL_WEIGHT", 0.015)],
+    "all parts": lambda r: ([], {}),
+    "no English→French lexicon": lambda r: ([no_lexicon(r)], {}),
+    "no expected answer type": lambda r: ([(understand, "answer_type", lambda text, rules: None)], {}),
+    "no kinds of fact (price, revenue…)": lambda r: ([
+        (answerability, "asked_concepts", lambda *a, **k: [])], {}),
+    "no unknown-name check": lambda r: ([(answerability, "missing_name", lambda *a: None)], {}),
+    "no greeting/request reading": lambda r: ([
+        (understand, "kind_of", lambda text, rules: understand.QUESTION)], {}),
+    "sentence choice: contribution only": lambda r: (
+        [], {"sim_weight": 0.0, "overlap_weight": 0.0, "type_weight": 0.0}),
+    "BM25 bonus as before (0.015)": lambda r: ([], {"lexical_weight": 0.015}),
 }
 
 
@@ -65,10 +69,14 @@ def main() -> None:
         print(f"\n{path.name} ({len(questions)} questions)")
         print("| switched off | " + " | ".join(METRICS) + " |")
         print("|---|" + "---|" * len(METRICS))
-        for name, changes in ABLATIONS.items():
-            with patched(*changes(retriever)):
+        for name, ablation in ABLATIONS.items():
+            changes, settings = ablation(retriever)
+            ablated = retriever if not settings else Retriever(
+                retriever.data, retriever.embedder,
+                settings=dataclasses.replace(retriever.settings, **settings))
+            with patched(*changes):
                 retriever.lexical._reduced.clear()
-                m = evaluate(retriever, questions).systems["ampere-qa"]["all"]
+                m = evaluate(ablated, questions).systems["ampere-qa"]["all"]
             retriever.lexical._reduced.clear()
             cells = ["—" if m.get(k) is None else f"{m[k]:.3f}" for k in METRICS]
             print(f"| {name} | " + " | ".join(cells) + " |", flush=True)

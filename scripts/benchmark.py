@@ -250,9 +250,12 @@ def bare_encoder(embedder, threads: int | None = None):
 
 
 def warm_query(retriever, questions: list[str], reps: int) -> None:
-    from ampere_qa import language, understand
+    from ampere_qa.qa import language, understand
+    from ampere_qa.qa.rules import rules
     from ampere_qa.question import clean_question
-    from ampere_qa.search import SENTENCES_PER_HIT
+
+    settings = retriever.settings
+    read_rules = rules(settings.languages, settings.domains)
 
     print("warm query", flush=True)
     retriever.answer(QUESTION)
@@ -282,13 +285,14 @@ def warm_query(retriever, questions: list[str], reps: int) -> None:
             qv = retriever._embed(text)
             steps = (("BM25", lambda text=text: retriever.lexical.scores(text)),
                      ("FAISS search",
-                      lambda qv=qv: retriever.data.store.search(qv, 3 * SENTENCES_PER_HIT)),
-                     ("rank+fuse", lambda text=text, qv=qv: retriever._rank(text, qv, 3)),
-                     ("read question", lambda text=text: understand.read(text)),
+                      lambda qv=qv: retriever.data.store.search(qv, 3 * settings.sentences_per_hit)),
+                     ("rank+fuse", lambda text=text, qv=qv: retriever.ranker.rank(text, qv, 3)),
+                     ("read question",
+                      lambda text=text: understand.read(text, read_rules, settings.typed_words)),
                      ("answer",  # answerability, the answering sentence, the short answer
-                      lambda text=text, qv=qv: retriever._answer(
-                          text, language.detect(text), understand.read(text), qv,
-                          *retriever._rank(text, qv, 3)[:1], 1.0)))
+                      lambda text=text, qv=qv: retriever.pipeline._answer(
+                          text, retriever.pipeline.read(text), qv,
+                          retriever.ranker.rank(text, qv, 3), 1.0)))
             for name, fn in steps:
                 t = time.perf_counter()
                 fn()
@@ -475,10 +479,10 @@ def scale(real: np.ndarray, queries: np.ndarray, sizes: list[int], tmp: Path) ->
     import faiss
 
     from ampere_qa.question import DEFAULT_K
-    from ampere_qa.search import SENTENCES_PER_HIT
+    from ampere_qa.settings import AnswerSettings
     from ampere_qa.stores import faiss as faiss_backend
 
-    wanted = DEFAULT_K * SENTENCES_PER_HIT  # sentences Retriever asks the store for
+    wanted = DEFAULT_K * AnswerSettings().sentences_per_hit  # sentences Retriever asks the store for
 
     print("scale", flush=True)
     qs = synthetic(queries, len(queries), seed=99)  # questions, slightly perturbed

@@ -37,9 +37,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 START, END = "<!-- stores:start -->", "<!-- stores:end -->"
 
 from ampere_qa.question import DEFAULT_K  # noqa: E402 - after the path is set
-from ampere_qa.search import SENTENCES_PER_HIT  # noqa: E402
+from ampere_qa.settings import AnswerSettings  # noqa: E402
 
-SEARCH_K = DEFAULT_K * SENTENCES_PER_HIT  # what Retriever asks the store for at the default k
+# What Retriever asks the store for at the default k.
+SEARCH_K = DEFAULT_K * AnswerSettings().sentences_per_hit
 
 
 def _benchmark_module():

@@ -73,11 +73,12 @@ def questions() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from ampere_qa import Retriever
     from ampere_qa.build import build_index
-    from ampere_qa.followup import MAX_HISTORY
     from ampere_qa.question import MAX_QUESTION_CHARS
+    from ampere_qa.settings import AnswerSettings
     from tests.conftest import FakeEmbedder
 
     embedder = FakeEmbedder()
+    max_history = AnswerSettings().max_history
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "docs"
         folder.mkdir()
@@ -91,7 +92,7 @@ def questions() -> None:
             question = " ".join(text.split()) or "?"
             _timed(f"{name} alone", lambda q=question: retriever.answer(q))
             _timed(f"{name} history",
-                   lambda q=question: retriever.answer(q, history=[q] * MAX_HISTORY))
+                   lambda q=question: retriever.answer(q, history=[q] * max_history))
 
 
 if __name__ == "__main__":

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from ampere_qa import Retriever, build_index, search
-from ampere_qa.answer import compose, not_found
+from ampere_qa import Retriever, build_index
 from ampere_qa.errors import BadInputError
+from ampere_qa.qa.compose import compose, not_found, wording
 from ampere_qa.question import MAX_QUESTION_CHARS, clean_question
 from ampere_qa.types import Hit
 
@@ -17,11 +18,20 @@ CITATION_KEYS = {"rank", "passage_id", "source", "start", "end", "text", "score"
 
 
 @pytest.fixture
-def fake_retriever(tmp_path, corpus_copy, fake_embedder, monkeypatch):
+def fake_retriever(tmp_path, corpus_copy, fake_embedder):
     build_index(corpus_copy, tmp_path / "i", embedder=fake_embedder)
     # Hashed trigrams know nothing of topics: the off-topic cut-off is real-model business.
-    monkeypatch.setattr(Retriever, "cutoff", -1.0)
-    return Retriever.load(tmp_path / "i", embedder=fake_embedder)
+    return _with_cutoff(Retriever.load(tmp_path / "i", embedder=fake_embedder), -1.0)
+
+
+def _with_cutoff(retriever: Retriever, cutoff: float) -> Retriever:
+    """The same index and model, answering "not found" below relevance ``cutoff``."""
+    settings = dataclasses.replace(retriever.settings, min_relevance=cutoff)
+    return Retriever(retriever.data, retriever.embedder, settings=settings)
+
+
+# The shipped corpus's noun (corpus/ampere-qa.toml [answer]).
+FR, EN = wording("fr", "l'article"), wording("en", "the article")
 
 
 def _hit(rank: int, pid: str, text: str, score: float) -> Hit:
@@ -31,7 +41,7 @@ def _hit(rank: int, pid: str, text: str, score: float) -> Hit:
 def test_compose_numbers_each_excerpt_once_in_order_of_use():
     a = _hit(1, "p1", "Phrase un. Phrase deux.", 0.9)
     b = _hit(2, "p2", "Autre phrase.", 0.8)
-    ans = compose("q ?", "fr", "fr", [(a, (0, 10)), (b, (0, 13)), (a, (11, 23))])
+    ans = compose("q ?", "fr", FR, [(a, (0, 10)), (b, (0, 13)), (a, (11, 23))])
     assert ans.answer == ("D'après l'article : « Phrase un. » [1] « Autre phrase. » [2] "
                           "« Phrase deux. » [1]")
     assert [c.rank for c in ans.citations] == [1, 2]
@@ -42,22 +52,22 @@ def test_compose_numbers_each_excerpt_once_in_order_of_use():
 
 
 def test_not_found_is_phrased_in_the_reply_language_with_its_reason():
-    fr = not_found("Quel est le prix ?", "fr", "fr").to_dict()
-    en = not_found("Wie teuer?", "de", "en").to_dict()
+    fr = not_found("Quel est le prix ?", "fr", FR).to_dict()
+    en = not_found("Wie teuer?", "de", EN).to_dict()
     assert fr["answered"] is False and "pas trouvé" in fr["answer"] and fr["citations"] == []
     assert en["language"] == "de" and "found no answer" in en["answer"]
     assert fr["reason"] == en["reason"] == "off_topic" and fr["short_answer"] is None
-    tesla = not_found("q", "fr", "fr", "not_mentioned", what="Tesla").to_dict()
+    tesla = not_found("q", "fr", FR, "not_mentioned", what="Tesla").to_dict()
     assert tesla["answer"] == "L'article ne mentionne pas Tesla." and tesla["reason"] == "not_mentioned"
-    price = not_found("q", "en", "en", "not_given", subject="R5", concept_label="no price")
+    price = not_found("q", "en", EN, "not_given", subject="R5", concept_label="no price")
     assert price.answer == "The article gives no price for R5." and price.reason == "not_given"
     assert set(price.to_dict()) == KEYS | {"reason"}
-    assert "reason" not in compose("q", "en", "en", [(_hit(1, "p", "A b.", 0.9), (0, 4))]).to_dict()
+    assert "reason" not in compose("q", "en", EN, [(_hit(1, "p", "A b.", 0.9), (0, 4))]).to_dict()
 
 
 def test_the_short_answer_comes_first_and_locates_itself_in_the_source():
     hit = _hit(1, "p1", "Luca de Meo dirige. Autre.", 0.9)
-    ans = compose("Qui ?", "fr", "fr", [(hit, (0, 19))], shorts=[(hit, (0, 11))])
+    ans = compose("Qui ?", "fr", FR, [(hit, (0, 19))], shorts=[(hit, (0, 11))])
     assert ans.answer.startswith("Luca de Meo — D'après l'article : « Luca de Meo dirige. » [1]")
     d = ans.to_dict()["short_answer"]
     assert d == {"text": "Luca de Meo", "rank": 1, "start": hit.start, "end": hit.start + 11}
@@ -65,7 +75,7 @@ def test_the_short_answer_comes_first_and_locates_itself_in_the_source():
 
 def test_see_also_cites_more_excerpts_without_quoting_them():
     a, b = _hit(1, "p1", "Un. Deux.", 0.9), _hit(2, "p2", "Trois.", 0.89)
-    ans = compose("q ?", "en", "en", [(a, (0, 3))], see_also=[a, b])
+    ans = compose("q ?", "en", EN, [(a, (0, 3))], see_also=[a, b])
     assert ans.answer.endswith("“Un.” [1] See also [2].")
     assert [c.passage_id for c in ans.citations] == ["p1", "p2"] and ans.citations[1].highlights == ()
 
@@ -88,13 +98,13 @@ def test_no_excerpt_is_cited_twice(fake_retriever):
         assert len(ids) == len(set(ids)) >= 1
 
 
-def test_below_the_cut_off_is_not_found(fake_retriever, monkeypatch):
+def test_below_the_cut_off_is_not_found(fake_retriever):
     relevance = fake_retriever.relevance("Qualcomm")
-    monkeypatch.setattr(Retriever, "cutoff", relevance + 1e-3)
-    ans = fake_retriever.answer("Qualcomm")
-    assert not ans.answered and ans.citations == ()
-    monkeypatch.setattr(Retriever, "cutoff", relevance - 1e-3)
-    assert fake_retriever.answer("Qualcomm").answered
+    above = _with_cutoff(fake_retriever, relevance + 1e-3)
+    assert above.cutoff == relevance + 1e-3
+    ans = above.answer("Qualcomm")
+    assert not ans.answered and ans.citations == () and ans.reason == "off_topic"
+    assert _with_cutoff(fake_retriever, relevance - 1e-3).answer("Qualcomm").answered
 
 
 def test_relevance_is_best_passage_minus_best_background(fake_retriever):
@@ -110,7 +120,7 @@ def test_relevance_is_best_passage_minus_best_background(fake_retriever):
     assert "relevance" not in fake_retriever.answer(q).to_dict()
     # The top hit's score is that sentence's similarity plus the full word-match bonus.
     top = fake_retriever.search(q, 1)[0]
-    assert top.score == pytest.approx(best_sentence + search.LEXICAL_WEIGHT)
+    assert top.score == pytest.approx(best_sentence + fake_retriever.settings.lexical_weight)
     assert np.isfinite(top.score)
 
 

@@ -1,4 +1,5 @@
-"""The package's shape: no import cycle, the data types at the bottom of the graph.
+"""The package's shape: no import cycle, the data types at the bottom of the graph, and every
+module importing only modules below it in the pipeline's order (``LAYERS``).
 
 The graph is read from the source with ``ast``: an edge for every import of another module of
 the package made when a module is imported (imports inside functions are lazy on purpose, to keep
@@ -14,6 +15,24 @@ from .conftest import ROOT
 
 PACKAGE = ROOT / "src" / "ampere_qa"
 BOTTOM = {"ampere_qa.types", "ampere_qa.errors", "ampere_qa.version", "ampere_qa.atomic"}
+# The modules in pipeline order, lowest first (docs/architecture.md, "Modules"): each imports, at
+# import time, only modules listed before it. An entry names a module or a subpackage (all its
+# modules, which may import one another: the cycle test covers them); the package itself, last,
+# names only its __init__.
+LAYERS = (
+    "ampere_qa.types", "ampere_qa.errors", "ampere_qa.version", "ampere_qa.atomic",
+    "ampere_qa.settings", "ampere_qa.packs", "ampere_qa.question", "ampere_qa.markup",
+    "ampere_qa.page", "ampere_qa.corpus", "ampere_qa.passages", "ampere_qa.model",
+    "ampere_qa.embedding", "ampere_qa.folder", "ampere_qa.manifest", "ampere_qa.stores",
+    "ampere_qa.bilingual", "ampere_qa.lexical", "ampere_qa.passage_file", "ampere_qa.index",
+    # the answer: ranking, then the question read, checked, answered and composed
+    "ampere_qa.retrieve", "ampere_qa.qa", "ampere_qa.qa.rules", "ampere_qa.qa.language",
+    "ampere_qa.qa.understand", "ampere_qa.qa.followup", "ampere_qa.qa.spans",
+    "ampere_qa.qa.answerability", "ampere_qa.qa.select", "ampere_qa.qa.compose",
+    "ampere_qa.qa.pipeline", "ampere_qa.search",
+    "ampere_qa.build", "ampere_qa.evaluate", "ampere_qa.web", "ampere_qa.cli",
+    "ampere_qa.__main__", "ampere_qa",
+)
 
 
 def _name(path: Path) -> str:
@@ -81,6 +100,32 @@ def test_the_import_graph_has_no_cycle():
     graph = import_graph()
     assert len(graph) > 20
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def _layer(module: str) -> int | None:
+    """The index of ``module``'s entry in LAYERS (the longest that names it), or None."""
+    found = [(len(entry), i) for i, entry in enumerate(LAYERS)
+             if module == entry or (entry != "ampere_qa" and module.startswith(entry + "."))]
+    return max(found)[1] if found else None
+
+
+def test_every_module_imports_only_modules_below_it():
+    graph = import_graph()
+    assert [m for m in sorted(graph) if _layer(m) is None] == []  # a new module takes its place
+    upward = sorted((m, t) for m, targets in graph.items() for t in targets
+                    if LAYERS[_layer(t)] != LAYERS[_layer(m)] and _layer(t) > _layer(m))
+    assert upward == [], "imports of a later layer: " + ", ".join(f"{m} -> {t}" for m, t in upward)
+
+
+def test_the_layer_entries_resolve_as_meant():
+    """Guards the check itself: its entries resolve as meant."""
+    assert LAYERS[_layer("ampere_qa.qa.spans")] == "ampere_qa.qa.spans"
+    assert LAYERS[_layer("ampere_qa.stores.milvus")] == "ampere_qa.stores"
+    assert LAYERS[_layer("ampere_qa.packs.lang")] == "ampere_qa.packs"
+    assert LAYERS[_layer("ampere_qa")] == "ampere_qa" and _layer("ampere_qa.nowhere") is None
+    assert _layer("ampere_qa.retrieve.ranker") < _layer("ampere_qa.qa.pipeline") < \
+        _layer("ampere_qa.search")
+    assert _layer("ampere_qa.settings") < _layer("ampere_qa.lexical")
 
 
 def test_data_types_and_errors_import_nothing_of_the_package():

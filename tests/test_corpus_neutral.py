@@ -347,7 +347,8 @@ def test_the_committed_index_records_the_committed_page():
 @pytest.mark.parametrize(("content", "message"), [
     (b"title = 'x'\nexamples = [\n  'a ?'\n  'b ?',\n]\n", r"not valid TOML: .*\(at line 4, column 3\)"),
     (b"title = 'x\n", r"not valid TOML: .*\(at the end, line 1\)"),
-    (b"title = 'Q&A'\ncolour = 'red'\n", r"unknown key 'colour' \(allowed: title, description, examples\)"),
+    (b"title = 'Q&A'\ncolour = 'red'\n",
+     r"unknown key 'colour' \(allowed: title, description, examples, answer\)"),
     (b"title = 3\n", "title must be a string, not a number"),
     (b"title = '   '\n", "title is empty"),
     (("title = '" + "x" * 101 + "'\n").encode(), "title is 101 characters, at most 100"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ampere_qa.language import detect
+from ampere_qa.qa.language import detect
 
 FRENCH = [
     "Qui dirige Ampere ?",
@@ -68,7 +68,6 @@ def test_english(question):
 @pytest.mark.parametrize(
     ("question", "code"),
     [
-        ("Wie viele Mitarbeiter hat Ampere in Frankreich?", "de"),
         ("¿Cuántos empleados tiene Ampere en Francia?", "es"),
         ("Quanti dipendenti ha Ampere in Francia?", "it"),
     ],
@@ -76,6 +75,12 @@ def test_english(question):
 def test_other_languages_are_reported_and_answered_in_english(question, code):
     got = detect(question)
     assert (got.code, got.reply) == (code, "en")
+
+
+def test_a_language_with_a_pack_is_answered_in_it():
+    # German has a pack (packs/lang/de.toml): no longer answered in English.
+    got = detect("Wie viele Mitarbeiter hat Ampere in Frankreich?")
+    assert (got.code, got.reply) == ("de", "de")
 
 
 @pytest.mark.parametrize("question", ["Ampere", "R5", "2024 ?", "🙂", "???"])

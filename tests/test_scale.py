@@ -16,7 +16,7 @@ from ampere_qa import Retriever, build_index
 from ampere_qa import index as index_mod
 from ampere_qa.errors import IndexMismatchError
 from ampere_qa.index import MANIFEST, load_index
-from ampere_qa.search import _top_k
+from ampere_qa.retrieve.ranker import top_k as _top_k
 from ampere_qa.stores import faiss as faiss_backend
 
 from .conftest import FakeEmbedder

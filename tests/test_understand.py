@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ampere_qa import spans
-from ampere_qa import understand as u
+from ampere_qa.qa import spans
+from ampere_qa.qa import understand as u
+from ampere_qa.qa.rules import rules
+
+# The shipped corpus's rules (corpus/ampere-qa.toml [answer]).
+R = rules(("fr", "en"), ("general", "automotive"))
 
 
 @pytest.mark.parametrize("question, expected", [
@@ -29,7 +33,7 @@ from ampere_qa import understand as u
     ("La direction est-elle réduite ou large ?", None),  # "ou" is not "où"
 ])
 def test_expected_answer_type(question, expected):
-    assert u.answer_type(question) == expected
+    assert u.answer_type(question, R) == expected
 
 
 @pytest.mark.parametrize("text, kind", [
@@ -41,26 +45,26 @@ def test_expected_answer_type(question, expected):
     ("Bonjour, qui dirige la société ?", u.QUESTION), ("Hi, how many people work there?", u.QUESTION),
 ])
 def test_greetings_and_requests_are_told_from_questions(text, kind):
-    assert u.kind_of(text) == kind
+    assert u.kind_of(text, R) == kind
 
 
 def test_a_two_part_question_is_read_part_by_part():
-    intents = u.read("Who leads the company and how many people work there?")
+    intents = u.read("Who leads the company and how many people work there?", R)
     assert [i.text for i in intents] == ["Who leads the company", "how many people work there"]
     assert [i.expected for i in intents] == [u.NAME, u.NUMBER]
-    assert [i.text for i in u.read("Qui dirige la société ?")] == ["Qui dirige la société ?"]
+    assert [i.text for i in u.read("Qui dirige la société ?", R)] == ["Qui dirige la société ?"]
     # "et" inside one question does not cut it.
-    assert len(u.read("Qui sont les partenaires et les investisseurs ?")) == 1
+    assert len(u.read("Qui sont les partenaires et les investisseurs ?", R)) == 1
 
 
 def test_focus_is_the_noun_the_question_word_bears_on():
-    assert u.focus_of("Combien de salariés compte l'usine ?") == "salariés"
-    assert u.focus_of("Which chip company invests?") == "chip company"
-    assert u.focus_of("What is the plan?") == ""
+    assert u.focus_of("Combien de salariés compte l'usine ?", R) == "salariés"
+    assert u.focus_of("Which chip company invests?", R) == "chip company"
+    assert u.focus_of("What is the plan?", R) == ""
 
 
 def _kinds(text):
-    return [(s.kind, s.text) for s in spans.find(text)]
+    return [(s.kind, s.text) for s in spans.find(text, R)]
 
 
 def test_typed_spans_in_french_and_english():

@@ -50,7 +50,7 @@ def test_importing_web_does_not_load_gradio():
 
 
 def test_user_and_corpus_text_is_rendered_inert():
-    from ampere_qa.answer import Answer, Citation
+    from ampere_qa.types import Answer, Citation
     from ampere_qa.web import render_answer, text_to_html
 
     out = text_to_html(XSS + " **b** [x](javascript:alert(1)) $$y$$ `c`")
@@ -69,8 +69,7 @@ def test_user_and_corpus_text_is_rendered_inert():
 
 
 def test_a_reply_reads_top_down_in_its_language():
-    from ampere_qa.answer import Answer, Citation
-    from ampere_qa.types import ShortAnswer
+    from ampere_qa.types import Answer, Citation, ShortAnswer
     from ampere_qa.web import render_answer
 
     text = "Luca de Meo dirige Ampere."
@@ -102,8 +101,7 @@ def test_the_page_header_is_inert_and_marks_each_language():
 
 
 def test_the_short_answer_is_shown_first_in_bold_and_inert():
-    from ampere_qa.answer import Answer, Citation
-    from ampere_qa.types import ShortAnswer
+    from ampere_qa.types import Answer, Citation, ShortAnswer
     from ampere_qa.web import render_answer
 
     evil = "<b>Luca</b>"
