@@ -10,12 +10,11 @@ same name adds to the earlier one.
 from __future__ import annotations
 
 import functools
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from ...errors import PackError
+from .. import read, shipped
 
 DEFAULT = ("general",)
 # The answer types a concept applies to unless it says: a sentence, a number, a share, an amount.
@@ -45,16 +44,12 @@ class Domain:
 
 
 def available() -> tuple[str, ...]:
-    folder = resources.files(__package__)
-    return tuple(sorted(f.name.removesuffix(".toml") for f in folder.iterdir()
-                        if f.name.endswith(".toml")))
+    return shipped(__name__)
 
 
 @functools.cache
 def _read(name: str) -> dict[str, Any]:
-    if name not in available():
-        raise PackError(f"no domain pack {name!r} (packs: {', '.join(available())})")
-    data = tomllib.loads(resources.files(__package__).joinpath(f"{name}.toml").read_text("utf-8"))
+    data = read(__name__, name, "no domain pack")
     if data.get("name") != name:
         raise PackError(f"domain pack {name}.toml says name = {data.get('name')!r}")
     return data

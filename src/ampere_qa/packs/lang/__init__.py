@@ -12,13 +12,12 @@ packs a question is read with into regular expressions.
 from __future__ import annotations
 
 import functools
-import tomllib
 import unicodedata
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from ...errors import PackError
+from .. import read, shipped
 
 # The sections every pack has, and the keys each must hold.
 _REQUIRED = {
@@ -34,15 +33,14 @@ _REQUIRED = {
 }
 
 
-def fold(text: str) -> str:
-    """Lower case without accents, apostrophes made straight: the form question rules match."""
-    text = unicodedata.normalize("NFKD", text.lower().replace("’", "'"))
-    return "".join(c for c in text if not unicodedata.combining(c))
-
-
 def strip_accents(word: str) -> str:
     """``word`` without its accents, case kept: how BM25 stems are stored ("Cleon" finds "Cléon")."""
     return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+
+
+def fold(text: str) -> str:
+    """Lower case without accents, apostrophes made straight: the form question rules match."""
+    return strip_accents(text.lower().replace("’", "'"))
 
 
 def words(value: str | list[str]) -> frozenset[str]:
@@ -75,17 +73,13 @@ class LanguagePack:
 
 def available() -> tuple[str, ...]:
     """The codes of the packs shipped, sorted."""
-    folder = resources.files(__package__)
-    return tuple(sorted(f.name.removesuffix(".toml") for f in folder.iterdir()
-                        if f.name.endswith(".toml")))
+    return shipped(__name__)
 
 
 @functools.cache
 def pack(code: str) -> LanguagePack:
     """The pack of language ``code``; :class:`PackError` when there is none or it is malformed."""
-    if code not in available():
-        raise PackError(f"no language pack for {code!r} (packs: {', '.join(available())})")
-    data = tomllib.loads(resources.files(__package__).joinpath(f"{code}.toml").read_text("utf-8"))
+    data = read(__name__, code, "no language pack for")
     for section, keys in _REQUIRED.items():
         table = data.get(section)
         missing = [k for k in keys if not isinstance(table, dict) or k not in table]
@@ -96,6 +90,3 @@ def pack(code: str) -> LanguagePack:
     return LanguagePack(code, str(data.get("name", code)), str(data.get("stemmer", "")),
                         str(data.get("bm25s_stopwords", code)), data)
 
-
-def supported(code: str) -> bool:
-    return code in available()
