@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from ..lexical import LexicalIndex, Term
 from ..packs.lang import fold
-from . import spans
 from .rules import Concept, Rules
 
 __all__ = ["Concept", "Gap", "asked_concepts", "gives", "missing_name", "names_in", "subject_of",
@@ -55,9 +54,8 @@ def asked_concepts(question: str, expected: str | None, rules: Rules, yes_no: bo
 def gives(concept: Concept, sentences: Iterable[str], rules: Rules) -> bool:
     """Whether a sentence holds that kind of fact: its words, or an amount of money when money
     gives it (found as the short answers' amounts are, :mod:`.spans`)."""
-    money = next(p for kind, p in rules.span_patterns if kind == spans.u.MONEY)
     return any((concept.gives is not None and concept.gives.search(fold(s)))
-               or (concept.money and money.search(s)) for s in sentences)
+               or (concept.money and rules.money.search(s)) for s in sentences)
 
 
 _ENTITY = re.compile(r"(?<![\w'’])(?:[A-ZÀ-ÖØ-Þ][\w-]*|\w*\d\w*)(?![\w])")

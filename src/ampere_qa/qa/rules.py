@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..packs.domain import Domain, domain
+from ..packs.domain import ConceptData, Domain, domain
 from ..packs.lang import LanguagePack, fold, pack, words
 
 # Answer types, tried in this order on the folded question: the first that matches wins ("how
@@ -108,13 +108,11 @@ class Rules:
         self.focus_compound = re.compile(f"(?:{_alt(compound)})") if compound else None
         self.not_focus = self._words(q, "not_focus")
         self.people = self._words(q, "people")
-        self.question_words = self._all(q, "question_words")
         marks = [p.section(q)["where"] for p in self.packs if p.section(q).get("where")]
         self.where = re.compile(rf"(?i)(?<!\w)(?:{_alt(marks)})(?=\W|$)") if marks else None
 
     def _followup(self) -> None:
         f = "followup"
-        self.replacing = tuple(p for p in self.packs if p.section(f).get("replace"))
         self.subject = self._words(f, "subject")
         self.possessive = self._words(f, "possessive")
         self.place_back = self._words(f, "place")
@@ -154,6 +152,7 @@ class Rules:
                                   rf"(?:{_alt(self._all(s, 'units'))})(?!\w)", i)),
             (NUMBER, re.compile(rf"(?<![\w.,])(?:{num}){scale}(?![\w%])|(?<!\w)(?:{numbers})(?!\w)", i)),
         )
+        self.money = dict(self.span_patterns)[MONEY]  # an amount, as a short answer finds one
         word = r"(?:[A-ZÀ-ÖØ-Þ][\w'’-]*|\d+[A-Za-z]\w*|[A-Z]+\d+\w*)"
         self.name = re.compile(rf"(?<!\w){word}(?:\s(?:(?:{_alt(self._all(s, 'particles'))})\s?)?{word})*")
         joins = rf"\s(?:{_alt(self._all(s, 'list_and'))})\s|\s&\s"
@@ -164,10 +163,7 @@ class Rules:
         self.place_before = re.compile(
             rf"{nots}(?:\b(?:{_alt(self._all(s, 'place_before'))})\s)$", re.IGNORECASE)
 
-    def _compile(self, c: object) -> Concept:
-        from ..packs.domain import ConceptData
-
-        assert isinstance(c, ConceptData)
+    def _compile(self, c: ConceptData) -> Concept:
         codes = ("any", *self.languages)
         asks = [a for code in codes for a in c.asks.get(code, ())]
         gives = [g for code in codes for g in c.gives.get(code, ())]
