@@ -21,6 +21,7 @@ from .manifest import StaleWatch, corpus_is_stale, page_info, rebuild_hint
 from .qa.pipeline import Pipeline
 from .qa.rules import rules
 from .qa.select import Selector
+from .qa.understand import QUESTION
 from .question import DEFAULT_K, clean_question
 from .retrieve.ranker import HybridRanker, relevance
 from .settings import AnswerSettings
@@ -145,7 +146,7 @@ class Retriever:
         not a question (a greeting, a request)."""
         text = clean_question(question)
         reading = self.pipeline.read(text)
-        if reading.intents[0].kind != "question":
+        if reading.intents[0].kind != QUESTION:
             return None
         past = _history(history, self.settings.max_history)
         return self.pipeline.resolve(text, past, reading) if past else text

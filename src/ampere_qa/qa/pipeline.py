@@ -16,7 +16,7 @@ from ..types import Answer, Hit
 from . import answerability, followup, language, understand
 from .compose import Wording, compose, not_found, wording
 from .rules import Rules, rules
-from .select import Selector, Span
+from .select import Candidate, Choice, Selector, Span
 
 
 @dataclass(frozen=True)
@@ -90,16 +90,11 @@ class Pipeline:
             if len(reading.intents) > 1:  # each part chooses its sentence by its own meaning and words
                 part_terms, part_qv = self.lexical.terms(intent.text), self.embed(intent.text)
                 candidates = self.selector.candidates(part_qv, hits, ranking.rows)
-            gap = self._not_given(intent, candidates, subject, reading)
-            best = None if gap else self.selector.best(candidates, intent, part_terms)
-            if best is not None and intent.expected and best.short is not None:
-                best = self.selector.with_key_word(best, part_qv, hits, ranking.rows, intent, part_terms)
-            if best is not None and intent.expected and best.short is None:
-                gap = Gap("no_answer", what=intent.expected, subject=subject)
-            if gap or best is None:
-                gap = gap or Gap("no_answer")
-                return not_found(text, lang.code, words, gap.reason, what=gap.what,
-                                 subject=gap.subject, concept_label=gap.concept_label)
+            best = (self._not_given(intent, candidates, subject, reading)
+                    or self._choose(intent, candidates, part_qv, part_terms, ranking, subject))
+            if isinstance(best, Gap):
+                return not_found(text, lang.code, words, best.reason, what=best.what,
+                                 subject=best.subject, concept_label=best.concept_label)
             if (best.hit, best.span) not in picks:
                 picks.append((best.hit, best.span))
             if best.short is not None:
@@ -112,12 +107,23 @@ class Pipeline:
         see_also = [h for h in hits if h.score >= hits[0].score - self.settings.see_also_margin]
         return compose(text, lang.code, words, picks, shorts, see_also)
 
+    def _choose(self, intent: understand.Intent, candidates: list[Candidate], qv: np.ndarray,
+                terms: list[Term], ranking: Ranking, subject: str) -> Choice | Gap:
+        """The answering sentence of one question part, or ``no_answer`` when the part asks for
+        a name, a number, a date... and no candidate holds one."""
+        best = self.selector.best(candidates, intent, terms)
+        if intent.expected and best.short is not None:
+            best = self.selector.with_key_word(best, qv, ranking.hits, ranking.rows, intent, terms)
+        if intent.expected and best.short is None:
+            return Gap("no_answer", what=intent.expected, subject=subject)
+        return best
+
     def _unmentioned(self, text: str, terms: list[Term], r: Rules) -> Gap | None:
         """A name of the question the corpus never uses."""
         missing = answerability.missing_name(text, self.lexical, terms, r)
         return Gap("not_mentioned", what=missing) if missing else None
 
-    def _not_given(self, intent: understand.Intent, candidates: list, subject: str,
+    def _not_given(self, intent: understand.Intent, candidates: list[Candidate], subject: str,
                    reading: Reading) -> Gap | None:
         """A kind of fact the question asks for that no candidate sentence holds; or, for "how
         many X", an X the corpus never names."""
