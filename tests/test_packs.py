@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from ampere_qa.errors import PackError
+from ampere_qa.build import build_index
+from ampere_qa.errors import CorpusError, PackError
+from ampere_qa.manifest import validate_manifest
 from ampere_qa.packs import domain, lang
 from ampere_qa.qa import understand
 from ampere_qa.qa.compose import not_found, wording
 from ampere_qa.qa.language import detect
 from ampere_qa.qa.rules import rules
+from ampere_qa.page import parse_settings
 from ampere_qa.settings import AnswerSettings
+
+from .conftest import FakeEmbedder
 
 
 def test_every_shipped_pack_loads_and_compiles():
@@ -85,6 +90,45 @@ def test_answer_settings_round_trip_through_the_manifest_form():
                        min_relevance=0.01)
     assert AnswerSettings.from_dict(s.to_dict()) == s
     assert AnswerSettings.from_dict({"min_relevance": 0.0}) == AnswerSettings()  # an older index
+
+
+@pytest.mark.parametrize(("toml", "says"), [
+    ('answer = 3', "answer must be a table"),
+    ('[answer]\nstyle = "terse"', "unknown key answer.style"),
+    ('[answer]\ndomains = []', "answer.domains must be a list of 1 to 16 strings"),
+    ('[answer]\ndomains = [1]', r"answer.domains\[0\] must be a string"),
+    ('[answer]\nanchors = ["%s"]' % ("x" * 301), r"answer.anchors\[0\] is 301 characters, at most 300"),
+    ('[answer]\nnoun = "le guide"', "answer.noun must be a table"),
+    ('[answer]\nnoun = { fr = "le\u202e guide" }', "answer.noun.fr holds a bidirectional control"),
+    ('[answer]\nnoun = { fr = "  " }', "answer.noun.fr is empty"),
+])
+def test_a_bad_answer_table_is_refused_with_the_key(toml, says):
+    with pytest.raises(CorpusError, match=says):
+        parse_settings(toml.encode(), "ampere-qa.toml")
+
+
+def test_a_corpus_naming_an_unknown_pack_is_refused_before_any_work(tmp_path):
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Ampere emploie 3 850 ingénieurs.", encoding="utf-8")
+    (corpus / "ampere-qa.toml").write_text('[answer]\ndomains = ["cooking"]\n', encoding="utf-8")
+    embedder = FakeEmbedder()
+    with pytest.raises(PackError, match="no domain pack 'cooking'"):
+        build_index(corpus, tmp_path / "index", embedder=embedder)
+    assert embedder.calls == 0 and not (tmp_path / "index" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(("answer", "says"), [
+    ({"languages": ["fr", 2]}, "manifest.answer.languages holds something other than strings"),
+    ({"noun": {"fr": None}}, "manifest.answer.noun holds something other than strings"),
+    ({"tie_margin": "wide"}, "manifest.answer.tie_margin has the wrong type"),
+    ({"max_history": -1}, "manifest.answer.max_history is negative"),
+])
+def test_a_damaged_answer_block_in_a_manifest_is_refused(answer, says):
+    manifest = {"format_version": 1, "model": {"name": "m", "fingerprint": "f"},
+                "corpus": {"path": "c", "fingerprint": "f", "files": []}, "files": {},
+                "passage_count": 0, "sentence_count": 0, "dimension": 8, "answer": answer}
+    assert says in (validate_manifest(manifest) or "")
 
 
 @pytest.mark.integration

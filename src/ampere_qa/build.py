@@ -122,6 +122,7 @@ def build_index(
         corpus_dir = (previous and recorded_corpus(index_dir, previous)) or "corpus"
     signature = stat_signature(corpus_dir)  # before reading: an edit meanwhile shows later
     corpus = read_corpus(corpus_dir)  # what it skips is in the report; the callers print it
+    _check_packs(corpus.answer)
     folder.check_target(index_dir)  # before any long work: a file, a read-only or full disk
     with folder.build_lock(index_dir):
         previous = _previous_manifest(index_dir, force)  # again: another build may have run
@@ -132,7 +133,6 @@ def build_index(
         settings = settings or SplitSettings()
         passages, dedup = deduplicate(split_documents(corpus.documents, settings), settings)
         embedder = embedder or load_embedder(model)
-        _check_packs(corpus.answer)
         groups = _texts(passages, corpus.answer.anchors)
         known = previous_vectors(index_dir, embedder) if reuse and previous else {}
         todo = _embed_new(embedder, groups, known, progress)

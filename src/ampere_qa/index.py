@@ -58,7 +58,7 @@ from . import folder, stores
 from . import lexical as _lexical  # its caps, read when used (so tests may lower them)
 from .atomic import NotRegularFile, fsync_dir, open_regular, temp_file, write_atomic
 from .errors import BadInputError, IndexMismatchError
-from .lexical import ANALYZER_VERSION, DEFAULT_LANGUAGES, SAVED_ARRAYS, LexicalIndex
+from .lexical import ANALYZER_VERSION, SAVED_ARRAYS, LexicalIndex
 from .manifest import (
     FORMAT_VERSION,
     MANIFEST,
@@ -68,6 +68,7 @@ from .manifest import (
     rebuild_hint,
 )
 from .passage_file import PassageFile, encode, table_problem
+from .settings import DEFAULT_LANGUAGES
 from .stores import VectorStore
 from .stores.base import FileContent, all_finite, build_meta, load_npy
 from .types import Passage

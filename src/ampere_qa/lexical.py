@@ -26,11 +26,10 @@ import numpy as np
 
 from .errors import BadInputError
 from .packs.lang import pack, strip_accents
+from .settings import DEFAULT_LANGUAGES
 from .stores.base import all_finite, first_decrease, value_range
 
 _WORD = re.compile(r"\w\w+")
-# The corpus's languages when its settings name none (AnswerSettings.languages).
-DEFAULT_LANGUAGES = ("fr", "en")
 # Most French stems one English word adds to the BM25 query (its first translations).
 MAX_BRIDGES = 4
 # Bumped whenever analyze() or the BM25 parameters change what a saved index holds.

@@ -18,6 +18,7 @@ from typing import Any
 from .atomic import open_regular
 from .errors import IndexMismatchError, IndexNotFoundError
 from .page import from_manifest
+from .settings import ANSWER_SCHEMA
 from .types import PageInfo
 
 FORMAT_VERSION = 1
@@ -41,8 +42,7 @@ _SCHEMA: dict[str, Any] = {
     "dimension": int,
 }
 _OPTIONAL: dict[str, Any] = {
-    "answer": {"min_relevance": (int, float), "languages": list, "domains": list, "noun": dict,
-               "anchors": list},
+    "answer": ANSWER_SCHEMA,
     "faiss_index": str,
     "faiss_params": {"nlist": int, "nprobe": int},
     "store": {"kind": str, "uri": str, "collection": str, "generation": str},
@@ -51,6 +51,8 @@ _OPTIONAL: dict[str, Any] = {
     "lexical": {"analyzer_version": int},
     "page": {"title": str, "description": str, "examples": list},
 }
+_STRINGS = (("page", "examples"), ("answer", "languages"), ("answer", "domains"),
+            ("answer", "anchors"), ("answer", "noun"))
 _FILE_ENTRY = {"name": str, "sha256": str, "bytes": int}
 
 
@@ -89,8 +91,10 @@ def validate_manifest(manifest: Any) -> str | None:
         problem = _schema_problem(entry, _FILE_ENTRY, f"manifest.files.{role}")
         if problem:
             return problem
-    if "page" in manifest and not all(isinstance(e, str) for e in manifest["page"]["examples"]):
-        return "manifest.page.examples holds something other than strings"
+    for key, sub in _STRINGS:  # lists of strings, and the noun's values
+        value = manifest.get(key, {}).get(sub, [])
+        if not all(isinstance(e, str) for e in (value.values() if isinstance(value, dict) else value)):
+            return f"manifest.{key}.{sub} holds something other than strings"
     return None
 
 

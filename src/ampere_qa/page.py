@@ -15,7 +15,6 @@ from typing import Any
 
 from .errors import CorpusError
 from .markup import SUFFIXES
-from .settings import parse_answer
 from .types import PageInfo
 
 SETTINGS_FILE = "ampere-qa.toml"
@@ -25,6 +24,9 @@ MAX_TITLE = 100
 MAX_DESCRIPTION = 1000
 MAX_EXAMPLES = 8
 MAX_EXAMPLE = 200
+# [answer]: list keys with how many items and how long each may be; a noun's longest.
+_ANSWER_LISTS = {"languages": (8, 8), "domains": (16, 40), "anchors": (200, 300)}
+MAX_NOUN = 60
 DEFAULT_DESCRIPTION = (
     "Posez une question sur ces documents, en français ou en anglais : la réponse les cite. "
     "· Ask a question about these documents, in French or English: the answer quotes them."
@@ -70,6 +72,33 @@ def parse_settings(raw: bytes, where: str) -> dict[str, Any]:
             raise CorpusError(f"{where}: {len(examples)} examples, at most {MAX_EXAMPLES}")
         out["examples"] = tuple(_text(e, f"{where}: examples[{i}]", MAX_EXAMPLE)
                                 for i, e in enumerate(examples))
+    return out
+
+
+def parse_answer(table: object, where: str) -> dict[str, Any]:
+    """The ``[answer]`` table, checked like the page's texts: languages, domains and anchors
+    lists of strings, a noun by language. Whether the packs named exist the build checks."""
+    if not isinstance(table, dict):
+        raise CorpusError(f"{where}: answer must be a table ([answer]), not {_toml_type(table)}")
+    allowed = (*_ANSWER_LISTS, "noun")
+    unknown = [k for k in table if k not in allowed]
+    if unknown:
+        raise CorpusError(f"{where}: unknown key answer.{unknown[0]} (allowed: {', '.join(allowed)})")
+    out: dict[str, Any] = {}
+    for key, (most, longest) in _ANSWER_LISTS.items():
+        if key in table:
+            value = table[key]
+            if not isinstance(value, list) or not 1 <= len(value) <= most:
+                raise CorpusError(f"{where}: answer.{key} must be a list of 1 to {most} strings")
+            out[key] = tuple(_text(v, f"{where}: answer.{key}[{i}]", longest)
+                             for i, v in enumerate(value))
+    if "noun" in table:
+        noun = table["noun"]
+        if not isinstance(noun, dict):
+            raise CorpusError(f"{where}: answer.noun must be a table of language code = noun, "
+                              f"e.g. noun = {{ fr = \"le guide\" }}, not {_toml_type(noun)}")
+        out["noun"] = {code: _text(v, f"{where}: answer.noun.{code}", MAX_NOUN)
+                       for code, v in noun.items()}
     return out
 
 

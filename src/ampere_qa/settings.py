@@ -10,18 +10,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .errors import CorpusError
-
-MAX_ANCHORS = 200
-MAX_ANCHOR = 300
-MAX_NOUN = 60
+# The corpus's languages when its settings name none.
+DEFAULT_LANGUAGES = ("fr", "en")
 
 
 @dataclass(frozen=True)
 class AnswerSettings:
     # The corpus's languages: a question is read with their packs and its own; the first one's
     # stemmer and every one's stop words make the BM25 analyzer.
-    languages: tuple[str, ...] = ("fr", "en")
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES
     # Domain packs (qa/domain/): the kinds of fact readers ask for.
     domains: tuple[str, ...] = ("general",)
     # What the replies call the corpus, by language ("l'article", "the documents"); a language
@@ -75,30 +72,14 @@ class AnswerSettings:
         return cls(**values)
 
 
-def parse_answer(table: object, where: str) -> dict[str, Any]:
-    """The ``[answer]`` table of ``ampere-qa.toml``, checked: languages, domains, noun, anchors.
-    Whether the packs named exist is checked by the build, which knows them."""
-    if not isinstance(table, dict):
-        raise CorpusError(f"{where}: answer must be a table ([answer])")
-    allowed = ("languages", "domains", "noun", "anchors")
-    unknown = [k for k in table if k not in allowed]
-    if unknown:
-        raise CorpusError(f"{where}: unknown key answer.{unknown[0]} (allowed: {', '.join(allowed)})")
-    out: dict[str, Any] = {}
-    limits = (("languages", 8, 8), ("domains", 16, 40), ("anchors", MAX_ANCHORS, MAX_ANCHOR))
-    for key, most, longest in limits:
-        if key in table:
-            value = table[key]
-            if (not isinstance(value, list) or not value or len(value) > most
-                    or not all(isinstance(v, str) and v.strip() and len(v) <= longest for v in value)):
-                raise CorpusError(f"{where}: answer.{key} must be a list of 1 to {most} non-empty "
-                                  f"strings of at most {longest} characters")
-            out[key] = tuple(v.strip() for v in value)
-    if "noun" in table:
-        noun = table["noun"]
-        if (not isinstance(noun, dict) or not all(
-                isinstance(v, str) and v.strip() and len(v) <= MAX_NOUN for v in noun.values())):
-            raise CorpusError(f"{where}: answer.noun must be a table of language code = noun "
-                              f"(at most {MAX_NOUN} characters), e.g. fr = \"le guide\"")
-        out["noun"] = {str(k): v.strip() for k, v in noun.items()}
-    return out
+def _json_type(default: object) -> type | tuple[type, ...]:
+    """The JSON type a manifest holds for a field with this default."""
+    if isinstance(default, tuple):
+        return list
+    return (int, float) if isinstance(default, float) else type(default)
+
+
+# What a manifest's "answer" holds: every field optional (an older index records fewer).
+ANSWER_SCHEMA: dict[str, Any] = {f.name: _json_type(getattr(AnswerSettings(), f.name))
+                                 for f in fields(AnswerSettings)}
+
