@@ -151,8 +151,7 @@ def build_index(
         embedded=len(todo),
         reused=len(texts) - len(todo),
         store=backend.kind,
-        upserted=changes["upserted"],
-        deleted=changes["deleted"],
+        details=changes,
     )
 
 
