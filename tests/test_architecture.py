@@ -8,6 +8,8 @@ heavy libraries out of ``import ampere_qa``, and are listed separately).
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from pathlib import Path
 
 from .conftest import ROOT
@@ -96,3 +98,19 @@ def test_the_graph_sees_known_edges_and_cycles():
     assert "ampere_qa.types" in graph["ampere_qa.search"]
     assert "ampere_qa.stores" in graph["ampere_qa.index"]
     assert "ampere_qa.stores.base" in graph["ampere_qa.stores.faiss"]
+
+
+def _code(path: Path) -> str:
+    """A module's source less its comments: its code, strings and docstrings."""
+    tokens = tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline)
+    return " ".join(t.string for t in tokens if t.type != tokenize.COMMENT)
+
+
+def test_no_module_outside_stores_knows_milvus():
+    """Callers ask the backend object (stores.BACKENDS): options, manifest entry, files, messages
+    and the build summary are the backend's. Comments may still mention a store."""
+    stores = PACKAGE / "stores"
+    found = [str(p.relative_to(PACKAGE)) for p in sorted(PACKAGE.rglob("*.py"))
+             if stores not in p.parents and "milvus" in _code(p).lower()]
+    assert found == []
+    assert "milvus" in _code(stores / "milvus" / "backend.py").lower()  # the test sees a mention
