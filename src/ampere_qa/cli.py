@@ -115,7 +115,7 @@ def _to_env(env: str) -> Callable[[click.Context, click.Parameter, str | None], 
     return callback
 
 
-def token_option(f: Callable[..., Any]) -> Callable[..., Any]:
+def secret_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The backends' options of every command that opens an index (credentials, stores.Option)."""
     for option in reversed(stores.options(env=True)):
         f = click.option(option.name, default=None, expose_value=False, callback=_to_env(str(option.env)),
@@ -153,7 +153,7 @@ def _backend_examples(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--force", is_flag=True,
               help="Build into a folder that holds other files (they are never removed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@token_option
+@secret_options
 @_backend_examples
 def build(corpus_dir: str | None, index_dir: str | None, model: str | None, store: str | None,
           force: bool, as_json: bool, **options: str | None) -> None:
@@ -190,7 +190,7 @@ def build(corpus_dir: str | None, index_dir: str | None, model: str | None, stor
 @click.option("--model", default=None, help="Model path, if not the one the index records.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print exactly one JSON object (questions from stdin: one per line).")
-@token_option
+@secret_options
 def ask(question: str | None, index_dir: str | None, k: int, model: str | None,
         as_json: bool) -> None:
     """Answer a question from the corpus, with cited excerpts. Without QUESTION, or with -,
@@ -286,7 +286,7 @@ def _print_answer(result: Answer) -> None:
 @click.option("--index", "index_dir", default=None, help=INDEX_HELP)
 @click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K),
               help="How many passages each answer may draw on.")
-@token_option
+@secret_options
 def chat(index_dir: str | None, k: int) -> None:
     """Talk with the corpus: questions one after another, follow-ups included ("Et où ?");
     the model loads once. /clear starts afresh; /quit, Ctrl-D or Ctrl-C ends.
@@ -328,7 +328,7 @@ def chat(index_dir: str | None, k: int) -> None:
 @cli.command()
 @click.option("--index", "index_dir", default=None, help=INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@token_option
+@secret_options
 def info(index_dir: str | None, as_json: bool) -> None:
     """Summarise an index: what it holds, how it was built, where its model is.
 
@@ -381,7 +381,7 @@ def format_info(info: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics and failures as JSON.")
 @click.option("--plot", "plot_path", default=None, metavar="FILE.png",
               help="Also draw the score distributions and the not-found cut-off.")
-@token_option
+@secret_options
 def eval_(file: str, index_dir: str | None, as_json: bool, plot_path: str | None) -> None:
     """Measure answer quality on a labelled set, beside plain BM25 and dense baselines; or,
     on a set of dialogues, the replies to their follow-up questions.
@@ -428,7 +428,7 @@ def eval_(file: str, index_dir: str | None, as_json: bool, plot_path: str | None
               help=INDEX_HELP[:-2] + "; when none is found, ./index is built from the corpus].")
 @click.option("--corpus", "corpus_dir", default="corpus", show_default=True,
               help="Corpus folder, used only when the index is missing: it is built first.")
-@token_option
+@secret_options
 def serve(host: str, port: int, index_dir: str | None, corpus_dir: str) -> None:
     """Start the web page and its HTTP APIs (/api/ask, /v1/chat/completions, /ask) on the
     index (built first if missing).
