@@ -146,9 +146,8 @@ SIZES_SEEN: list[int] = []
 
 def run(sizes: list[int], n_questions: int) -> list[tuple[str, ...]]:
     SIZES_SEEN.extend(sizes)
-    from ampere_qa import stores
-
-    faiss_backend, milvus_backend = stores.backend("faiss"), stores.backend("milvus")
+    from ampere_qa.stores import faiss as faiss_backend
+    from ampere_qa.stores import milvus as milvus_backend
 
     synthetic = _benchmark_module().synthetic
     real, questions = real_vectors(n_questions)

@@ -9,6 +9,8 @@ heavy libraries out of ``import ampere_qa``, and are listed separately).
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from pathlib import Path
 
 from .conftest import ROOT
@@ -23,7 +25,7 @@ LAYERS = (
     "ampere_qa.types", "ampere_qa.errors", "ampere_qa.version", "ampere_qa.atomic",
     "ampere_qa.settings", "ampere_qa.packs", "ampere_qa.question", "ampere_qa.markup",
     "ampere_qa.page", "ampere_qa.corpus", "ampere_qa.passages", "ampere_qa.model",
-    "ampere_qa.embedding", "ampere_qa.folder", "ampere_qa.manifest", "ampere_qa.stores",
+    "ampere_qa.embedding", "ampere_qa.folder", "ampere_qa.stores", "ampere_qa.manifest",
     "ampere_qa.bilingual", "ampere_qa.lexical", "ampere_qa.passage_file", "ampere_qa.index",
     # the answer: ranking, then the question read, checked, answered and composed
     "ampere_qa.retrieve", "ampere_qa.qa", "ampere_qa.qa.rules", "ampere_qa.qa.language",
@@ -141,3 +143,19 @@ def test_the_graph_sees_known_edges_and_cycles():
     assert "ampere_qa.types" in graph["ampere_qa.search"]
     assert "ampere_qa.stores" in graph["ampere_qa.index"]
     assert "ampere_qa.stores.base" in graph["ampere_qa.stores.faiss"]
+
+
+def _code(path: Path) -> str:
+    """A module's source less its comments: its code, strings and docstrings."""
+    tokens = tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline)
+    return " ".join(t.string for t in tokens if t.type != tokenize.COMMENT)
+
+
+def test_no_module_outside_stores_knows_milvus():
+    """Callers ask the backend object (stores.BACKENDS): options, manifest entry, files, messages
+    and the build summary are the backend's. Comments may still mention a store."""
+    stores = PACKAGE / "stores"
+    found = [str(p.relative_to(PACKAGE)) for p in sorted(PACKAGE.rglob("*.py"))
+             if stores not in p.parents and "milvus" in _code(p).lower()]
+    assert found == []
+    assert "milvus" in _code(stores / "milvus" / "backend.py").lower()  # the test sees a mention

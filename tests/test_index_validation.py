@@ -21,6 +21,7 @@ from ampere_qa import Retriever, build_index, lexical
 from ampere_qa import index as index_mod
 from ampere_qa.errors import BadInputError, IndexMismatchError, StoreUnavailableError
 from ampere_qa.index import MANIFEST, load_index
+from ampere_qa.manifest import rebuild_hint
 from ampere_qa.stores import base, milvus
 
 from .conftest import FakeEmbedder
@@ -401,7 +402,7 @@ def test_bad_collection_names_are_refused_before_connecting(tmp_path, corpus_cop
     def no_connection(*args, **kwargs):
         raise AssertionError("connected")
 
-    monkeypatch.setattr(milvus, "_client", no_connection)
+    monkeypatch.setattr(milvus.client, "connect", no_connection)
     monkeypatch.setattr("ampere_qa.build.load_embedder", lambda model: FakeEmbedder())
     if name:
         result = CliRunner().invoke(cli, ["build", "--corpus", str(corpus_copy), "--index",
@@ -412,7 +413,8 @@ def test_bad_collection_names_are_refused_before_connecting(tmp_path, corpus_cop
         assert "not a Milvus collection name" in result.stderr
         assert len(result.stderr.splitlines()) == 1 and len(result.stderr) < 400
     with pytest.raises(BadInputError, match="not a Milvus collection name"):
-        milvus.check_writable({"kind": "milvus", "uri": str(tmp_path / "x.db"), "collection": name})
+        config = {"kind": "milvus", "uri": str(tmp_path / "x.db"), "collection": name}
+        milvus.MilvusBackend(config).check_writable()
     assert not (tmp_path / "x.db").exists()
 
 
@@ -427,7 +429,7 @@ def test_a_manifest_naming_a_bad_collection_is_refused_before_connecting(crafted
     def no_connection(*args, **kwargs):
         raise AssertionError("connected")
 
-    monkeypatch.setattr(milvus, "_client", no_connection)
+    monkeypatch.setattr(milvus.client, "connect", no_connection)
     for store, shown in [({"generation": "../../evil__g0123456789ab"}, "'../../evil__g0123456789ab'"),
                          ({"collection": "b" * 300}, f"'{'b' * 60}…'")]:
         crafted.m["store"] = {"kind": "milvus", "uri": "http://host:19530", "collection": "ok", **store}
@@ -445,7 +447,7 @@ URI = f"http://alice:{SECRET}@127.0.0.1:1"
 @pytest.fixture
 def no_credentials(monkeypatch):
     monkeypatch.delenv(milvus.TOKEN_ENV, raising=False)
-    monkeypatch.setattr(milvus, "_CREDENTIALS", {}, raising=False)
+    monkeypatch.setattr(milvus.client, "_CREDENTIALS", {})
 
 
 class EchoingClient:
@@ -486,7 +488,7 @@ def test_every_message_masks_the_uri_credentials_and_the_token(monkeypatch, no_c
     assert EchoingClient.seen == [("http://127.0.0.1:1", f"alice:{SECRET}")]
     monkeypatch.setenv(milvus.TOKEN_ENV, "root:Another-pw")
     with pytest.raises(StoreUnavailableError) as err:
-        milvus._client("http://bob:x@h:2")  # a URI's own credentials win over the token
+        milvus.client.connect("http://bob:x@h:2")  # a URI's own credentials win over the token
     assert "Another-pw" not in str(err.value) and "bob:x" not in str(err.value)
     assert "http://***@h:2" in str(err.value)
     for text, shown in [
@@ -502,15 +504,15 @@ def test_every_message_masks_the_uri_credentials_and_the_token(monkeypatch, no_c
 def test_the_manifest_records_the_uri_without_credentials(monkeypatch, no_credentials, caplog):
     """What build records (normalize_uri, then the backend's manifest entry): never a password;
     a warning says later commands need the token; this process's connections still get it."""
-    from ampere_qa.build import _store_config
+    from ampere_qa import stores
 
-    config = _store_config(None, "milvus", URI, "news")
+    config = stores.configure("milvus", {"uri": URI, "collection": "news"}, None).config
     assert config == {"kind": "milvus", "uri": "http://127.0.0.1:1", "collection": "news"}
     assert "not recorded in the index" in caplog.text and SECRET not in caplog.text
-    assert {"http://127.0.0.1:1": f"alice:{SECRET}"} == milvus._CREDENTIALS
-    monkeypatch.setattr(milvus, "_reusable", lambda *a: False)
-    monkeypatch.setattr(milvus, "write_generation", lambda *a: "news__g0123456789ab")
-    written = milvus.write({**config, "uri": URI}, [], np.zeros((0, 4), np.float32), {}, {})
+    assert {"http://127.0.0.1:1": f"alice:{SECRET}"} == milvus.client._CREDENTIALS
+    monkeypatch.setattr(milvus.generations, "reusable", lambda *a: False)
+    monkeypatch.setattr(milvus.generations, "write_generation", lambda *a: "news__g0123456789ab")
+    written = milvus.MilvusBackend({**config, "uri": URI}).write([], np.zeros((0, 4), np.float32), {}, {})
     assert written.manifest["store"]["uri"] == "http://127.0.0.1:1"
     assert SECRET not in json.dumps(written.manifest)
 
@@ -529,7 +531,7 @@ def test_an_older_manifest_holding_credentials_is_shown_masked(crafted, monkeypa
         load_index(crafted.idx)
     assert SECRET not in str(err.value)
     assert EchoingClient.seen == [("http://127.0.0.1:1", f"alice:{SECRET}")]
-    hint = index_mod._hint(crafted.idx, crafted.m)
+    hint = rebuild_hint(crafted.idx, crafted.m)
     assert "--uri http://***@127.0.0.1:1" in hint and SECRET not in hint
 
 
@@ -537,10 +539,10 @@ def test_tidying_logs_mask_the_uri(monkeypatch, no_credentials, caplog):
     def boom(*args):
         raise RuntimeError(f"lost {URI}")
 
-    monkeypatch.setattr(milvus, "_tidy", boom)
+    monkeypatch.setattr(milvus.generations, "tidy", boom)
     store = {"kind": "milvus", "uri": URI, "collection": "c", "generation": "c__g0123456789ab"}
     with caplog.at_level(logging.WARNING, "ampere_qa"):
-        assert milvus.after_commit(store, None, "x") == 0
+        assert milvus.MilvusBackend.after_commit(store, None, "x") == 0
     assert "was not tidied" in caplog.text and SECRET not in caplog.text
 
 

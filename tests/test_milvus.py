@@ -395,7 +395,7 @@ def test_a_large_collection_gets_an_approximate_index_that_finds_the_same(tmp_pa
     """Above FAISS's exact limit a server's collection is created with HNSW (the limit lowered
     here to the corpus's size; Milvus Lite stays FLAT): on a corpus this small, HNSW finds
     exactly what FAISS finds."""
-    from ampere_qa.stores import milvus as milvus_store
+    from ampere_qa.stores.milvus import store as milvus_store
 
     monkeypatch.setattr(milvus_store, "EXACT_MAX_VECTORS", 5)
     uri, collection = milvus_at

@@ -259,7 +259,7 @@ def test_a_build_whose_tidying_fails_still_lands_and_the_next_one_tidies(tmp_pat
         raise RuntimeError("server gone")
 
     with monkeypatch.context() as m:
-        m.setattr(milvus, "_tidy", boom)
+        m.setattr(milvus.generations, "tidy", boom)
         extra.write_text("Une phrase de plus. Et une autre encore.", encoding="utf-8")
         second = build()
         extra.write_text("Une autre phrase. Et encore une.", encoding="utf-8")
@@ -363,7 +363,7 @@ def test_credentials_in_the_uri_open_the_server_and_are_recorded_nowhere(tmp_pat
 
     uri, token = milvus_server
     monkeypatch.delenv(milvus.TOKEN_ENV, raising=False)
-    monkeypatch.setattr(milvus, "_CREDENTIALS", {}, raising=False)
+    monkeypatch.setattr(milvus.client, "_CREDENTIALS", {})
     monkeypatch.setattr("ampere_qa.build.load_embedder", lambda model: FakeEmbedder())
     user, password = token.split(":", 1)
     secret_uri = uri.replace("http://", f"http://{user}:{password}@")
@@ -376,7 +376,7 @@ def test_credentials_in_the_uri_open_the_server_and_are_recorded_nowhere(tmp_pat
     recorded = json.loads((idx / MANIFEST).read_text())["store"]
     assert recorded["uri"] == uri
     # A later command: this process forgot them.
-    monkeypatch.setattr(milvus, "_CREDENTIALS", {}, raising=False)
+    monkeypatch.setattr(milvus.client, "_CREDENTIALS", {})
     info = CliRunner().invoke(cli, ["info", "--index", str(idx)])
     refused = CliRunner().invoke(cli, ["ask", "--index", str(idx), "--json", "Qui dirige Ampere ?"])
     assert refused.exit_code == 1 and "AMPERE_QA_MILVUS_TOKEN" in refused.stderr

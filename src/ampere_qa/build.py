@@ -78,7 +78,7 @@ def previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarra
         return out
     except (AmpereError, KeyError, TypeError, ValueError, RuntimeError):
         return {}
-    except Exception:  # a Milvus collection gone or unreachable: no reuse, never a failed build
+    except Exception:  # a store gone or unreachable (its client's own errors): no reuse, never a failed build
         return {}
 
 
@@ -93,9 +93,8 @@ def build_index(
     reuse: bool = True,
     faiss_kind: str | None = None,
     store: str | None = None,
-    uri: str | None = None,
-    collection: str | None = None,
     force: bool = False,
+    **store_options: str | None,
 ) -> BuildReport:
     """Read, split, deduplicate and embed the corpus, then write the index atomically.
 
@@ -107,11 +106,11 @@ def build_index(
     ``progress`` shows a bar on stderr while embedding, the only long step. With ``reuse``,
     texts already embedded by the same model in the index being replaced are not re-embedded.
     ``faiss_kind`` forces ``IndexFlatIP`` or ``IndexIVFFlat`` (default: by size, see index.py).
-    ``store`` is ``faiss`` (files in the index folder) or ``milvus`` (the collection
-    ``collection`` at ``uri``: a local ``.db`` path runs Milvus Lite, ``http://...`` a server);
-    by default the store of the index being replaced, else FAISS. A Milvus build writes a new
-    collection (a generation) unless nothing changed, moves the ``collection`` alias to it
-    once the manifest is committed, and drops the generations no manifest refers to any more.
+    ``store`` names the backend that keeps the sentence vectors (``stores.KINDS``), and
+    ``store_options`` are its build options (those of ``ampere-qa build``: ``uri=``,
+    ``collection=``...); by default the backend those options imply, else the store of the index
+    being replaced, else FAISS (stores.configure). The backend writes, then tidies what the
+    replaced index alone used once the manifest is committed (stores/).
     """
     t0 = time.perf_counter()
     index_dir = Path(index_dir)
@@ -127,9 +126,8 @@ def build_index(
     with folder.build_lock(index_dir):
         previous = _previous_manifest(index_dir, force)  # again: another build may have run
         folder.finish(index_dir, keep=file_names(previous))  # what a killed build left behind
-        store_config = _store_config(previous, store, uri, collection)
-        # Someone else's collection, say: refused before any work.
-        stores.backend(stores.kind_of(store_config)).check_writable(store_config)
+        backend = stores.configure(store, store_options, (previous or {}).get("store"))
+        backend.check_writable()  # someone else's data where it would write: before any work
         settings = settings or SplitSettings()
         passages, dedup = deduplicate(split_documents(corpus.documents, settings), settings)
         embedder = embedder or load_embedder(model)
@@ -140,7 +138,7 @@ def build_index(
         if signature is not None:
             described["corpus"]["stat_signature"] = signature
         written = write_index(index_dir, passages, _vectors(embedder, groups, known), described,
-                              file_names(previous), store_config, {"faiss_kind": faiss_kind},
+                              file_names(previous), backend, {"faiss_kind": faiss_kind},
                               previous_store=(previous or {}).get("store"))
     changes = written["store_changes"]
     texts = {t for group in groups.values() for t in group}
@@ -157,9 +155,8 @@ def build_index(
         model=embedder.name,
         embedded=len(todo),
         reused=len(texts) - len(todo),
-        store=stores.kind_of(store_config),
-        upserted=changes["upserted"],
-        deleted=changes["deleted"],
+        store=backend.kind,
+        details=changes,
     )
 
 
@@ -257,25 +254,3 @@ def _vectors(embedder: Embedder, groups: dict[str, list[str]], known: dict[str, 
         for row, text in enumerate(texts):
             out[role][row] = known[text]
     return Vectors(**out)
-
-
-def _store_config(previous: dict[str, Any] | None, store: str | None, uri: str | None,
-                  collection: str | None) -> dict[str, Any] | None:
-    """The manifest's ``store`` entry for this build; None for FAISS (the manifest stays as before)."""
-    from .stores import milvus
-
-    before = (previous or {}).get("store") or {}
-    before = before if before.get("kind") == "milvus" else {}
-    kind = store or ("milvus" if before or uri else "faiss")
-    if kind == "faiss":
-        if uri or collection:
-            raise BadInputError("--uri and --collection only apply to --store milvus")
-        return None
-    if kind != "milvus":
-        raise BadInputError(f"unknown vector store {kind!r}: use faiss or milvus")
-    uri = uri or before.get("uri")
-    if not uri:
-        raise BadInputError("--store milvus needs --uri: a local file (x.db, Milvus Lite) or "
-                            "http://host:19530 (a Milvus server)")
-    return {"kind": "milvus", "uri": milvus.normalize_uri(uri),
-            "collection": collection or before.get("collection") or milvus.DEFAULT_COLLECTION}

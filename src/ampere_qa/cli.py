@@ -12,7 +12,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import click
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .search import Retriever
     from .types import Answer
 
+from . import stores
 from .errors import AmpereError, BadInputError, IndexNotFoundError, QuestionTooLongError
 from .question import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS, echo_of
 
@@ -27,7 +28,6 @@ INDEX_ENV = "AMPERE_QA_INDEX"
 INDEX_HELP = f"Index folder [default: ${INDEX_ENV}, else ./index, else the checkout's index]."
 # The index shipped with a checkout (src/ampere_qa/cli.py -> the checkout's index/).
 CHECKOUT_INDEX = Path(__file__).resolve().parents[2] / "index"
-TOKEN_ENV = "AMPERE_QA_MILVUS_TOKEN"  # the same name as stores.milvus.TOKEN_ENV (not imported: heavy)
 # Characters of one stdin line read at once: a question is at most MAX_QUESTION_CHARS once its
 # spaces are squeezed, so a line this long is refused without reading more of it into memory.
 MAX_LINE_CHARS = 64 * 1024
@@ -107,16 +107,37 @@ def cli() -> None:
     """
 
 
-def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    """The Milvus token reaches the store through the environment: never in the manifest."""
-    if value:
-        os.environ[TOKEN_ENV] = value
+def _to_env(env: str) -> Callable[[click.Context, click.Parameter, str | None], None]:
+    """A secret reaches the store through the environment: never an argument or the manifest."""
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value:
+            os.environ[env] = value
+    return callback
 
 
-def token_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--token", default=None, expose_value=False, callback=_token,
-                        help=f"Milvus credentials, user:password or an API key "
-                             f"[default: ${TOKEN_ENV}]; never written anywhere.")(f)
+def secret_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The backends' options of every command that opens an index (credentials, stores.Option)."""
+    for option in reversed(stores.options(env=True)):
+        f = click.option(option.name, default=None, expose_value=False, callback=_to_env(str(option.env)),
+                         help=option.help)(f)
+    return f
+
+
+def store_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--store`` and the backends' build options, which build hands to stores.configure."""
+    for option in reversed(stores.options(env=False)):
+        f = click.option(option.name, default=None, help=option.help)(f)
+    kinds = [stores.BACKENDS[k].label for k in stores.KINDS]
+    return click.option("--store", type=click.Choice(list(stores.KINDS)), default=None,
+                        help=f"Where the sentence vectors go: {', or '.join(kinds)} [default: the "
+                             f"current index's store, else {stores.DEFAULT}].")(f)
+
+
+def _backend_examples(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Each backend's example after build's own, so that the help names no backend itself."""
+    lines = [f"\n    ampere-qa build {b.example}" for b in stores.BACKENDS.values() if b.example]
+    f.__doc__ = (f.__doc__ or "").rstrip() + "".join(lines) + "\n    "
+    return f
 
 
 @cli.command()
@@ -128,29 +149,24 @@ def token_option(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--model", default=None,
               help="sentence-transformers model id or path [default: $AMPERE_QA_MODEL or "
                    "the bundled multilingual-e5-small].")
-@click.option("--store", type=click.Choice(["faiss", "milvus"]), default=None,
-              help="Where the sentence vectors go: FAISS files in the index folder, or a Milvus "
-                   "collection [default: the current index's store, else faiss].")
-@click.option("--uri", default=None,
-              help="Milvus: a local file (x.db, runs Milvus Lite) or http://host:19530.")
-@click.option("--collection", default=None, help="Milvus collection name [default: ampere_qa].")
+@store_options
 @click.option("--force", is_flag=True,
               help="Build into a folder that holds other files (they are never removed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@token_option
+@secret_options
+@_backend_examples
 def build(corpus_dir: str | None, index_dir: str | None, model: str | None, store: str | None,
-          uri: str | None, collection: str | None, force: bool, as_json: bool) -> None:
+          force: bool, as_json: bool, **options: str | None) -> None:
     """Rebuild the index from the corpus (the previous index stays usable until it is done).
 
     \b
     ampere-qa build --corpus corpus --index index
-    ampere-qa build --store milvus --uri vectors.db      # Milvus Lite
     """
     from .build import build_index
 
     index_dir = index_dir or os.environ.get(INDEX_ENV) or "index"
-    report = build_index(corpus_dir, index_dir, model, progress=not as_json, store=store, uri=uri,
-                         collection=collection, force=force)
+    report = build_index(corpus_dir, index_dir, model, progress=not as_json, store=store, force=force,
+                         **cast(dict[str, Any], options))
     if as_json:
         _echo_json(report.to_dict())
         return
@@ -162,8 +178,7 @@ def build(corpus_dir: str | None, index_dir: str | None, model: str | None, stor
         f"({report.exact_duplicates} exact, {report.near_duplicates} near) "
         f"in {report.seconds:.1f} s -> {report.index}"
         + (f" (embedded {report.embedded} texts, reused {report.reused})" if report.reused else "")
-        + (f"; Milvus rows written {report.upserted}, removed {report.deleted}"
-           if report.store == "milvus" else "")
+        + stores.backend(report.store)().report(report.details)
     )
 
 
@@ -175,7 +190,7 @@ def build(corpus_dir: str | None, index_dir: str | None, model: str | None, stor
 @click.option("--model", default=None, help="Model path, if not the one the index records.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print exactly one JSON object (questions from stdin: one per line).")
-@token_option
+@secret_options
 def ask(question: str | None, index_dir: str | None, k: int, model: str | None,
         as_json: bool) -> None:
     """Answer a question from the corpus, with cited excerpts. Without QUESTION, or with -,
@@ -271,7 +286,7 @@ def _print_answer(result: Answer) -> None:
 @click.option("--index", "index_dir", default=None, help=INDEX_HELP)
 @click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K),
               help="How many passages each answer may draw on.")
-@token_option
+@secret_options
 def chat(index_dir: str | None, k: int) -> None:
     """Talk with the corpus: questions one after another, follow-ups included ("Et où ?");
     the model loads once. /clear starts afresh; /quit, Ctrl-D or Ctrl-C ends.
@@ -312,7 +327,7 @@ def chat(index_dir: str | None, k: int) -> None:
 @cli.command()
 @click.option("--index", "index_dir", default=None, help=INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@token_option
+@secret_options
 def info(index_dir: str | None, as_json: bool) -> None:
     """Summarise an index: what it holds, how it was built, where its model is.
 
@@ -337,9 +352,7 @@ def info(index_dir: str | None, as_json: bool) -> None:
 
 def format_info(info: dict[str, Any]) -> str:
     """``ampere-qa info`` as text: one labelled line per aspect of the index."""
-    store = info.get("store") or {"kind": "faiss"}
-    where = ("FAISS files in the index folder" if store.get("kind") == "faiss"
-             else f"Milvus collection {store.get('collection')} at {store.get('uri')}")
+    where = stores.where(info.get("store") or None)
     dup = info.get("duplicates") or {}
     stale = {True: "changed since the build: rebuild the index", False: "up to date",
              None: "not found here (a copied index?)"}[info.get("stale")]
@@ -367,7 +380,7 @@ def format_info(info: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics and failures as JSON.")
 @click.option("--plot", "plot_path", default=None, metavar="FILE.png",
               help="Also draw the score distributions and the not-found cut-off.")
-@token_option
+@secret_options
 def eval_(file: str, index_dir: str | None, as_json: bool, plot_path: str | None) -> None:
     """Measure answer quality on a labelled set, beside plain BM25 and dense baselines; or,
     on a set of dialogues, the replies to their follow-up questions.
@@ -414,7 +427,7 @@ def eval_(file: str, index_dir: str | None, as_json: bool, plot_path: str | None
               help=INDEX_HELP[:-2] + "; when none is found, ./index is built from the corpus].")
 @click.option("--corpus", "corpus_dir", default="corpus", show_default=True,
               help="Corpus folder, used only when the index is missing: it is built first.")
-@token_option
+@secret_options
 def serve(host: str, port: int, index_dir: str | None, corpus_dir: str) -> None:
     """Start the web page and its HTTP APIs (/api/ask, /v1/chat/completions, /ask) on the
     index (built first if missing).

@@ -1,4 +1,4 @@
-"""The index on disk: passages, their vectors (sentences in FAISS), and the manifest.
+"""The index on disk: passages, their vectors (sentences in a store, stores/), and the manifest.
 
 Layout of an index folder::
 
@@ -6,7 +6,8 @@ Layout of an index folder::
     passages.<hash>.jsonl          one passage a line (text, locations, sentence spans)
     passage_index.<hash>.npy       per passage: its line's byte offset, its first sentence's row
     lexical_*.<hash>.npy/.json     BM25 over the passages, saved at build time (lexical.py)
-    sentences.<hash>.faiss         FAISS inner-product index over every sentence's vector
+    sentences.<hash>.faiss         the default store (stores/faiss.py): every sentence's vector;
+                                   a backend names its own files (Backend.files), if any
     passage_vectors.<hash>.npy     one vector per passage
     leave_one_out.<hash>.npy       per sentence, the vector of its passage without it
     background.<hash>.npy          generic unrelated sentences: what "off-topic" looks like
@@ -32,9 +33,9 @@ structure and values before a question can trip on them. The passage table cuts 
 into lines and adds up to the sentence count; each passage, when parsed, has the sentences its row
 says (passage_file.py). The BM25 arrays fit together (lexical.saved_problem: pointers from 0 to
 the data's length, never going back, one column per stem, passage numbers in range, finite
-scores). The vector arrays hold no NaN or infinity. FAISS's part is the store's (stores/faiss.py:
-layout at load, row offsets of a mapped IVF file against its lists, and every row and vector a
-question reads); Milvus's too (stores/milvus.py: one distinct key per row). The value checks pass
+scores). The vector arrays hold no NaN or infinity. The sentence vectors are the backend's to
+check (Backend.open; FAISS: layout at load, row offsets of a mapped IVF file against its lists,
+and every row and vector a question reads). The value checks pass
 once over each array, chunk by chunk, memory-mapped ones included (stores/base.py CHECK_CHUNK): a
 copy of an array is never made, and its pages do not stay resident. That pass is what a load now
 reads in proportion to the archive, the FAISS file aside.
@@ -69,7 +70,7 @@ from .manifest import (
 )
 from .passage_file import PassageFile, encode, table_problem
 from .settings import DEFAULT_LANGUAGES
-from .stores import VectorStore
+from .stores import Backend, VectorStore
 from .stores.base import FileContent, all_finite, build_meta, load_npy
 from .types import Passage
 from .version import __version__
@@ -82,9 +83,9 @@ ARRAYS = ("passage_vectors", "leave_one_out", "background")
 # passage parsed, BM25 rebuilt at load).
 LAZY = ("passage_index", *SAVED_ARRAYS, "lexical_vocab")
 # Extension of each data file; a manifest may name only ``{role}.{12 hex digits}.{ext}``.
-EXTENSIONS = {"passages": "jsonl", "sentences": "faiss", "lexical_vocab": "json",
-              **{role: "npy" for role in (*ARRAYS, "passage_index", *SAVED_ARRAYS, "sentence_keys",
-                                          "sentence_offsets")}}
+# The stores' own files are theirs to name (_extension asks the backends).
+EXTENSIONS = {"passages": "jsonl", "lexical_vocab": "json",
+              **{role: "npy" for role in (*ARRAYS, "passage_index", *SAVED_ARRAYS)}}
 # What each non-vector array may hold (bm25s's dtypes may change between its versions).
 _ARRAY_KINDS = {"passage_index": ("i", 2), "lexical_data": ("f", 1), "lexical_indices": ("i", 1),
                 "lexical_indptr": ("i", 1)}
@@ -112,6 +113,11 @@ class IndexData:
     sentence_start: np.ndarray  # passage number -> its first sentence row
     store: VectorStore  # the sentence vectors, by row (stores/)
     lexical: LexicalIndex | None = None  # the saved BM25; None: built from the passages
+
+
+def _extension(role: str) -> str | None:
+    """The extension of ``role``'s data file: this module's, or a backend's (Backend.files)."""
+    return EXTENSIONS.get(role) or stores.extensions().get(role)
 
 
 def _sha256(data: bytes | memoryview) -> str:
@@ -206,7 +212,7 @@ class _DataFiles:
 
 def _file_entry(role: str, sink: _HashingFile, tmp: str) -> dict[str, Any]:
     digest = sink.sha.hexdigest()
-    entry: dict[str, Any] = {"name": f"{role}.{digest[:12]}.{EXTENSIONS[role]}", "sha256": digest,
+    entry: dict[str, Any] = {"name": f"{role}.{digest[:12]}.{_extension(role)}", "sha256": digest,
                              "bytes": sink.size}
     if sink.size > FULL_HASH_MAX_BYTES:
         with open(tmp, "rb") as fh:
@@ -222,7 +228,7 @@ def write_index(
     vectors: Vectors,
     manifest: dict[str, Any],
     previous: set[str],
-    store: dict[str, Any] | None = None,
+    store: Backend | None = None,
     options: dict[str, Any] | None = None,
     previous_store: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -232,12 +238,12 @@ def write_index(
     files ``previous``ly committed there (:func:`manifest.file_names`): only those, and the files
     this build creates, are ever replaced or removed (see folder.py).
 
-    ``store`` is the manifest's store entry (None: FAISS); its backend (stores/) writes the
-    sentence vectors — a data file here, or a new Milvus collection the manifest will name.
+    ``store`` is the backend that writes the sentence vectors (None: the default, stores.DEFAULT)
+    — data files here, or elsewhere where the manifest's ``store`` entry says.
     ``previous_store`` is the entry of the manifest being replaced: once the new one is
-    committed, the backends drop what only the old one used (stores/milvus.py). ``options`` go to
-    the backend (``faiss_kind``). The result's ``"store_changes"`` (not written) counts rows
-    written and removed.
+    committed, the backends drop what only the old one used (Backend.after_commit). ``options``
+    go to the backend (``faiss_kind``). The result's ``"store_changes"`` (not written) counts
+    rows written and removed.
     """
     head = {
         "format_version": FORMAT_VERSION,
@@ -259,9 +265,9 @@ def write_index(
         table = data.write("passages", lambda sink, _: encode(passages, sink))
         # The store's rows are tied to this build by the passages file's hash (build_meta).
         meta = build_meta(head, data.entries["passages"]["sha256"])
-        written = stores.backend(stores.kind_of(store)).write(
-            store, passages, vectors.sentences, meta,
-            {**(options or {}), "previous_store": previous_store, "index_id": index_id})
+        backend = store or stores.backend(stores.DEFAULT)()
+        written = backend.write(passages, vectors.sentences, meta,
+                                {**(options or {}), "previous_store": previous_store, "index_id": index_id})
         for role in list(written.files):
             data.write(role, written.files.pop(role))  # popped: FAISS's index goes once written
         for role in ARRAYS:
@@ -279,8 +285,7 @@ def write_index(
                  prefix=folder.TEMP_PREFIX)
     fsync_dir(index_dir)
     folder.finish(index_dir, keep=file_names(manifest))
-    removed = sum(stores.backend(kind).after_commit(manifest.get("store"), previous_store, index_id)
-                  for kind in sorted({stores.kind_of(store), stores.kind_of(previous_store)}))
+    removed = stores.after_commit(manifest.get("store"), previous_store, index_id)
     return {**manifest, "store_changes": {"upserted": written.upserted, "deleted": removed}}
 
 
@@ -290,7 +295,7 @@ def _data_path(index_dir: Path, role: str, entry: dict[str, Any], hint: str) -> 
     or a file outside the index folder."""
     name = entry.get("name")
     ok = (isinstance(name, str) and folder.DATA_FILE.match(name) and name.startswith(f"{role}.")
-          and name.endswith(f".{EXTENSIONS.get(role)}"))
+          and name.endswith(f".{_extension(role)}"))
     path = index_dir / str(name)
     if ok and path.is_symlink():
         ok = path.resolve().parent == index_dir.resolve()
@@ -339,21 +344,10 @@ def _intact(index_dir: Path, entry: dict[str, Any]) -> bool:
     return True
 
 
-def _hint(index_dir: Path, manifest: dict[str, Any]) -> str:
-    """The rebuild command for a message: a Milvus URI's credentials masked (stores/milvus.py),
-    should the manifest of an older build have recorded them."""
-    store = manifest.get("store")
-    if isinstance(store, dict) and stores.kind_of(store) == "milvus" and isinstance(store.get("uri"), str):
-        from .stores.milvus import shown_uri
-
-        manifest = {**manifest, "store": {**store, "uri": shown_uri(store["uri"])}}
-    return rebuild_hint(index_dir, manifest)
-
-
 def check_files(index_dir: Path, manifest: dict[str, Any]) -> None:
     """Every data file the manifest names is there, a plain file of the recorded size (cheap:
     no hashing). ``info`` uses it; loading checks the hashes as well."""
-    hint = _hint(index_dir, manifest)
+    hint = rebuild_hint(index_dir, manifest)
     for role, entry in manifest["files"].items():
         path = _data_path(index_dir, role, entry, hint)
         try:
@@ -392,13 +386,12 @@ def _manifest_bytes(index_dir: Path) -> bytes | None:
 
 def _load_index(index_dir: Path) -> IndexData:
     manifest = read_manifest(index_dir)
-    kind = stores.kind_of(manifest.get("store"))
-    hint = _hint(index_dir, manifest)
-    if kind not in stores.KINDS:
+    hint = rebuild_hint(index_dir, manifest)
+    backend = stores.find(manifest.get("store"))
+    if backend is None:
         raise IndexMismatchError(f"index in {index_dir} keeps its vectors in an unknown store "
-                                 f"{kind!r}: {hint}")
-    backend = stores.backend(kind)
-    roles = ("passages", *backend.FILES, *ARRAYS)
+                                 f"{stores.kind_of(manifest.get('store'))!r}: {hint}")
+    roles = ("passages", *backend.files, *ARRAYS)
     missing = [role for role in roles if role not in manifest["files"]]
     if missing:
         raise IndexMismatchError(f"{index_dir / MANIFEST} lists no {missing[0]} file: {hint}")
@@ -409,7 +402,7 @@ def _load_index(index_dir: Path) -> IndexData:
         raise IndexMismatchError(
             f"index in {index_dir} has a BM25 vocabulary of {vocab_bytes:,} bytes, more than the "
             f"{_lexical.MAX_VOCABULARY_BYTES:,} an index may hold (lexical.MAX_VOCABULARY_BYTES): {hint}")
-    optional = [role for role in backend.OPTIONAL_FILES if role in manifest["files"]]
+    optional = [role for role in backend.optional_files if role in manifest["files"]]
     checked = {role: _check_file(index_dir, role, manifest["files"][role], hint)
                for role in (*roles, *(LAZY if lazy else ()), *optional)}
     lexical = None
@@ -439,9 +432,9 @@ def _load_index(index_dir: Path) -> IndexData:
         raise
     except Exception as exc:  # any parse failure of a hash-checked file means a broken build
         raise IndexMismatchError(f"index files in {index_dir} cannot be read ({exc}): {hint}") from None
-    # The backend checks its own part against the manifest (FAISS: the file's layout; Milvus: the
-    # collection's rows and metadata) and refuses with the hint.
-    store = backend.open(manifest.get("store"), manifest, checked, passages, hint)
+    # The backend checks its own part against the manifest (a file's layout, a collection's rows
+    # and metadata) and refuses with the hint.
+    store = backend.open(manifest, checked, passages, hint)
     data = _assemble(index_dir, manifest, passages, arrays, store, hint)
     data.lexical = lexical
     return data

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import stores
 from .atomic import open_regular
 from .errors import IndexMismatchError, IndexNotFoundError
 from .page import from_manifest
@@ -45,7 +46,7 @@ _OPTIONAL: dict[str, Any] = {
     "answer": ANSWER_SCHEMA,
     "faiss_index": str,
     "faiss_params": {"nlist": int, "nprobe": int},
-    "store": {"kind": str, "uri": str, "collection": str, "generation": str},
+    "store": stores.schema(),  # each backend's fields
     "split": dict,
     "background_sha256": str,
     "lexical": {"analyzer_version": int},
@@ -144,7 +145,7 @@ def summary(index_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
         "corpus": str(corpus) if corpus else manifest["corpus"].get("path"),
         "corpus_files": len(manifest["corpus"].get("files", [])),
         "title": page_info(index_dir, manifest).title,
-        "store": manifest.get("store", {"kind": "faiss"}),
+        "store": stores.shown(manifest.get("store")),
         "stale": corpus_is_stale(index_dir, manifest),
     }
 
@@ -200,14 +201,12 @@ def shown(path: Path) -> str:
 
 
 def rebuild_hint(index_dir: Path, manifest: dict[str, Any] | None = None) -> str:
-    """The command that rebuilds ``index_dir`` from the corpus and into the store it records."""
+    """The command that rebuilds ``index_dir`` from the corpus and into the store it records
+    (which the backend words, secrets masked: the hint goes into messages)."""
     corpus = recorded_corpus(index_dir, manifest) if manifest else None
     hint = (f"rebuild it with: ampere-qa build --corpus {shown(corpus) if corpus else 'CORPUS_DIR'} "
             f"--index {shown(Path(index_dir))}")
-    store = manifest.get("store") if manifest else None
-    if isinstance(store, dict) and store.get("kind") == "milvus":
-        hint += f" --store milvus --uri {store.get('uri')} --collection {store.get('collection')}"
-    return hint
+    return hint + stores.rebuild_options(manifest.get("store") if manifest else None)
 
 
 def stale_warning(index_dir: Path, manifest: dict[str, Any]) -> str:

@@ -226,12 +226,23 @@ class BuildReport:
     model: str
     embedded: int = 0  # texts run through the model
     reused: int = 0  # texts whose vectors came from the previous index (same model, same text)
-    store: str = "faiss"  # where the sentence vectors went (see stores.py)
-    upserted: int = 0  # Milvus only: sentence rows written (a new generation: all of them)
-    deleted: int = 0  # Milvus only: sentence rows removed (generations no manifest refers to)
+    store: str = "faiss"  # the backend that keeps the sentence vectors (stores/)
+    # What the backend reports of its write, by name (every one: ``upserted``, the rows it wrote
+    # outside the index folder; ``deleted``, those it removed once the manifest was committed).
+    # to_dict() lists them after ``store``, as keys of their own.
+    details: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def upserted(self) -> int:
+        return int(self.details.get("upserted", 0))
+
+    @property
+    def deleted(self) -> int:
+        return int(self.details.get("deleted", 0))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["skipped"] = [asdict(s) for s in self.skipped]
         d["seconds"] = round(self.seconds, 3)
+        d.update(d.pop("details"))
         return d

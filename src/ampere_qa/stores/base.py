@@ -1,17 +1,15 @@
-"""The interface every vector store implements, and what a write reports back.
+"""The interfaces every vector store implements, and what a write reports back.
 
 A store keeps the sentence vectors, the one part of an index that grows with the archive and
 that every query scans. Callers name sentences by their *row*: the sentence's position when the
 passages are read in order (passage by passage, sentence by sentence). How a backend keys its
 rows (FAISS by position, Milvus by a content hash) stays inside the backend.
 
-A backend is a module exposing ``KIND``, ``FILES`` (data files it keeps in the index folder),
-``OPTIONAL_FILES`` (kept by builds since they exist; an older index may lack them),
-``check_writable(config)``, ``write(config, passages, vectors, meta, options) -> Written``,
-``after_commit(new_config, previous_config, index_id) -> rows removed`` (run once the manifest
-is committed: what the previous build kept outside the folder may go) and
-``open(config, manifest, files, passages, hint) -> VectorStore``; ``stores.backend(kind)``
-finds it. No caller branches on the backend.
+Two interfaces: :class:`VectorStore`, the opened store that search reads, and :class:`Backend`,
+one kind of store and its whole life cycle (its command-line options, the manifest entry it
+records, its files in the index folder, write, open, the tidying after a commit, how ``info``
+and messages show it). ``stores.BACKENDS`` maps each kind's name to its class: callers ask the
+backend object and never branch on the kind.
 """
 
 from __future__ import annotations
@@ -19,14 +17,18 @@ from __future__ import annotations
 import io
 import mmap
 import os
-from collections.abc import Callable, Iterator, Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 import numpy as np
 
 from .faiss_format import LayoutError
+
+if TYPE_CHECKING:
+    from ..types import Passage
 
 
 class VectorStore(Protocol):
@@ -73,6 +75,97 @@ class Written:
     manifest: dict[str, Any] = field(default_factory=dict)
     upserted: int = 0
     deleted: int = 0
+
+
+# The files a load hands a backend, by role: each one's path, and its bytes when it was small
+# enough to be read and hashed whole (None: memory-map it).
+CheckedFiles = Mapping[str, tuple[Path, bytes | None]]
+
+
+@dataclass(frozen=True)
+class Option:
+    """A command-line option of a backend, described without click (cli.py makes it one), so
+    that the CLI offers what the backends take and names none of them. With ``env``, it is an
+    option of every command that opens an index and only sets that environment variable (a
+    secret reaches the store there, never an argument, a manifest or a message); without, it is
+    a ``build`` option, handed to :meth:`Backend.configure` under its :attr:`key`."""
+
+    name: str
+    help: str
+    env: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name.lstrip("-").replace("-", "_")
+
+
+class Backend(ABC):
+    """One kind of vector store, owning its whole life cycle. An instance stands for one
+    manifest ``store`` entry (``config``; empty when the kind records none)."""
+
+    kind: ClassVar[str]
+    label: ClassVar[str]  # what it is, for --store's help ("a Milvus collection")
+    # Data files it keeps in the index folder (role -> extension): ``files`` every index of this
+    # kind has; ``optional_files`` builds write since they exist, an older index may lack them.
+    files: ClassVar[Mapping[str, str]] = {}
+    optional_files: ClassVar[Mapping[str, str]] = {}
+    options: ClassVar[tuple[Option, ...]] = ()
+    example: ClassVar[str] = ""  # ``ampere-qa build`` arguments that write here, for its help
+    schema: ClassVar[Mapping[str, type]] = {}  # its manifest entry's fields, type-checked on read
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        self.config: dict[str, Any] = dict(config or {})
+
+    @classmethod
+    def implied(cls, given: Mapping[str, Any]) -> bool:
+        """Whether a build given these options (of any backend) but no ``--store`` writes here
+        rather than where the index it replaces is."""
+        return False
+
+    @classmethod
+    @abstractmethod
+    def configure(cls, given: Mapping[str, Any], previous: Mapping[str, Any] | None) -> Self:
+        """The backend a build writes to, from its own options that were given and the
+        previous manifest's entry when it is of this kind (what a rebuild keeps by default);
+        refuses (BadInputError) what cannot work before anything is read."""
+
+    def check_writable(self) -> None:  # noqa: B027 - a hook: the index folder needs no check
+        """Refuse, before a build reads or embeds anything, a store it may not write to."""
+
+    @abstractmethod
+    def write(self, passages: list[Passage], vectors: np.ndarray, meta: dict[str, Any],
+              options: dict[str, Any]) -> Written:
+        """Store this build's sentence vectors; ``meta`` ties them to the build (build_meta).
+        ``options``: ``previous_store`` (the replaced manifest's entry), ``index_id``, and
+        options of one backend (``faiss_kind``), which the others ignore."""
+
+    @classmethod
+    def after_commit(cls, new: Mapping[str, Any] | None, previous: Mapping[str, Any] | None,
+                     index_id: str) -> int:
+        """Once the manifest naming ``new`` (entries of any kind) is committed: drop what this
+        kind kept for ``previous`` outside the index folder; returns the rows removed."""
+        return 0
+
+    @abstractmethod
+    def open(self, manifest: dict[str, Any], files: CheckedFiles, passages: Sequence[Passage],
+             hint: str) -> VectorStore:
+        """The store of a checked index, refused (with ``hint``) unless it is the manifest's."""
+
+    def shown(self) -> dict[str, Any]:
+        """The manifest entry as ``info --json`` shows it (no secret)."""
+        return dict(self.config) or {"kind": self.kind}
+
+    @abstractmethod
+    def where(self) -> str:
+        """Where the vectors are, for ``info``'s text (no secret)."""
+
+    def rebuild_options(self) -> str:
+        """What the rebuild command adds to write here again (no secret)."""
+        return ""
+
+    def report(self, details: Mapping[str, Any]) -> str:
+        """What the build's summary line adds about the rows it wrote and removed."""
+        return ""
 
 
 def build_meta(manifest: dict[str, Any], passages_sha256: str) -> dict[str, Any]:

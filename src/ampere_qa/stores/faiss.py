@@ -12,21 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
 from ..atomic import map_regular
 from ..errors import IndexMismatchError
 from ..types import Passage
-from .base import FileContent, Written, chunks, load_npy
+from .base import Backend, CheckedFiles, FileContent, Written, chunks, load_npy
 from .faiss_format import check_layout, row_offsets
-
-KIND = "faiss"
-FILES = ("sentences",)  # the data file this store keeps in the index folder
-# An IVF index's row offsets (faiss_format.row_offsets): a big IVF file is then memory-mapped
-# and read row by row, never whole. Flat files need none (a row's place is its number).
-OPTIONAL_FILES = ("sentence_offsets",)
 
 # Above this many sentence vectors, build writes an approximate (IVF) index instead of an exact one.
 EXACT_MAX_VECTORS = 200_000
@@ -147,55 +141,65 @@ def serialize_faiss(vectors: np.ndarray, kind: str | None = None) -> bytes:
     return faiss.serialize_index(make_faiss(vectors, kind)[0]).tobytes()
 
 
-def check_writable(config: dict[str, Any] | None) -> None:
-    """Nothing to check: the index folder itself is checked by the build."""
+class FaissBackend(Backend):
+    """The default store: its index is a data file of the folder, so a build replaces it with
+    the folder's other files and the manifest records no ``store`` entry."""
 
+    kind = "faiss"
+    label = "FAISS files in the index folder"
+    files: ClassVar[Mapping[str, str]] = {"sentences": "faiss"}
+    # An IVF index's row offsets (faiss_format.row_offsets): a big IVF file is then memory-mapped
+    # and read row by row, never whole. Flat files need none (a row's place is its number).
+    optional_files: ClassVar[Mapping[str, str]] = {"sentence_offsets": "npy"}
 
-def write(config: dict[str, Any] | None, passages: list[Passage], vectors: np.ndarray,
-          meta: dict[str, Any], options: dict[str, Any]) -> Written:
-    """The index, written into the ``sentences`` data file when its turn comes (and for IVF,
-    its row offsets, walked in that file once written).
+    @classmethod
+    def configure(cls, given: Mapping[str, Any], previous: Mapping[str, Any] | None) -> Self:
+        """Nothing to configure: the index folder is the build's own."""
+        return cls()
 
-    ``options["faiss_kind"]`` forces ``IndexFlatIP`` or ``IndexIVFFlat`` (default: by size).
-    """
-    import faiss
+    def write(self, passages: list[Passage], vectors: np.ndarray, meta: dict[str, Any],
+              options: dict[str, Any]) -> Written:
+        """The index, written into the ``sentences`` data file when its turn comes (and for
+        IVF, its row offsets, walked in that file once written).
 
-    index, info = make_faiss(np.ascontiguousarray(vectors, np.float32), options.get("faiss_kind"))
-    dim = int(vectors.shape[1])
+        ``options["faiss_kind"]`` forces ``IndexFlatIP`` or ``IndexIVFFlat`` (default: by size).
+        """
+        import faiss
 
-    def save(sink: Any, written: Mapping[str, Path]) -> None:  # streamed: no serialised copy
-        faiss.write_index(index, faiss.PyCallbackIOWriter(sink.write))  # type: ignore[attr-defined]
+        index, info = make_faiss(np.ascontiguousarray(vectors, np.float32), options.get("faiss_kind"))
+        dim = int(vectors.shape[1])
 
-    def offsets(sink: Any, written: Mapping[str, Path]) -> None:  # walked in the written file
-        np.save(sink, row_offsets(memoryview(map_regular(written["sentences"])), dim))
+        def save(sink: Any, written: Mapping[str, Path]) -> None:  # streamed: no serialised copy
+            faiss.write_index(index, faiss.PyCallbackIOWriter(sink.write))  # type: ignore[attr-defined]
 
-    files: dict[str, FileContent] = {"sentences": save}
-    if info["faiss_index"] == "IndexIVFFlat":
-        files["sentence_offsets"] = offsets
-    return Written(files=files, manifest=info)
+        def offsets(sink: Any, written: Mapping[str, Path]) -> None:  # walked in the written file
+            np.save(sink, row_offsets(memoryview(map_regular(written["sentences"])), dim))
 
+        files: dict[str, FileContent] = {"sentences": save}
+        if info["faiss_index"] == "IndexIVFFlat":
+            files["sentence_offsets"] = offsets
+        return Written(files=files, manifest=info)
 
-def after_commit(new: dict[str, Any] | None, previous: dict[str, Any] | None, index_id: str) -> int:
-    """Nothing to tidy outside the index folder (its superseded files are the folder's job)."""
-    return 0
+    def open(self, manifest: dict[str, Any], files: CheckedFiles, passages: Sequence[Passage],
+             hint: str) -> FaissStore:
+        """The store of a checked index; the file's layout is walked before FAISS parses it."""
+        kind = manifest.get("faiss_index", "IndexFlatIP")
+        if kind not in ("IndexFlatIP", "IndexIVFFlat"):
+            raise IndexMismatchError(
+                f"the index uses FAISS index {kind!r}, unknown to this ampere-qa: {hint}")
+        path, data = files["sentences"]
+        try:
+            if data is None and kind == "IndexIVFFlat" and "sentence_offsets" in files:
+                store = _mapped_ivf(path, files["sentence_offsets"], manifest)
+            else:
+                store = FaissStore(_read(path, data, manifest))
+        except Exception as exc:  # a hash-checked file FAISS cannot read means a broken build
+            raise IndexMismatchError(f"index file {path} cannot be read ({exc}): {hint}") from None
+        store.hint = hint
+        return store
 
-
-def open(config: dict[str, Any] | None, manifest: dict[str, Any],
-         files: dict[str, tuple[Path, bytes | None]], passages: Sequence[Passage], hint: str) -> FaissStore:
-    """The store of a checked index; the file's layout is walked before FAISS parses it."""
-    kind = manifest.get("faiss_index", "IndexFlatIP")
-    if kind not in ("IndexFlatIP", "IndexIVFFlat"):
-        raise IndexMismatchError(f"the index uses FAISS index {kind!r}, unknown to this ampere-qa: {hint}")
-    path, data = files["sentences"]
-    try:
-        if data is None and kind == "IndexIVFFlat" and "sentence_offsets" in files:
-            store = _mapped_ivf(path, files["sentence_offsets"], manifest)
-        else:
-            store = FaissStore(_read(path, data, manifest))
-    except Exception as exc:  # a hash-checked file FAISS cannot read means a broken build
-        raise IndexMismatchError(f"index file {path} cannot be read ({exc}): {hint}") from None
-    store.hint = hint
-    return store
+    def where(self) -> str:
+        return self.label
 
 
 def offsets_problem(offsets: np.ndarray, lists: list[tuple[int, int]], dim: int) -> str | None:
