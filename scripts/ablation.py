@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from ampere_qa import answerability, bilingual, search, understand  # noqa: E402
-from ampere_qa.evaluate import evaluate, load_questions  # noqa: E402
+from ampere_qa.eval import evaluate, load_questions  # noqa: E402
 from ampere_qa.search import Retriever  # noqa: E402
 
 METRICS = ("hit@1", "answer_hit", "short_answer_em", "false_abstention", "near-topic_not_found",
