@@ -564,7 +564,7 @@ def main() -> None:
     print(header, flush=True)
 
     from ampere_qa import Retriever
-    from ampere_qa.evaluate import load_questions
+    from ampere_qa.eval import load_questions
     from ampere_qa.model import ensure_bundled_model
 
     questions = [q.question for q in load_questions(ROOT / "eval/questions.jsonl")]

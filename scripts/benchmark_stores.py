@@ -61,7 +61,7 @@ def rss_mb() -> float:
 def real_vectors(n_questions: int) -> tuple[np.ndarray, np.ndarray]:
     """Every vector of the committed index, and real embeddings of evaluation questions."""
     from ampere_qa.embedding import load_embedder
-    from ampere_qa.evaluate import load_questions
+    from ampere_qa.eval import load_questions
     from ampere_qa.index import load_index
 
     data = load_index(ROOT / "index")

@@ -32,7 +32,7 @@ LAYERS = (
     "ampere_qa.qa.understand", "ampere_qa.qa.followup", "ampere_qa.qa.spans",
     "ampere_qa.qa.answerability", "ampere_qa.qa.select", "ampere_qa.qa.compose",
     "ampere_qa.qa.pipeline", "ampere_qa.search",
-    "ampere_qa.build", "ampere_qa.evaluate", "ampere_qa.web", "ampere_qa.cli",
+    "ampere_qa.build", "ampere_qa.eval", "ampere_qa.web", "ampere_qa.cli",
     "ampere_qa.__main__", "ampere_qa",
 )
 

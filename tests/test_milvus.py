@@ -120,7 +120,7 @@ def test_same_answers_and_metrics_as_faiss(tmp_path, real_embedder, milvus_at):
     from click.testing import CliRunner
 
     from ampere_qa.cli import cli
-    from ampere_qa.evaluate import evaluate, load_questions
+    from ampere_qa.eval import evaluate, load_questions
 
     idx = tmp_path / "index"
     shutil.copytree(INDEX, idx)

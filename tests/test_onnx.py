@@ -229,7 +229,7 @@ def full_tokenizer(onnx_embedder: OnnxEmbedder) -> Any:
 @pytest.mark.parametrize("name", ["questions.jsonl", "dialogues.jsonl"])
 def test_eval_is_identical_to_the_torch_path(name, onnx_embedder, torch_embedder):
     from ampere_qa import Retriever
-    from ampere_qa.evaluate import (
+    from ampere_qa.eval import (
         evaluate,
         evaluate_dialogues,
         is_dialogue_set,
@@ -242,7 +242,7 @@ def test_eval_is_identical_to_the_torch_path(name, onnx_embedder, torch_embedder
     for embedder in (onnx_embedder, torch_embedder):
         retriever = Retriever.load(ROOT / "index", embedder=embedder)
         if is_dialogue_set(path):
-            results.append(evaluate_dialogues(retriever, load_dialogues(path)))
+            results.append(evaluate_dialogues(retriever, load_dialogues(path)).to_dict())
         else:
             results.append(evaluate(retriever, load_questions(path)).to_dict())
     assert results[0] == results[1]  # every metric, every failure, every score

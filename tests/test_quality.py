@@ -12,7 +12,7 @@ import json
 import pytest
 
 from ampere_qa.errors import BadInputError
-from ampere_qa.evaluate import Question, Tally, calibrate, evaluate, load_questions, threshold
+from ampere_qa.eval import Question, Score, Tally, calibrate, evaluate, load_questions, threshold
 
 from .conftest import ROOT
 
@@ -124,12 +124,13 @@ def test_tally_metrics():
 
 
 def test_calibration_keeps_false_abstention_under_target():
-    scores = [{"answerable": True, "score": i / 100} for i in range(100)]
-    scores += [{"answerable": False, "score": -i / 100} for i in range(1, 21)]
+    scores = [Score(f"a{i}", True, "answerable", i / 100) for i in range(100)]
+    scores += [Score(f"n{i}", False, "off-topic", -i / 100) for i in range(1, 21)]
     cal = calibrate(scores, max_false_abstention=0.05)
-    assert cal["min_relevance"] == threshold([i / 100 for i in range(100)], 0.05) == 0.05
-    assert cal["cross_validated"]["false_abstention"] <= 0.06
-    assert cal["cross_validated"]["abstention"] == 1.0
+    assert cal.min_relevance == threshold([i / 100 for i in range(100)], 0.05) == 0.05
+    assert cal.cross_validated.false_abstention is not None
+    assert cal.cross_validated.false_abstention <= 0.06
+    assert cal.cross_validated.abstention == 1.0
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +186,7 @@ def test_quality_floor_on_the_fresh_sets(retriever, path):
 
 @pytest.mark.integration
 def test_off_topic_questions_are_not_found(report, retriever):
-    failed = {f["id"] for f in report.failures}
+    failed = {f.id for f in report.failures}
     assert not OFF_TOPIC_IDS & failed
     abstained = sum(not retriever.answer(q).answered for q in HELD_OUT_OFF_TOPIC)
     assert abstained >= 0.9 * len(HELD_OUT_OFF_TOPIC)
@@ -213,11 +214,11 @@ def test_eval_command_on_any_file_with_plot(tmp_path, model_cache):
 
 @pytest.mark.integration
 def test_follow_up_dialogues_floor_and_no_standalone_change(retriever, report):
-    from ampere_qa.evaluate import evaluate_dialogues, load_dialogues
+    from ampere_qa.eval import evaluate_dialogues, load_dialogues
 
     result = evaluate_dialogues(retriever, load_dialogues(ROOT / "eval" / "dialogues.jsonl"))
     for lang in ("fr", "en"):  # level reached: 16 of 18 in each language
-        assert result["systems"]["ampere-qa"][lang]["answer_hit"] >= 0.88, result
+        assert result.systems["ampere-qa"][lang]["answer_hit"] >= 0.88, result
     assert report.standalone_changed == []
 
 

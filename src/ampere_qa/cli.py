@@ -390,7 +390,7 @@ def eval_(file: str, index_dir: str | None, as_json: bool, plot_path: str | None
     ampere-qa eval my-set.jsonl --json --plot scores.png
     ampere-qa eval eval/dialogues.jsonl   # follow-ups: answer hit on each last turn
     """
-    from .evaluate import (
+    from .eval import (
         evaluate,
         evaluate_dialogues,
         format_dialogues,
@@ -406,7 +406,7 @@ def eval_(file: str, index_dir: str | None, as_json: bool, plot_path: str | None
     if is_dialogue_set(file):
         dialogues = load_dialogues(file)
         result = evaluate_dialogues(Retriever.load(index_dir), dialogues)
-        _echo_json(result) if as_json else click.echo(format_dialogues(result))
+        _echo_json(result.to_dict()) if as_json else click.echo(format_dialogues(result))
         return
     questions = load_questions(file)
     retriever = Retriever.load(index_dir)
