@@ -272,8 +272,9 @@ def _retriever(index_dir: str | None, model: str | None = None) -> Retriever:
 
 def _print_answer(result: Answer) -> None:
     if result.understood:  # a follow-up, read against the earlier questions
-        said = "Compris : {}" if result.reply_language == "fr" else "Understood: {}"
-        click.echo(f"({said.format(result.understood)})")
+        from .qa.compose import wording
+
+        click.echo(f"({wording(result.reply_language).show('understood', q=result.understood)})")
     click.echo(result.answer)
     for c in result.citations:
         under = f" \u00b7 {c.context}" if c.context else ""  # the headings above the excerpt

@@ -26,9 +26,14 @@ class Wording:
     code: str
     replies: dict[str, Any]
     forms: dict[str, str]
+    ui: dict[str, Any]
 
     def say(self, key: str, *args: str, **fields: str) -> str:
         return str(self.replies[key]).format(*args, **self.forms, **fields)
+
+    def show(self, key: str, **fields: object) -> str:
+        """A message of the page (``[ui]``): "Cited excerpts (3)", "Posez une question sur l'article."."""
+        return str(self.ui[key]).format(**self.forms, **fields)
 
     def no_answer(self, expected: str, **fields: str) -> str:
         return str(self.replies["no_answer"][expected]).format(**self.forms, **fields)
@@ -53,7 +58,7 @@ def wording(code: str, noun: str = "") -> Wording:
     plural = _plural(noun, agreement)
     forms = {"noun": noun, "Noun": noun[:1].upper() + noun[1:]}
     forms |= {word: (many if plural else word) for word, many in agreement.get("plural", {}).items()}
-    return Wording(code, p.replies, forms)
+    return Wording(code, p.replies, forms, p.ui)
 
 
 def not_found(question: str, language: str, words: Wording, reason: str = "off_topic", *,

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import BadInputError, EmptyQuestionError, QuestionTooLongError
-from ..qa.language import detect
+from ..packs.lang import available
+from ..qa.compose import Wording, wording
+from ..qa.language import DEFAULT, detect
 from ..question import DEFAULT_K, MAX_QUESTION_CHARS, clean_question, echo_of
 
 if TYPE_CHECKING:
@@ -29,39 +31,9 @@ DETECT_CHARS = 2 * MAX_QUESTION_CHARS
 # Longest question text quoted in the server log when answering it failed.
 LOGGED_CHARS = 200
 
-# The chat's messages, in the language of the question (French or English).
-_UI = {
-    "fr": {
-        "language": "Langue détectée : {name}",
-        "chars": "caractères",
-        "excerpts": "Extraits cités ({n})",
-        "understood": "Compris : {q}",
-        "empty": "Posez une question sur l'article.",
-        "too_long": ("Votre question fait {n} caractères ; la limite est de {limit}. "
-                     "Raccourcissez-la, s'il vous plaît."),
-        "bad": "Je ne peux pas traiter cette question : {msg}.",
-        "error": ("Désolé, une erreur inattendue s'est produite. "
-                  "Réessayez dans un instant."),
-    },
-    "en": {
-        "language": "Detected language: {name}",
-        "chars": "characters",
-        "excerpts": "Cited excerpts ({n})",
-        "understood": "Understood: {q}",
-        "empty": "Please type a question about the article.",
-        "too_long": ("Your question is {n} characters long; the limit is {limit}. "
-                     "Please shorten it."),
-        "bad": "I cannot use this question: {msg}.",
-        "error": "Sorry, something unexpected went wrong. Please try again in a moment.",
-    },
-}
-_NAMES = {"fr": {"fr": "français", "en": "anglais"}, "en": {"fr": "French", "en": "English"}}
-_ANSWERING = {"fr": "réponse en français", "en": "answering in English"}
-# Visitors may be anywhere: the notice names no server path; the server's log has the command
-# that rebuilds (serve prints it at start).
-STALE_TEXT = ("⚠ L'article a changé depuis la construction de l'index : les réponses peuvent être "
-              "dépassées. · The corpus changed since the index was built: answers may be out of "
-              "date until the index is rebuilt (ampere-qa build; see the server log).")
+# Visitors may be anywhere: the stale notice names no server path; the server's log has the
+# command that rebuilds (serve prints it at start). It is shown in each of the corpus's languages.
+STALE_MARK = "⚠ "
 
 # The look of the classes below; the page is given it when it is mounted.
 CSS = """
@@ -138,17 +110,25 @@ def _highlighted(text: str, spans: tuple[tuple[int, int], ...]) -> str:
     return "".join(parts)
 
 
-# Between the short answer and the quoted sentence(s) in Answer.answer (see answer.MESSAGES).
+# Between the short answer and the quoted sentence(s) in Answer.answer (the packs' [replies] short).
 SHORT_SEPARATOR = " — "
 
 
+def _words(reply: str, retriever: Retriever | None = None) -> Wording:
+    """The page's messages in ``reply`` (English for a language without a pack), naming the
+    corpus as its settings do."""
+    code = reply if reply in available() else DEFAULT
+    return wording(code, retriever.settings.noun.get(code, "") if retriever else "")
+
+
 def language_line(code: str, reply: str) -> str:
-    """"Langue détectée : français", "Detected language: English", or for another language
-    "Detected language: de — answering in English"."""
-    ui = _UI[reply]
-    if code in _NAMES[reply]:
-        return ui["language"].format(name=_NAMES[reply][code])
-    return f"{ui['language'].format(name=code)} — {_ANSWERING[reply]}"
+    """"Langue détectée : français", "Detected language: English", or for a language without a
+    pack "Detected language: it — answering in English"."""
+    words = _words(reply)
+    names = words.ui["names"]
+    if code in names:
+        return words.show("language", name=names[code])
+    return f"{words.show('language', name=code)} — {words.show('answering')}"
 
 
 def _answer_with_markers(answer: str) -> str:
@@ -177,16 +157,16 @@ def render_answer(result: Answer) -> str:
     """The assistant message, read top-down: the answer (its short answer in bold, then the
     quoted sentence(s) with [n] markers), then the cited excerpts, folded. The language line
     and what a follow-up was understood as come first, in small type."""
-    reply = result.reply_language if result.reply_language in _UI else "en"
-    ui = _UI[reply]
+    words = _words(result.reply_language)
+    reply = words.code
     blocks = [f'<div class="aqa-lang">{text_to_html(language_line(result.language, reply))}</div>']
     if result.understood:  # a follow-up, read against the earlier questions
-        said = ui["understood"].format(q=result.understood)
+        said = words.show("understood", q=result.understood)
         blocks.append(f'<div class="aqa-understood">{text_to_html(said)}</div>')
     blocks.append(f'<div class="aqa-answer">{_answer_html(result)}</div>')
     excerpts = []
     for c in result.citations:
-        where = f"[{c.rank}] {c.source}, {ui['chars']} {c.start}{_EN_DASH}{c.end}"
+        where = f"[{c.rank}] {c.source}, {words.show('chars')} {c.start}{_EN_DASH}{c.end}"
         if c.context:  # the headings above the excerpt, in its document
             where += f" {_CONTEXT_SEP} {c.context}"
         excerpts.append(
@@ -197,7 +177,7 @@ def render_answer(result: Answer) -> str:
         )
     if excerpts:
         # Folded: on a phone a long excerpt would push the next answer off screen.
-        title = text_to_html(ui["excerpts"].format(n=len(excerpts)))
+        title = text_to_html(words.show("excerpts", n=len(excerpts)))
         blocks.append(f'<details class="aqa-excerpts"><summary>{title}</summary>'
                       f'{"".join(excerpts)}</details>')
     return _in_language(reply, "".join(blocks))
@@ -229,7 +209,9 @@ def stale_notice(retriever: Retriever) -> str:
         stale = None
     if not stale:
         return ""
-    return f'<div class="aqa-stale" role="alert">{text_to_html(STALE_TEXT)}</div>'
+    text = STALE_MARK + DESCRIPTION_SEPARATOR.join(
+        _words(code, retriever).show("stale") for code in retriever.settings.languages)
+    return f'<div class="aqa-stale" role="alert">{text_to_html(text)}</div>'
 
 
 def _notice(text: str, reply: str) -> str:
@@ -245,17 +227,17 @@ def _languages(text: str) -> tuple[str, str]:
         return "en", "en"
 
 
-def _refusal(question: str, squeezed: str, reply: str) -> tuple[str, str] | None:
+def _refusal(question: str, squeezed: str, words: Wording) -> tuple[str, str] | None:
     """The (user, assistant) messages when the question cannot be asked, else None."""
     try:
         clean_question(question)
     except QuestionTooLongError as exc:
-        msg = _UI[reply]["too_long"].format(n=exc.length, limit=MAX_QUESTION_CHARS)
-        return text_to_html(echo_of(squeezed)), _notice(msg, reply)
+        msg = words.show("too_long", n=exc.length, limit=MAX_QUESTION_CHARS)
+        return text_to_html(echo_of(squeezed)), _notice(msg, words.code)
     except EmptyQuestionError:
-        return text_to_html(squeezed), _notice(_UI[reply]["empty"], reply)
+        return text_to_html(squeezed), _notice(words.show("empty"), words.code)
     except BadInputError as exc:
-        return text_to_html(squeezed), _notice(_UI[reply]["bad"].format(msg=str(exc)), reply)
+        return text_to_html(squeezed), _notice(words.show("bad", msg=str(exc)), words.code)
     return None
 
 
@@ -269,18 +251,20 @@ def chat_reply(retriever: Retriever, question: str | None, k: int = DEFAULT_K,
     question = question if isinstance(question, str) else ""
     squeezed = " ".join(question.split())
     if not squeezed:
-        both = " / ".join(f'<span lang="{lang}">{text_to_html(_UI[lang]["empty"])}</span>'
-                          for lang in ("fr", "en"))
+        both = " / ".join(
+            f'<span lang="{lang}">{text_to_html(_words(lang, retriever).show("empty"))}</span>'
+            for lang in retriever.settings.languages)
         return None, f'<div class="aqa-answer">{both}</div>'
     code, reply = _languages(squeezed)
-    refusal = _refusal(question, squeezed, reply)
+    words = _words(reply, retriever)
+    refusal = _refusal(question, squeezed, words)
     if refusal:
         return refusal
     user = f'<span lang="{html.escape(code)}">{text_to_html(squeezed)}</span>'
     try:
         return user, render_answer(retriever.answer(question, k=k, history=history))
     except BadInputError as exc:
-        return user, _notice(_UI[reply]["bad"].format(msg=str(exc)), reply)
+        return user, _notice(words.show("bad", msg=str(exc)), words.code)
     except Exception:
         log.exception("answering %r failed", squeezed[:LOGGED_CHARS])
-        return user, _notice(_UI[reply]["error"], reply)
+        return user, _notice(words.show("error"), words.code)
