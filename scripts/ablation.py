@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from ampere_qa import bilingual  # noqa: E402
 from ampere_qa.eval import evaluate, load_questions  # noqa: E402
+from ampere_qa.indexing import bilingual  # noqa: E402
 from ampere_qa.qa import answerability, understand  # noqa: E402
 from ampere_qa.search import Retriever  # noqa: E402
 

@@ -130,8 +130,8 @@ def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, in
 
 
 def cold_start(runs: int, model_dir: Path) -> None:
-    from ampere_qa.embedding import OnnxEmbedder, load_embedder
-    from ampere_qa.model.export import GRAPH_FILE, export_dir
+    from ampere_qa.embed.embedding import OnnxEmbedder, load_embedder
+    from ampere_qa.embed.model.export import GRAPH_FILE, export_dir
 
     print("cold start", flush=True)
     embedder = load_embedder()
@@ -229,11 +229,11 @@ def web_app(runs: int) -> None:
 
 def bare_encoder(embedder, threads: int | None = None):
     """``encode(texts, batch_size)`` straight on the engine: the floor of any embedding step."""
-    from ampere_qa.embedding import OnnxEmbedder
-    from ampere_qa.model.export import OnnxEncoder
+    from ampere_qa.embed.embedding import OnnxEmbedder
+    from ampere_qa.embed.model.export import OnnxEncoder
 
     if isinstance(embedder, OnnxEmbedder):
-        from ampere_qa.model.export import export_dir
+        from ampere_qa.embed.model.export import export_dir
 
         enc = OnnxEncoder(export_dir(Path(embedder.location())), threads=threads)
 
@@ -251,8 +251,8 @@ def bare_encoder(embedder, threads: int | None = None):
 
 def warm_query(retriever, questions: list[str], reps: int) -> None:
     from ampere_qa.qa import language, understand
+    from ampere_qa.qa.question import clean_question
     from ampere_qa.qa.rules import rules
-    from ampere_qa.question import clean_question
 
     settings = retriever.settings
     read_rules = rules(settings.languages, settings.domains)
@@ -360,7 +360,7 @@ def write_corpus(folder: Path, passages: list[str], per_file: int = 500) -> None
 
 def build_throughput(embedder, tmp: Path, n: int) -> np.ndarray:
     from ampere_qa import build_index
-    from ampere_qa.embedding import SentenceTransformerEmbedder
+    from ampere_qa.embed.embedding import SentenceTransformerEmbedder
 
     print("build", flush=True)
     passages = realistic_passages(n, seed=1)
@@ -395,8 +395,8 @@ def build_throughput(embedder, tmp: Path, n: int) -> np.ndarray:
         ours.append(time.perf_counter() - t)
     texts = report.embedded
     t = time.perf_counter()
-    from ampere_qa.build import background_texts, leave_one_out_texts
-    from ampere_qa.index import load_index
+    from ampere_qa.indexing.build import background_texts, leave_one_out_texts
+    from ampere_qa.indexing.index import load_index
 
     data = load_index(tmp / "build-index-0")
     same = list(dict.fromkeys([p.text for p in data.passages]
@@ -478,9 +478,9 @@ def synthetic(real: np.ndarray, n: int, seed: int) -> np.ndarray:
 def scale(real: np.ndarray, queries: np.ndarray, sizes: list[int], tmp: Path) -> None:
     import faiss
 
-    from ampere_qa.question import DEFAULT_K
+    from ampere_qa.indexing.stores import faiss as faiss_backend
+    from ampere_qa.qa.question import DEFAULT_K
     from ampere_qa.settings import AnswerSettings
-    from ampere_qa.stores import faiss as faiss_backend
 
     wanted = DEFAULT_K * AnswerSettings().sentences_per_hit  # sentences Retriever asks the store for
 
@@ -564,8 +564,8 @@ def main() -> None:
     print(header, flush=True)
 
     from ampere_qa import Retriever
+    from ampere_qa.embed.model import ensure_bundled_model
     from ampere_qa.eval import load_questions
-    from ampere_qa.model import ensure_bundled_model
 
     questions = [q.question for q in load_questions(ROOT / "eval/questions.jsonl")]
     model_dir = ensure_bundled_model()

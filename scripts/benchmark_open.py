@@ -114,8 +114,8 @@ def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 def write(index: Path, n: int) -> dict:
     from benchmark import realistic_passages
 
-    from ampere_qa import folder
-    from ampere_qa.index import Vectors, write_index
+    from ampere_qa.indexing import folder
+    from ampere_qa.indexing.index import Vectors, write_index
     from tests.conftest import FakeEmbedder
 
     t0 = time.perf_counter()
@@ -151,7 +151,7 @@ def write(index: Path, n: int) -> dict:
 
 def old_style(index: Path, old: Path) -> None:
     """The same index as one from before the saved parts: hard links, and a manifest without them."""
-    from ampere_qa.index import LAZY
+    from ampere_qa.indexing.index import LAZY
 
     old.mkdir()
     manifest = json.loads((index / "manifest.json").read_text())

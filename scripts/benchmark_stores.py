@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 START, END = "<!-- stores:start -->", "<!-- stores:end -->"
 
-from ampere_qa.question import DEFAULT_K  # noqa: E402 - after the path is set
+from ampere_qa.qa.question import DEFAULT_K  # noqa: E402 - after the path is set
 from ampere_qa.settings import AnswerSettings  # noqa: E402
 
 # What Retriever asks the store for at the default k.
@@ -60,9 +60,9 @@ def rss_mb() -> float:
 
 def real_vectors(n_questions: int) -> tuple[np.ndarray, np.ndarray]:
     """Every vector of the committed index, and real embeddings of evaluation questions."""
-    from ampere_qa.embedding import load_embedder
+    from ampere_qa.embed.embedding import load_embedder
     from ampere_qa.eval import load_questions
-    from ampere_qa.index import load_index
+    from ampere_qa.indexing.index import load_index
 
     data = load_index(ROOT / "index")
     sent = data.store.get(np.arange(data.store.count()))
@@ -146,8 +146,8 @@ SIZES_SEEN: list[int] = []
 
 def run(sizes: list[int], n_questions: int) -> list[tuple[str, ...]]:
     SIZES_SEEN.extend(sizes)
-    from ampere_qa.stores import faiss as faiss_backend
-    from ampere_qa.stores import milvus as milvus_backend
+    from ampere_qa.indexing.stores import faiss as faiss_backend
+    from ampere_qa.indexing.stores import milvus as milvus_backend
 
     synthetic = _benchmark_module().synthetic
     real, questions = real_vectors(n_questions)

@@ -39,8 +39,8 @@ else:
     import onnxruntime, tokenizers
     steps = {"imports": time.perf_counter() - t}
     from pathlib import Path
-    from ampere_qa.model.export import OnnxEncoder, export_dir
-    from ampere_qa.model.querytok import QueryTokenizer
+    from ampere_qa.embed.model.export import OnnxEncoder, export_dir
+    from ampere_qa.embed.model.querytok import QueryTokenizer
     folder = export_dir(Path(model_dir))
     t = time.perf_counter()
     QueryTokenizer(folder)
@@ -64,7 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    from ampere_qa.model import ensure_bundled_model
+    from ampere_qa.embed.model import ensure_bundled_model
 
     model_dir = str(ensure_bundled_model())
     found: dict[str, list[dict[str, float]]] = {"torch": [], "onnx": []}

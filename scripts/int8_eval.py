@@ -43,9 +43,9 @@ def main() -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from ampere_qa import Retriever, build_index
-    from ampere_qa.embedding import OnnxEmbedder, load_embedder
+    from ampere_qa.embed.embedding import OnnxEmbedder, load_embedder
+    from ampere_qa.embed.model.export import DATA_FILE, GRAPH_FILE, export_dir, read_export, sample_digest
     from ampere_qa.eval import evaluate, load_questions
-    from ampere_qa.model.export import DATA_FILE, GRAPH_FILE, export_dir, read_export, sample_digest
 
     fp32 = load_embedder("bundled", engine="onnx")
     assert isinstance(fp32, OnnxEmbedder)

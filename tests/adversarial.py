@@ -42,9 +42,9 @@ def _timed(name: str, work: Callable[[], object]) -> None:
 
 def corpus() -> None:
     """Every case as a .md and a .html file, read, split, deduplicated and stemmed as build does."""
-    from ampere_qa.corpus import MAX_FILE_BYTES, read_document
-    from ampere_qa.lexical import LexicalIndex
-    from ampere_qa.passages import SplitSettings, deduplicate, split_documents
+    from ampere_qa.indexing.lexical import LexicalIndex
+    from ampere_qa.ingest.corpus import MAX_FILE_BYTES, read_document
+    from ampere_qa.ingest.passages import SplitSettings, deduplicate, split_documents
     from ampere_qa.types import Skipped
 
     lexical = LexicalIndex(["mot"])
@@ -72,8 +72,8 @@ def questions() -> None:
     model, is what is timed)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from ampere_qa import Retriever
-    from ampere_qa.build import build_index
-    from ampere_qa.question import MAX_QUESTION_CHARS
+    from ampere_qa.indexing.build import build_index
+    from ampere_qa.qa.question import MAX_QUESTION_CHARS
     from ampere_qa.settings import AnswerSettings
     from tests.conftest import FakeEmbedder
 

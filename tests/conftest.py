@@ -98,7 +98,7 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def real_embedder(model_cache: Path):
     """The bundled model as users get it: through its ONNX export (tests/test_onnx.py compares
     it with sentence-transformers)."""
-    from ampere_qa.embedding import load_embedder
+    from ampere_qa.embed.embedding import load_embedder
 
     return load_embedder("bundled", cache_dir=model_cache, engine="onnx")
 

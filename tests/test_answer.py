@@ -10,7 +10,7 @@ import pytest
 from ampere_qa import Retriever, build_index
 from ampere_qa.errors import BadInputError
 from ampere_qa.qa.compose import compose, not_found, wording
-from ampere_qa.question import MAX_QUESTION_CHARS, clean_question
+from ampere_qa.qa.question import MAX_QUESTION_CHARS, clean_question
 from ampere_qa.types import Hit
 
 KEYS = {"question", "language", "answered", "answer", "citations", "short_answer", "understood"}

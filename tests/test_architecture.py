@@ -17,24 +17,28 @@ from .conftest import ROOT
 
 PACKAGE = ROOT / "src" / "ampere_qa"
 BOTTOM = {"ampere_qa.types", "ampere_qa.errors", "ampere_qa.version", "ampere_qa.atomic"}
-# The modules in pipeline order, lowest first (docs/architecture.md, "Modules"): each imports, at
-# import time, only modules listed before it. An entry names a module or a subpackage (all its
-# modules, which may import one another: the cycle test covers them); the package itself, last,
-# names only its __init__.
-LAYERS = (
+# The package's top level in pipeline order (docs/architecture.md): the bottom modules, then one
+# sub-package per stage. Each imports, at import time, only what comes before it.
+STAGES = (
     "ampere_qa.types", "ampere_qa.errors", "ampere_qa.version", "ampere_qa.atomic",
-    "ampere_qa.settings", "ampere_qa.packs", "ampere_qa.question", "ampere_qa.markup",
-    "ampere_qa.page", "ampere_qa.corpus", "ampere_qa.passages", "ampere_qa.model",
-    "ampere_qa.embedding", "ampere_qa.folder", "ampere_qa.stores", "ampere_qa.manifest",
-    "ampere_qa.bilingual", "ampere_qa.lexical", "ampere_qa.passage_file", "ampere_qa.index",
-    # the answer: ranking, then the question read, checked, answered and composed
-    "ampere_qa.retrieve", "ampere_qa.qa", "ampere_qa.qa.rules", "ampere_qa.qa.language",
-    "ampere_qa.qa.understand", "ampere_qa.qa.followup", "ampere_qa.qa.spans",
-    "ampere_qa.qa.answerability", "ampere_qa.qa.select", "ampere_qa.qa.compose",
-    "ampere_qa.qa.pipeline", "ampere_qa.search",
-    "ampere_qa.build", "ampere_qa.eval", "ampere_qa.web", "ampere_qa.cli",
-    "ampere_qa.__main__", "ampere_qa",
+    "ampere_qa.settings", "ampere_qa.packs",
+    "ampere_qa.ingest", "ampere_qa.embed", "ampere_qa.indexing", "ampere_qa.retrieve", "ampere_qa.qa",
+    "ampere_qa.search", "ampere_qa.eval", "ampere_qa.web", "ampere_qa.cli", "ampere_qa.__main__",
+    "ampere_qa",
 )
+# Inside a stage, its modules in order too (an entry not listed, like a backend package, may
+# import anything of its own entry: the cycle test covers it).
+INNER = {
+    "ampere_qa.ingest": ("markup", "page", "corpus", "passages"),
+    "ampere_qa.embed": ("model", "embedding"),
+    "ampere_qa.indexing": ("folder", "stores", "manifest", "bilingual", "lexical", "passage_file",
+                           "index", "build"),
+    "ampere_qa.qa": ("question", "rules", "language", "understand", "followup", "spans",
+                     "answerability", "select", "compose", "pipeline"),
+}
+# An entry names a module or a subpackage; the package itself, last, names only its __init__.
+LAYERS = tuple(e for stage in STAGES
+               for e in (stage, *(f"{stage}.{m}" for m in INNER.get(stage, ()))))
 
 
 def _name(path: Path) -> str:
@@ -119,15 +123,32 @@ def test_every_module_imports_only_modules_below_it():
     assert upward == [], "imports of a later layer: " + ", ".join(f"{m} -> {t}" for m, t in upward)
 
 
+def _stage(module: str) -> int:
+    found = [i for i, st in enumerate(STAGES)
+             if module == st or (st != "ampere_qa" and module.startswith(st + "."))]
+    return found[0]
+
+
+def test_the_stages_come_in_pipeline_order():
+    """ingest, embed, indexing, retrieve, qa, search, eval, web, cli: no stage imports a later one."""
+    graph = import_graph()
+    top = {name for name in graph if name.count(".") == 1}
+    assert set(STAGES) - {"ampere_qa"} <= top  # every stage exists...
+    assert top <= set(STAGES)  # ... and a new top-level module or package takes its place
+    later = sorted({(STAGES[_stage(m)], STAGES[_stage(t)]) for m, targets in graph.items()
+                    for t in targets if _stage(t) > _stage(m)})
+    assert later == [], "a stage imports a later one: " + ", ".join(f"{a} -> {b}" for a, b in later)
+
+
 def test_the_layer_entries_resolve_as_meant():
     """Guards the check itself: its entries resolve as meant."""
     assert LAYERS[_layer("ampere_qa.qa.spans")] == "ampere_qa.qa.spans"
-    assert LAYERS[_layer("ampere_qa.stores.milvus")] == "ampere_qa.stores"
+    assert LAYERS[_layer("ampere_qa.indexing.stores.milvus")] == "ampere_qa.indexing.stores"
     assert LAYERS[_layer("ampere_qa.packs.lang")] == "ampere_qa.packs"
     assert LAYERS[_layer("ampere_qa")] == "ampere_qa" and _layer("ampere_qa.nowhere") is None
     assert _layer("ampere_qa.retrieve.ranker") < _layer("ampere_qa.qa.pipeline") < \
         _layer("ampere_qa.search")
-    assert _layer("ampere_qa.settings") < _layer("ampere_qa.lexical")
+    assert _layer("ampere_qa.settings") < _layer("ampere_qa.indexing.lexical")
 
 
 def test_data_types_and_errors_import_nothing_of_the_package():
@@ -141,8 +162,8 @@ def test_the_graph_sees_known_edges_and_cycles():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     graph = import_graph()
     assert "ampere_qa.types" in graph["ampere_qa.search"]
-    assert "ampere_qa.stores" in graph["ampere_qa.index"]
-    assert "ampere_qa.stores.base" in graph["ampere_qa.stores.faiss"]
+    assert "ampere_qa.indexing.stores" in graph["ampere_qa.indexing.index"]
+    assert "ampere_qa.indexing.stores.base" in graph["ampere_qa.indexing.stores.faiss"]
 
 
 def _code(path: Path) -> str:
@@ -154,7 +175,7 @@ def _code(path: Path) -> str:
 def test_no_module_outside_stores_knows_milvus():
     """Callers ask the backend object (stores.BACKENDS): options, manifest entry, files, messages
     and the build summary are the backend's. Comments may still mention a store."""
-    stores = PACKAGE / "stores"
+    stores = PACKAGE / "indexing" / "stores"
     found = [str(p.relative_to(PACKAGE)) for p in sorted(PACKAGE.rglob("*.py"))
              if stores not in p.parents and "milvus" in _code(p).lower()]
     assert found == []

@@ -23,8 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ampere_qa.errors import ModelError
-from ampere_qa.model import (
+from ampere_qa.embed.model import (
     CONVERTER_VERSION,
     MARKER_FILE,
     bundled_source,
@@ -35,10 +34,11 @@ from ampere_qa.model import (
     load_sentence_transformer,
     provision,
 )
-from ampere_qa.model.e5file import parse
-from ampere_qa.model.source import file_sha256
-from ampere_qa.model.tokenizer import build_precompiled_charsmap
-from ampere_qa.model.weights import dequantize_q4_0
+from ampere_qa.embed.model.e5file import parse
+from ampere_qa.embed.model.source import file_sha256
+from ampere_qa.embed.model.tokenizer import build_precompiled_charsmap
+from ampere_qa.embed.model.weights import dequantize_q4_0
+from ampere_qa.errors import ModelError
 
 REFERENCE = Path(__file__).parent / "data" / "e5_reference.json"
 
@@ -133,7 +133,7 @@ def test_missing_package_is_a_model_error(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_import_does_not_load_torch() -> None:
     heavy = "{'torch', 'transformers', 'sentence_transformers', 'tokenizers', 'safetensors'}"
-    code = f"import sys, ampere_qa, ampere_qa.model; sys.exit(bool({heavy} & set(sys.modules)))"
+    code = f"import sys, ampere_qa, ampere_qa.embed.model; sys.exit(bool({heavy} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -236,7 +236,7 @@ def test_killed_conversion_is_cleaned_up_and_redone(tmp_path: Path, bundled_dir:
         f"""
         import time
         from pathlib import Path
-        from ampere_qa.model import bundled_source, convert, provision
+        from ampere_qa.embed.model import bundled_source, convert, provision
         real = provision.write_safetensors
         def slow(*args, **kwargs):
             real(*args, **kwargs)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ampere_qa.corpus import read_corpus
 from ampere_qa.errors import CorpusError
+from ampere_qa.ingest.corpus import read_corpus
 
 
 def test_reads_txt_and_md_in_order_and_skips_empty(tmp_path):

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ampere_qa import Retriever, build_index
-from ampere_qa.corpus import read_corpus
 from ampere_qa.errors import CorpusError, IndexMismatchError
-from ampere_qa.markup import html_text, markdown_headings
-from ampere_qa.page import DEFAULT_DESCRIPTION
-from ampere_qa.passages import SplitSettings, deduplicate, split_documents
+from ampere_qa.ingest.corpus import read_corpus
+from ampere_qa.ingest.markup import html_text, markdown_headings
+from ampere_qa.ingest.page import DEFAULT_DESCRIPTION
+from ampere_qa.ingest.passages import SplitSettings, deduplicate, split_documents
 from ampere_qa.types import CITATION_KEYS, Location, Passage
 
 from .conftest import CORPUS
@@ -300,8 +300,8 @@ def test_the_pdf_is_in_the_build_report_and_both_outputs_of_build(corpus2, tmp_p
                                                                   fake_embedder):
     from click.testing import CliRunner
 
-    from ampere_qa import build as build_mod
     from ampere_qa.cli import cli
+    from ampere_qa.indexing import build as build_mod
 
     report = build_index(corpus2, tmp_path / "i", embedder=fake_embedder)
     assert [(s.source, s.reason) for s in report.skipped] == [("corpus2/scan.pdf", PDF_REASON)]

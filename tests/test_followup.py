@@ -8,8 +8,8 @@ from itertools import pairwise
 import pytest
 
 from ampere_qa.errors import BadInputError
-from ampere_qa.index import load_index
-from ampere_qa.lexical import LexicalIndex
+from ampere_qa.indexing.index import load_index
+from ampere_qa.indexing.lexical import LexicalIndex
 from ampere_qa.qa import followup, understand
 from ampere_qa.qa.language import detect
 from ampere_qa.qa.rules import rules

@@ -232,7 +232,7 @@ def _damage(idx: Path, kind: str) -> None:
         vecs = np.load(_file(idx, "passage_vectors"))
         _replace_data_file(idx, "passage_vectors", _npy(vecs[:-1]))
     elif kind == "sentence vectors of another dimension (hash updated)":
-        from ampere_qa.stores.faiss import serialize_faiss
+        from ampere_qa.indexing.stores.faiss import serialize_faiss
 
         n = _manifest(idx)["sentence_count"]
         _replace_data_file(idx, "sentences", serialize_faiss(np.eye(n, 768, dtype=np.float32)))
@@ -465,8 +465,8 @@ def test_a_corpus_file_that_is_not_utf8_text_stops_the_build(tmp_path, name, con
 def test_an_empty_corpus_file_is_skipped_with_a_warning(tmp_path, monkeypatch, fake_embedder):
     from click.testing import CliRunner
 
-    from ampere_qa import build as build_mod
     from ampere_qa.cli import cli
+    from ampere_qa.indexing import build as build_mod
 
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from ampere_qa import Retriever, build_index
-from ampere_qa import index as index_mod
-from ampere_qa import manifest as manifest_mod
 from ampere_qa.errors import IndexMismatchError, IndexNotFoundError
-from ampere_qa.index import MANIFEST, load_index, read_manifest
-from ampere_qa.stores.faiss import serialize_faiss
+from ampere_qa.indexing import index as index_mod
+from ampere_qa.indexing import manifest as manifest_mod
+from ampere_qa.indexing.index import MANIFEST, load_index, read_manifest
+from ampere_qa.indexing.stores.faiss import serialize_faiss
 
 from .conftest import FakeEmbedder
 
@@ -170,8 +170,8 @@ def test_read_only_index_can_be_queried(built):
 
 def test_committed_index_is_up_to_date_with_corpus_and_splitter(monkeypatch):
     """Fails when corpus/ or the splitting code changed and `make index` was not run."""
-    from ampere_qa.corpus import read_corpus
-    from ampere_qa.passages import SplitSettings, deduplicate, split_documents
+    from ampere_qa.ingest.corpus import read_corpus
+    from ampere_qa.ingest.passages import SplitSettings, deduplicate, split_documents
 
     from .conftest import INDEX, ROOT
 
@@ -202,7 +202,7 @@ def test_temporary_files_of_a_killed_write_are_removed_by_the_next_build(built, 
 def test_faiss_store_behind_the_seam(built):
     """The FAISS store numbers rows by position: search and get agree with the raw index,
     upsert appends, delete renumbers (build rewrites FAISS whole, so nothing relies on more)."""
-    from ampere_qa.stores.faiss import FaissStore
+    from ampere_qa.indexing.stores.faiss import FaissStore
 
     data = load_index(built)
     store = data.store

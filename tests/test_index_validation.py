@@ -17,12 +17,13 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from ampere_qa import Retriever, build_index, lexical
-from ampere_qa import index as index_mod
+from ampere_qa import Retriever, build_index
 from ampere_qa.errors import BadInputError, IndexMismatchError, StoreUnavailableError
-from ampere_qa.index import MANIFEST, load_index
-from ampere_qa.manifest import rebuild_hint
-from ampere_qa.stores import base, milvus
+from ampere_qa.indexing import index as index_mod
+from ampere_qa.indexing import lexical
+from ampere_qa.indexing.index import MANIFEST, load_index
+from ampere_qa.indexing.manifest import rebuild_hint
+from ampere_qa.indexing.stores import base, milvus
 
 from .conftest import FakeEmbedder
 from .test_scale import _many
@@ -224,7 +225,7 @@ def test_cli_build_over_the_cap_is_exit_2_and_one_line(tmp_path, corpus_copy, mo
 
     from ampere_qa.cli import cli
 
-    monkeypatch.setattr("ampere_qa.build.load_embedder", lambda model: FakeEmbedder())
+    monkeypatch.setattr("ampere_qa.indexing.build.load_embedder", lambda model: FakeEmbedder())
     monkeypatch.setattr(lexical, "MAX_VOCABULARY", 50, raising=False)
     result = CliRunner().invoke(cli, ["build", "--corpus", str(corpus_copy), "--index",
                                       str(tmp_path / "i"), "--json"])
@@ -298,7 +299,7 @@ def test_row_offsets_of_a_big_ivf_file_must_each_be_a_vector_of_its_own(tmp_path
 
 def _faiss_regions(c: Crafted) -> tuple[bytearray, list[tuple[int, int]]]:
     """An IVF file's bytes, and each inverted list's (offset of its vectors, rows)."""
-    from ampere_qa.stores.faiss_format import _ivf_flat, _Reader
+    from ampere_qa.indexing.stores.faiss_format import _ivf_flat, _Reader
 
     raw = bytearray(c.path("sentences").read_bytes())
     lists: list[tuple[int, int]] = []
@@ -403,7 +404,7 @@ def test_bad_collection_names_are_refused_before_connecting(tmp_path, corpus_cop
         raise AssertionError("connected")
 
     monkeypatch.setattr(milvus.client, "connect", no_connection)
-    monkeypatch.setattr("ampere_qa.build.load_embedder", lambda model: FakeEmbedder())
+    monkeypatch.setattr("ampere_qa.indexing.build.load_embedder", lambda model: FakeEmbedder())
     if name:
         result = CliRunner().invoke(cli, ["build", "--corpus", str(corpus_copy), "--index",
                                           str(tmp_path / "i"), "--store", "milvus", "--uri",
@@ -467,7 +468,7 @@ def test_the_cli_never_prints_the_password_of_a_uri(tmp_path, corpus_copy, monke
     from ampere_qa.cli import cli
 
     pytest.importorskip("pymilvus")
-    monkeypatch.setattr("ampere_qa.build.load_embedder", lambda model: FakeEmbedder())
+    monkeypatch.setattr("ampere_qa.indexing.build.load_embedder", lambda model: FakeEmbedder())
     result = CliRunner().invoke(cli, ["build", "--corpus", str(corpus_copy), "--index",
                                       str(tmp_path / "i"), "--store", "milvus", "--uri", URI])
     assert result.exit_code == 1, result.output
@@ -504,7 +505,7 @@ def test_every_message_masks_the_uri_credentials_and_the_token(monkeypatch, no_c
 def test_the_manifest_records_the_uri_without_credentials(monkeypatch, no_credentials, caplog):
     """What build records (normalize_uri, then the backend's manifest entry): never a password;
     a warning says later commands need the token; this process's connections still get it."""
-    from ampere_qa import stores
+    from ampere_qa.indexing import stores
 
     config = stores.configure("milvus", {"uri": URI, "collection": "news"}, None).config
     assert config == {"kind": "milvus", "uri": "http://127.0.0.1:1", "collection": "news"}

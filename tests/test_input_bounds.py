@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ampere_qa.errors import BadInputError, CorpusError
-from ampere_qa.page import MAX_SETTINGS_BYTES, parse_settings
+from ampere_qa.ingest.page import MAX_SETTINGS_BYTES, parse_settings
 
 WHERE = "docs/ampere-qa.toml"
 
@@ -40,7 +40,7 @@ def test_a_visible_title_is_kept():
 
 def test_a_history_item_past_the_limit_is_named(tmp_path, fake_embedder):
     from ampere_qa import Retriever
-    from ampere_qa.build import build_index
+    from ampere_qa.indexing.build import build_index
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -54,7 +54,7 @@ def test_a_history_item_past_the_limit_is_named(tmp_path, fake_embedder):
 
 def _small_index(tmp_path, fake_embedder, files: int = 3):
     from ampere_qa import Retriever
-    from ampere_qa.build import build_index
+    from ampere_qa.indexing.build import build_index
 
     docs = tmp_path / "docs"
     docs.mkdir(exist_ok=True)
@@ -66,7 +66,7 @@ def _small_index(tmp_path, fake_embedder, files: int = 3):
 
 def test_the_staleness_check_reads_no_file_when_the_corpus_metadata_is_unchanged(
         tmp_path, fake_embedder, monkeypatch):
-    import ampere_qa.corpus as corpus_mod
+    import ampere_qa.ingest.corpus as corpus_mod
 
     docs, retriever = _small_index(tmp_path, fake_embedder)
     reads: list[object] = []
@@ -81,7 +81,7 @@ def test_servers_get_the_staleness_at_constant_cost_refreshed_in_the_background(
         tmp_path, fake_embedder):
     import time
 
-    from ampere_qa.manifest import StaleWatch
+    from ampere_qa.indexing.manifest import StaleWatch
 
     docs, retriever = _small_index(tmp_path, fake_embedder)
     watch = retriever._stale

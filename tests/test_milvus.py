@@ -20,7 +20,7 @@ import pytest
 
 from ampere_qa import Retriever, build_index
 from ampere_qa.errors import IndexMismatchError, StoreUnavailableError
-from ampere_qa.index import MANIFEST, load_index
+from ampere_qa.indexing.index import MANIFEST, load_index
 
 from .conftest import INDEX, ROOT, FakeEmbedder
 from .test_scale import CountingEmbedder
@@ -86,14 +86,14 @@ def _keys(idx: Path) -> set[int]:
 @functools.cache
 def _client_at(uri: str):
     """One client per URI and token for the helpers below (a kill test polls many times a second)."""
-    from ampere_qa.stores.milvus import MilvusStore
+    from ampere_qa.indexing.stores.milvus import MilvusStore
 
     return MilvusStore(uri, "x").client
 
 
 def _generations(uri: str, collection: str) -> list[str]:
     """The generations of ``collection`` at ``uri``, whoever wrote them."""
-    from ampere_qa.stores.milvus import GENERATION
+    from ampere_qa.indexing.stores.milvus import GENERATION
 
     client = _client_at(uri) if "://" in uri else _fresh_client(uri)
     return sorted(n for n in client.list_collections()
@@ -101,13 +101,13 @@ def _generations(uri: str, collection: str) -> list[str]:
 
 
 def _fresh_client(uri: str):
-    from ampere_qa.stores.milvus import MilvusStore
+    from ampere_qa.indexing.stores.milvus import MilvusStore
 
     return MilvusStore(uri, "x").client
 
 
 def _alias_target(uri: str, collection: str) -> str | None:
-    from ampere_qa.stores.milvus import MilvusStore
+    from ampere_qa.indexing.stores.milvus import MilvusStore
 
     return MilvusStore(uri, collection).alias_target()
 
@@ -258,7 +258,7 @@ def test_a_generation_killed_before_it_was_indexed_is_dropped(tmp_path, corpus_c
     server cannot load ("index not found"): the next build drops it all the same."""
     from pymilvus import DataType, MilvusClient
 
-    from ampere_qa.stores import milvus
+    from ampere_qa.indexing.stores import milvus
 
     uri, collection = milvus_at
     idx = tmp_path / "index"
@@ -322,7 +322,7 @@ def test_build_options_are_checked(tmp_path, corpus_copy):
 
 
 def test_missing_pymilvus_names_the_extra(monkeypatch):
-    from ampere_qa.stores import milvus as stores
+    from ampere_qa.indexing.stores import milvus as stores
 
     monkeypatch.setitem(sys.modules, "pymilvus", None)  # import pymilvus -> ImportError
     with pytest.raises(StoreUnavailableError, match=r"pip install 'ampere-qa\[milvus\]'"):
@@ -395,7 +395,7 @@ def test_a_large_collection_gets_an_approximate_index_that_finds_the_same(tmp_pa
     """Above FAISS's exact limit a server's collection is created with HNSW (the limit lowered
     here to the corpus's size; Milvus Lite stays FLAT): on a corpus this small, HNSW finds
     exactly what FAISS finds."""
-    from ampere_qa.stores.milvus import store as milvus_store
+    from ampere_qa.indexing.stores.milvus import store as milvus_store
 
     monkeypatch.setattr(milvus_store, "EXACT_MAX_VECTORS", 5)
     uri, collection = milvus_at
@@ -418,7 +418,7 @@ def test_a_build_killed_leaves_the_previous_milvus_index_answering(point, tmp_pa
     """The FAISS kill points (test_hardening.py), plus one while the new generation's rows are
     being written, on the server: the previous manifest, generation and alias stay, the index
     answers as before, and the next build drops what the killed one left."""
-    from ampere_qa.stores.milvus import TOKEN_ENV
+    from ampere_qa.indexing.stores.milvus import TOKEN_ENV
 
     from .test_hardening import ASK, KILL_POINTS, STALL_AFTER, grown_corpus, kill_build_when
 

@@ -16,8 +16,8 @@ import pytest
 
 from ampere_qa import build_index
 from ampere_qa.errors import BadInputError, IndexMismatchError, StoreUnavailableError
-from ampere_qa.index import MANIFEST, load_index
-from ampere_qa.stores.milvus import META_PROPERTY, MilvusStore
+from ampere_qa.indexing.index import MANIFEST, load_index
+from ampere_qa.indexing.stores.milvus import META_PROPERTY, MilvusStore
 
 from .conftest import ROOT, FakeEmbedder
 from .test_milvus import needs_milvus
@@ -99,7 +99,7 @@ def test_cli_build_into_a_foreign_collection_is_exit_2_and_one_line(tmp_path, co
 
     from ampere_qa.cli import cli
 
-    monkeypatch.setattr("ampere_qa.build.load_embedder", lambda model: FakeEmbedder())
+    monkeypatch.setattr("ampere_qa.indexing.build.load_embedder", lambda model: FakeEmbedder())
     db = tmp_path / "shared.db"
     rows = _foreign(db, FakeEmbedder.dimension)
     result = CliRunner().invoke(cli, ["build", "--corpus", str(corpus_copy), "--index", str(tmp_path / "i"),
@@ -149,7 +149,7 @@ def test_an_index_from_before_generations_is_read_then_moved_to_one(tmp_path, co
     """An index whose manifest names a collection updated in place (no generation) still
     loads; its next build writes a generation, drops that collection (this folder's manifest
     named it) and puts the alias in its place."""
-    from ampere_qa.stores.milvus import OWNER, OWNER_PROPERTY
+    from ampere_qa.indexing.stores.milvus import OWNER, OWNER_PROPERTY
 
     db, idx = tmp_path / "old.db", tmp_path / "index"
     build_index(corpus_copy, idx, store="milvus", uri=str(db), collection="news", embedder=FakeEmbedder())
@@ -190,7 +190,7 @@ def test_build_json_counts_the_rows_it_removes(tmp_path, corpus_copy, monkeypatc
             "--uri", str(db), "--json"]
 
     def build(embedder) -> dict:
-        monkeypatch.setattr("ampere_qa.build.load_embedder", lambda model: embedder)
+        monkeypatch.setattr("ampere_qa.indexing.build.load_embedder", lambda model: embedder)
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)
@@ -213,7 +213,7 @@ def test_build_json_counts_the_rows_it_removes(tmp_path, corpus_copy, monkeypatc
 def test_a_failed_connection_logs_nothing_and_restores_the_logger(tmp_path, caplog):
     """Milvus Lite logs its traceback (logger.exception) before pymilvus raises: muted for the
     attempt only. (pytest captures log records, so they are looked for in caplog, not stderr.)"""
-    from ampere_qa.stores import milvus as stores
+    from ampere_qa.indexing.stores import milvus as stores
 
     not_lite = tmp_path / "x.db"
     not_lite.write_text("a plain file, where Milvus Lite wants its data folder")
@@ -248,7 +248,7 @@ def test_a_build_whose_tidying_fails_still_lands_and_the_next_one_tidies(tmp_pat
                                                                          monkeypatch, caplog):
     """Dropping superseded generations happens after the commit: if Milvus fails then, the
     build has landed all the same (a warning says so) and the next build drops them."""
-    from ampere_qa.stores import milvus
+    from ampere_qa.indexing.stores import milvus
 
     db, idx = tmp_path / "x.db", tmp_path / "index"
     build = lambda: build_index(corpus_copy, idx, store="milvus", uri=str(db), embedder=FakeEmbedder())  # noqa: E731
@@ -276,7 +276,7 @@ def test_a_build_whose_tidying_fails_still_lands_and_the_next_one_tidies(tmp_pat
 def test_rows_are_found_by_the_saved_keys(tmp_path, corpus_copy):
     """A build saves each sentence row's key: a load reads them instead of hashing every
     passage, and maps the keys a search returns back to rows (-1 for a key of no sentence)."""
-    from ampere_qa.stores.milvus import sentence_keys
+    from ampere_qa.indexing.stores.milvus import sentence_keys
 
     idx = tmp_path / "index"
     build_index(corpus_copy, idx, store="milvus", uri=str(tmp_path / "x.db"), embedder=FakeEmbedder())
@@ -294,7 +294,7 @@ def test_rows_are_found_by_the_saved_keys(tmp_path, corpus_copy):
 def test_moving_an_index_to_another_milvus_leaves_nothing_behind(tmp_path, corpus_copy):
     """Like switching to FAISS: the generations this index wrote at the old URI are dropped
     (a grace build only makes sense where the index still is)."""
-    from ampere_qa.stores import milvus
+    from ampere_qa.indexing.stores import milvus
 
     idx, first, second = tmp_path / "index", tmp_path / "first.db", tmp_path / "second.db"
     built = build_index(corpus_copy, idx, store="milvus", uri=str(first), embedder=FakeEmbedder())
@@ -359,12 +359,12 @@ def test_credentials_in_the_uri_open_the_server_and_are_recorded_nowhere(tmp_pat
     from click.testing import CliRunner
 
     from ampere_qa.cli import cli
-    from ampere_qa.stores import milvus
+    from ampere_qa.indexing.stores import milvus
 
     uri, token = milvus_server
     monkeypatch.delenv(milvus.TOKEN_ENV, raising=False)
     monkeypatch.setattr(milvus.client, "_CREDENTIALS", {})
-    monkeypatch.setattr("ampere_qa.build.load_embedder", lambda model: FakeEmbedder())
+    monkeypatch.setattr("ampere_qa.indexing.build.load_embedder", lambda model: FakeEmbedder())
     user, password = token.split(":", 1)
     secret_uri = uri.replace("http://", f"http://{user}:{password}@")
     idx, collection = tmp_path / "index", f"t_{uuid.uuid4().hex[:12]}"

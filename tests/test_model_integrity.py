@@ -39,8 +39,8 @@ BIG = 1 << 20  # files larger than this are hard-linked into a case's copy
 @pytest.fixture(scope="module")
 def installed(model_cache: Path) -> Path:
     """The bundled model, converted and exported in the session's cache (never damaged here)."""
-    from ampere_qa.model import ensure_bundled_model
-    from ampere_qa.model.export import ensure_export
+    from ampere_qa.embed.model import ensure_bundled_model
+    from ampere_qa.embed.model.export import ensure_export
 
     model_dir = ensure_bundled_model(model_cache, progress=False)
     ensure_export(model_dir, progress=False)
@@ -173,8 +173,8 @@ def test_weights_that_hash_as_recorded_but_give_other_vectors_are_refused(clone)
 def test_the_session_that_answers_is_the_one_checked(clone):
     """Files replaced after an embedder was created, before its session opens, or before a
     second session opens for another thread count: refused, never answered from."""
-    from ampere_qa.embedding import OnnxEmbedder, load_embedder
-    from ampere_qa.model.integrity import CacheDamagedError
+    from ampere_qa.embed.embedding import OnnxEmbedder, load_embedder
+    from ampere_qa.embed.model.integrity import CacheDamagedError
 
     cache = _cache_of(clone)
     answering = load_embedder("bundled", cache_dir=cache, engine="onnx")
@@ -194,8 +194,8 @@ def test_a_file_is_hashed_once_then_again_when_its_identity_changes(installed, t
                                                                     monkeypatch):
     """The stamp: one full hash per identity (device, inode, size, mtime, ctime); a read-only
     cache hashes every time and still works."""
-    from ampere_qa.model import integrity
-    from ampere_qa.model.export import check_files, read_export
+    from ampere_qa.embed.model import integrity
+    from ampere_qa.embed.model.export import check_files, read_export
 
     model_dir = _clone(installed, tmp_path / "cache")
     record = read_export(model_dir)
@@ -235,8 +235,8 @@ def test_a_file_is_hashed_once_then_again_when_its_identity_changes(installed, t
 
 def test_a_stamp_is_never_trusted_for_another_file(installed, tmp_path):
     """Same size and modification time, other content: the inode and change time differ."""
-    from ampere_qa.model.export import check_files, read_export
-    from ampere_qa.model.integrity import CacheDamagedError
+    from ampere_qa.embed.model.export import check_files, read_export
+    from ampere_qa.embed.model.integrity import CacheDamagedError
 
     model_dir = _clone(installed, tmp_path / "cache")
     record = read_export(model_dir)
@@ -253,7 +253,7 @@ def test_a_stamp_is_never_trusted_for_another_file(installed, tmp_path):
 def test_an_export_of_the_previous_version_is_exported_again(tmp_path, monkeypatch):
     """Exports written before the full hashes and reference vectors (version 1) cannot be
     checked: they are exported again, under the conversion's lock, on first use."""
-    from ampere_qa.model import export as export_mod
+    from ampere_qa.embed.model import export as export_mod
 
     folder = tmp_path / "model" / "onnx"
     folder.mkdir(parents=True)
@@ -284,7 +284,7 @@ def test_an_export_of_the_previous_version_is_exported_again(tmp_path, monkeypat
 
 def _export_damage(kind: str, folder: Path) -> Path:
     """Damage one file of the export in ``folder``; returns the file to be named."""
-    from ampere_qa.model import querytok
+    from ampere_qa.embed.model import querytok
 
     graph, pieces = folder / "model.onnx", folder / querytok.PIECES_FILE
     scores, pipeline = folder / querytok.SCORES_FILE, folder / querytok.PIPELINE_FILE
@@ -420,8 +420,8 @@ def test_the_exports_files_have_the_mode_of_the_rest_of_the_cache(installed):
 
 def test_an_index_of_other_weights_says_what_differs_and_what_fixes_it():
     from ampere_qa import Retriever
-    from ampere_qa.manifest import MANIFEST
-    from ampere_qa.model import BUNDLED_MODEL_NAME
+    from ampere_qa.embed.model import BUNDLED_MODEL_NAME
+    from ampere_qa.indexing.manifest import MANIFEST
 
     recorded = json.loads((ROOT / "index" / MANIFEST).read_text())["model"]["fingerprint"]
 
@@ -443,7 +443,7 @@ def test_an_index_of_other_weights_says_what_differs_and_what_fixes_it():
 
 def test_reference_vectors_are_what_the_export_gives(installed):
     """The record's reference vectors are this export's own, unit length, and checked."""
-    from ampere_qa.model.export import MIN_COSINE, export_dir, open_encoder, read_export
+    from ampere_qa.embed.model.export import MIN_COSINE, export_dir, open_encoder, read_export
 
     record = read_export(installed)
     assert record is not None and len(record["reference"]) == 2

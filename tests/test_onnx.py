@@ -19,15 +19,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ampere_qa.embedding import (
+from ampere_qa.embed.embedding import (
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     load_embedder,
 )
+from ampere_qa.embed.model import export as export_mod
+from ampere_qa.embed.model.querytok import QueryTokenizer, write_files
+from ampere_qa.embed.model.tokenizer import build_precompiled_charsmap
 from ampere_qa.errors import ModelError
-from ampere_qa.model import export as export_mod
-from ampere_qa.model.querytok import QueryTokenizer, write_files
-from ampere_qa.model.tokenizer import build_precompiled_charsmap
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "tests" / "data" / "e5_reference.json"
@@ -154,7 +154,7 @@ def _fake_export(model_dir: Path) -> dict[str, Any]:
 
 
 def test_an_export_whose_weights_file_changed_is_refused(tmp_path):
-    from ampere_qa.model.integrity import CacheDamagedError
+    from ampere_qa.embed.model.integrity import CacheDamagedError
 
     record = _fake_export(tmp_path / "model")
     folder = tmp_path / "model" / "onnx"
@@ -185,7 +185,7 @@ def torch_embedder(model_cache: Path) -> SentenceTransformerEmbedder:
 
 @pytest.mark.integration
 def test_the_export_is_tied_to_the_weights_the_index_names(onnx_embedder, torch_embedder):
-    from ampere_qa.index import load_index
+    from ampere_qa.indexing.index import load_index
 
     assert onnx_embedder.fingerprint() == torch_embedder.fingerprint()
     assert onnx_embedder.dimension == torch_embedder.dimension == 384
@@ -292,7 +292,7 @@ def test_the_torch_engine_stays_available_and_agrees(model_cache):
 
 def test_auto_falls_back_to_sentence_transformers_when_the_export_cannot_be_written(
         monkeypatch, tmp_path, caplog):
-    import ampere_qa.model as model_pkg
+    import ampere_qa.embed.model as model_pkg
 
     def read_only(model_dir: Path, progress: bool = True, repair: bool = True) -> dict[str, Any]:
         raise ModelError(f"Could not write the ONNX export into {model_dir} (read-only file system)")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from ampere_qa.build import build_index
 from ampere_qa.errors import CorpusError, PackError
-from ampere_qa.manifest import validate_manifest
+from ampere_qa.indexing.build import build_index
+from ampere_qa.indexing.manifest import validate_manifest
+from ampere_qa.ingest.page import parse_settings
 from ampere_qa.packs import domain, lang
-from ampere_qa.page import parse_settings
 from ampere_qa.qa import understand
 from ampere_qa.qa.compose import not_found, wording
 from ampere_qa.qa.language import detect

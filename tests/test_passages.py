@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ampere_qa.corpus import read_corpus
-from ampere_qa.passages import (
+from ampere_qa.ingest.corpus import read_corpus
+from ampere_qa.ingest.passages import (
     SplitSettings,
     chunks,
     deduplicate,
@@ -86,7 +86,7 @@ def test_one_giant_sentence_is_hard_split_under_the_limit():
 
 
 def _passages(texts: list[str]):
-    from ampere_qa.corpus import Document
+    from ampere_qa.ingest.corpus import Document
 
     doc = Document("x.txt", "\n\n".join(texts), "0")
     return split_documents([doc], SplitSettings(max_chars=5000))
@@ -131,7 +131,7 @@ def test_any_text_round_trips(text, max_chars):
 
 def _brute_force_dedup(passages, settings):
     """The definition, pair by pair: each passage against every kept one before it."""
-    from ampere_qa.passages import _shingles
+    from ampere_qa.ingest.passages import _shingles
 
     kept, keys, sets, collapsed = [], {}, [], []
     for p in passages:

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ampere_qa.errors import BadInputError
-from ampere_qa.question import MAX_QUESTION_CHARS, clean_question
+from ampere_qa.qa.question import MAX_QUESTION_CHARS, clean_question
 from ampere_qa.types import REASONS
 
 from .conftest import ROOT

@@ -19,7 +19,7 @@ def _data_files(folder) -> list[str]:
 
 @pytest.mark.integration
 def test_the_same_corpus_gives_the_same_files_and_a_rebuild_keeps_them(tmp_path, real_embedder):
-    from ampere_qa.build import build_index
+    from ampere_qa.indexing.build import build_index
 
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)

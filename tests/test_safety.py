@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from ampere_qa import Retriever, build_index
-from ampere_qa import index as index_mod
-from ampere_qa import manifest as manifest_mod
 from ampere_qa.errors import BadInputError, IndexMismatchError
-from ampere_qa.index import MANIFEST, load_index, read_manifest
+from ampere_qa.indexing import index as index_mod
+from ampere_qa.indexing import manifest as manifest_mod
+from ampere_qa.indexing.index import MANIFEST, load_index, read_manifest
 
 from .conftest import CORPUS, ROOT, FakeEmbedder
 
@@ -212,7 +212,7 @@ def test_links_out_of_the_corpus_and_special_files_are_skipped(tmp_path, corpus_
 
 
 def test_the_size_limit_applies_to_what_is_read(tmp_path, monkeypatch):
-    from ampere_qa import corpus as corpus_mod
+    from ampere_qa.ingest import corpus as corpus_mod
 
     monkeypatch.setattr(corpus_mod, "MAX_FILE_BYTES", 1000)
     (tmp_path / "c").mkdir()
@@ -291,7 +291,7 @@ def test_a_crafted_faiss_file_is_refused_before_faiss_allocates(tmp_path, corpus
     # Peak memory from VmHWM: it starts afresh at exec, while ru_maxrss keeps the peak of the
     # forked parent (a test process holding the model).
     code = (f"import sys; sys.path.insert(0, {str(ROOT / 'src')!r})\n"
-            "from ampere_qa.index import load_index\n"
+            "from ampere_qa.indexing.index import load_index\n"
             "from ampere_qa.errors import IndexMismatchError\n"
             f"try:\n    load_index({str(idx)!r})\nexcept IndexMismatchError as e:\n    print('refused', e)\n"
             "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
@@ -349,7 +349,7 @@ def test_an_index_path_that_cannot_be_written_fails_before_embedding(tmp_path, c
 
 
 def test_the_length_limit_counts_what_was_typed():
-    from ampere_qa.question import MAX_QUESTION_CHARS, clean_question
+    from ampere_qa.qa.question import MAX_QUESTION_CHARS, clean_question
 
     typed = "\u0344" * 600  # NFC turns each into two characters
     assert len(clean_question(typed)) == 1200
@@ -361,8 +361,8 @@ def test_the_length_limit_counts_what_was_typed():
 
 @pytest.mark.integration  # converts the real model
 def test_model_conversion_never_deletes_a_folder_it_did_not_write(tmp_path):
+    from ampere_qa.embed.model import bundled_model_dir, ensure_bundled_model
     from ampere_qa.errors import ModelError
-    from ampere_qa.model import bundled_model_dir, ensure_bundled_model
 
     target = bundled_model_dir(tmp_path)
     target.mkdir(parents=True)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from ampere_qa import Retriever, build_index
-from ampere_qa import index as index_mod
 from ampere_qa.errors import IndexMismatchError
-from ampere_qa.index import MANIFEST, load_index
+from ampere_qa.indexing import index as index_mod
+from ampere_qa.indexing.index import MANIFEST, load_index
+from ampere_qa.indexing.stores import faiss as faiss_backend
 from ampere_qa.retrieve.ranker import top_k as _top_k
-from ampere_qa.stores import faiss as faiss_backend
 
 from .conftest import FakeEmbedder
 
@@ -170,7 +170,7 @@ def _many(corpus: Path, n: int) -> Path:
 
 
 def test_bm25_is_saved_at_build_and_scores_as_if_rebuilt(tmp_path, corpus_copy):
-    from ampere_qa.lexical import LexicalIndex
+    from ampere_qa.indexing.lexical import LexicalIndex
 
     idx = tmp_path / "index"
     build_index(_many(corpus_copy, 50), idx, embedder=FakeEmbedder())
@@ -184,7 +184,7 @@ def test_bm25_is_saved_at_build_and_scores_as_if_rebuilt(tmp_path, corpus_copy):
 
 
 def test_load_parses_only_the_passages_it_touches(tmp_path, corpus_copy, monkeypatch):
-    from ampere_qa.passage_file import PassageFile
+    from ampere_qa.indexing.passage_file import PassageFile
 
     idx = tmp_path / "index"
     build_index(_many(corpus_copy, 400), idx, embedder=FakeEmbedder())
@@ -299,7 +299,7 @@ def test_damaged_saved_parts_are_refused(tmp_path, corpus_copy, damage):
 
 
 def _synthetic(n: int, dim: int):
-    from ampere_qa.index import Vectors
+    from ampere_qa.indexing.index import Vectors
     from ampere_qa.types import Location, Passage
 
     passages = [Passage(id=f"p{i:05d}", text=f"Le site {i} ouvre.", sentences=((0, 17),),
@@ -317,8 +317,8 @@ def test_the_writer_holds_no_copy_of_every_file_at_once(tmp_path):
     where holding a copy of every file came to 3.3 (faiss's own memory is not traced)."""
     import tracemalloc
 
-    from ampere_qa import folder
-    from ampere_qa.index import write_index
+    from ampere_qa.indexing import folder
+    from ampere_qa.indexing.index import write_index
 
     passages, vectors = _synthetic(2000, 8192)  # each array 64 MB
     size = vectors.sentences.nbytes

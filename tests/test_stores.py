@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ampere_qa import Retriever, build_index, stores
+from ampere_qa import Retriever, build_index
 from ampere_qa.cli import cli
-from ampere_qa.folder import DATA_FILE
-from ampere_qa.index import load_index
-from ampere_qa.manifest import read_manifest, rebuild_hint, summary
-from ampere_qa.stores.base import Backend, CheckedFiles, Option, Written, load_npy
+from ampere_qa.indexing import stores
+from ampere_qa.indexing.folder import DATA_FILE
+from ampere_qa.indexing.index import load_index
+from ampere_qa.indexing.manifest import read_manifest, rebuild_hint, summary
+from ampere_qa.indexing.stores.base import Backend, CheckedFiles, Option, Written, load_npy
 from ampere_qa.types import BuildReport, Passage
 
 from .conftest import FakeEmbedder

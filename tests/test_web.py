@@ -115,7 +115,7 @@ def test_the_short_answer_is_shown_first_in_bold_and_inert():
 
 
 def test_friendly_messages_for_empty_and_long_questions():
-    from ampere_qa.question import MAX_QUESTION_CHARS
+    from ampere_qa.qa.question import MAX_QUESTION_CHARS
     from ampere_qa.settings import AnswerSettings
     from ampere_qa.web import chat_reply
 

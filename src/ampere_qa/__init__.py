@@ -2,14 +2,13 @@
 
 The public API::
 
-    from ampere_qa import Retriever, build_index
+    from . import Retriever, build_index
     retriever = Retriever.load("index")
     retriever.answer("Qui dirige Ampere ?").to_dict()
 
 Importing this package loads neither torch nor gradio; the model loads on first use.
 """
 
-from .build import build_index
 from .errors import (
     AmpereError,
     BadInputError,
@@ -20,7 +19,8 @@ from .errors import (
     ModelError,
     StoreUnavailableError,
 )
-from .passages import SplitSettings
+from .indexing.build import build_index
+from .ingest.passages import SplitSettings
 from .search import Retriever
 from .types import Answer, BuildReport, Citation, Hit, Location, PageInfo, Passage
 from .version import __version__

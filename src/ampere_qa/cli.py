@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from .search import Retriever
     from .types import Answer
 
-from . import stores
 from .errors import AmpereError, BadInputError, IndexNotFoundError, QuestionTooLongError
-from .question import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS, echo_of
+from .indexing import stores
+from .qa.question import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS, echo_of
 
 INDEX_ENV = "AMPERE_QA_INDEX"
 INDEX_HELP = f"Index folder [default: ${INDEX_ENV}, else ./index, else the checkout's index]."
@@ -45,7 +45,7 @@ def find_index(given: str | None) -> str:
     else the index shipped with the checkout; the error names every place it looked."""
     if given is not None:
         return given
-    from .manifest import MANIFEST
+    from .indexing.manifest import MANIFEST
 
     env = os.environ.get(INDEX_ENV)
     if env:
@@ -162,7 +162,7 @@ def build(corpus_dir: str | None, index_dir: str | None, model: str | None, stor
     \b
     ampere-qa build --corpus corpus --index index
     """
-    from .build import build_index
+    from .indexing.build import build_index
 
     index_dir = index_dir or os.environ.get(INDEX_ENV) or "index"
     report = build_index(corpus_dir, index_dir, model, progress=not as_json, store=store, force=force,
@@ -201,7 +201,7 @@ def ask(question: str | None, index_dir: str | None, k: int, model: str | None,
     ampere-qa ask "How many engineers work at Ampere?" --json
     printf 'Qui dirige Ampere ?\nWho invests?\n' | ampere-qa ask --json   # JSON Lines
     """
-    from .question import clean_question
+    from .qa.question import clean_question
 
     if question is not None and question != "-":
         clean_question(question)  # bad input fails before the model loads
@@ -260,7 +260,7 @@ def _lines(stream: TextIO) -> Iterator[str]:
 
 def _retriever(index_dir: str | None, model: str | None = None) -> Retriever:
     """The retriever on the index found for ``--index``; warns on stderr when it is stale."""
-    from .manifest import stale_warning
+    from .indexing.manifest import stale_warning
     from .search import Retriever
 
     index = find_index(index_dir)
@@ -295,7 +295,7 @@ def chat(index_dir: str | None, k: int) -> None:
     \b
     ampere-qa chat
     """
-    from .question import clean_question
+    from .qa.question import clean_question
 
     click.echo("Loading the index and the model…", err=True)
     retriever = _retriever(index_dir)
@@ -335,8 +335,8 @@ def info(index_dir: str | None, as_json: bool) -> None:
     \b
     ampere-qa info --index index
     """
-    from .index import check_files
-    from .manifest import read_manifest, stale_warning, summary
+    from .indexing.index import check_files
+    from .indexing.manifest import read_manifest, stale_warning, summary
 
     index_dir = find_index(index_dir)
     manifest = read_manifest(Path(index_dir))
@@ -462,8 +462,8 @@ def model_install(cache_dir: str | None) -> None:
     """
     import importlib.util
 
-    from .model import ensure_bundled_model
-    from .model.export import ensure_export, export_dir
+    from .embed.model import ensure_bundled_model
+    from .embed.model.export import ensure_export, export_dir
 
     path = ensure_bundled_model(Path(cache_dir) if cache_dir else None, progress=True)
     click.echo(f"bundled model ready at {path}")

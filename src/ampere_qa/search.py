@@ -13,16 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from .embedding import Embedder, load_embedder
+from .embed.embedding import Embedder, load_embedder
 from .errors import BadInputError, IndexMismatchError
-from .index import IndexData, load_index
-from .lexical import LexicalIndex
-from .manifest import StaleWatch, corpus_is_stale, page_info, rebuild_hint
+from .indexing.index import IndexData, load_index
+from .indexing.lexical import LexicalIndex
+from .indexing.manifest import StaleWatch, corpus_is_stale, page_info, rebuild_hint
 from .qa.pipeline import Pipeline
+from .qa.question import DEFAULT_K, clean_question
 from .qa.rules import rules
 from .qa.select import Selector
 from .qa.understand import QUESTION
-from .question import DEFAULT_K, clean_question
 from .retrieve.ranker import HybridRanker, relevance
 from .settings import AnswerSettings
 from .types import Answer, Hit, PageInfo
@@ -70,7 +70,7 @@ class Retriever:
                 f"index in {index_dir} holds {data.manifest['dimension']}: {hint}"
             )
         if embedder.fingerprint() != wanted.get("fingerprint"):
-            from .model.source import BUNDLED_MODEL_NAME
+            from .embed.model.source import BUNDLED_MODEL_NAME
 
             reinstall = ("reinstall the model with: ampere-qa model install"
                          if embedder.name == BUNDLED_MODEL_NAME else

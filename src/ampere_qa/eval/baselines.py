@@ -14,13 +14,13 @@ import numpy as np
 from .systems import DEPTH, Response
 
 if TYPE_CHECKING:
-    from ..embedding import Embedder
+    from ..embed.embedding import Embedder
     from ..search import Retriever
 
 
 def paragraphs_of(retriever: Retriever) -> list[str]:
     """The baselines' units: the distinct paragraphs of the indexed passages."""
-    from ..passages import paragraphs
+    from ..ingest.passages import paragraphs
 
     seen: dict[str, None] = {}
     for p in retriever.data.passages:

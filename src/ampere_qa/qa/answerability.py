@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..lexical import LexicalIndex, Term
+from ..indexing.lexical import LexicalIndex, Term
 from ..packs.lang import fold
 from .rules import Concept, Rules
 
@@ -89,7 +89,7 @@ def missing_name(question: str, lexical: LexicalIndex, terms: Sequence[Term],
 def unknown_counted(focus: str, lexical: LexicalIndex, rules: Rules) -> str | None:
     """For "how many X", X when the corpus knows no form of it (nor of the lexicon word it
     looks like a misspelling of): then it cannot give their number."""
-    from ..bilingual import lexicon
+    from ..indexing.bilingual import lexicon
 
     terms = lexical.terms(focus)
     if not terms or any(fold(w) in rules.people for w in focus.split()):

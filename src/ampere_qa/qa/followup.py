@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..packs.lang import fold, pack
 
 if TYPE_CHECKING:
-    from ..lexical import LexicalIndex
+    from ..indexing.lexical import LexicalIndex
     from .rules import Rules
 
 _WORD = re.compile(r"[\w'-]+")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..lexical import LexicalIndex, Term
+from ..indexing.lexical import LexicalIndex, Term
 from ..retrieve.ranker import HybridRanker, Ranking, relevance
 from ..settings import AnswerSettings
 from ..types import Answer, Hit

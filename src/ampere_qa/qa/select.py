@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..index import IndexData
-from ..lexical import LexicalIndex, Term
+from ..indexing.index import IndexData
+from ..indexing.lexical import LexicalIndex, Term
 from ..settings import AnswerSettings
 from ..types import Hit
 from . import spans

@@ -18,7 +18,7 @@ from . import understand as u
 from .rules import Rules
 
 if TYPE_CHECKING:
-    from ..lexical import LexicalIndex, Term
+    from ..indexing.lexical import LexicalIndex, Term
 
 
 @dataclass(frozen=True)

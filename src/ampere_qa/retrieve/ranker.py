@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..index import IndexData
-from ..lexical import LexicalIndex
+from ..indexing.index import IndexData
+from ..indexing.lexical import LexicalIndex
 from ..types import Hit
 
 

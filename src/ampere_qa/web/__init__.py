@@ -3,7 +3,7 @@
 Gradio is imported only when a page is made or served (``import ampere_qa`` and
 ``import ampere_qa.web`` never load it)::
 
-    from ampere_qa.web import serve
+    from . import serve
     serve("index", host="127.0.0.1", port=7860)
 
 ``POST /api/ask`` returns exactly ``Answer.to_dict()`` in one request; so does the page's

@@ -34,7 +34,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from ..errors import AmpereError, BadInputError
-from ..question import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS
+from ..qa.question import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS
 from ..types import REASONS, Hit, ShortAnswer
 from ..version import __version__
 

@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AmpereError, BadInputError
-from ..question import DEFAULT_K, clean_question, parse_k
+from ..qa.question import DEFAULT_K, clean_question, parse_k
 from .inputs import check_inputs
 from .render import chat_reply, header_html, stale_notice
 

@@ -18,7 +18,7 @@ from ..errors import BadInputError, EmptyQuestionError, QuestionTooLongError
 from ..packs.lang import available
 from ..qa.compose import Wording, wording
 from ..qa.language import DEFAULT, detect
-from ..question import DEFAULT_K, MAX_QUESTION_CHARS, clean_question, echo_of
+from ..qa.question import DEFAULT_K, MAX_QUESTION_CHARS, clean_question, echo_of
 
 if TYPE_CHECKING:
     from ..search import Retriever

@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..build import build_index
 from ..errors import AmpereError
-from ..manifest import MANIFEST, stale_warning
+from ..indexing.build import build_index
+from ..indexing.manifest import MANIFEST, stale_warning
 from ..search import Retriever
 from .app import create_app, load_gradio, theme
 from .render import CSS

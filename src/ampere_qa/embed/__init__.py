@@ -1,0 +1,1 @@
+"""The embedding model: the bundled model's provisioning and export, the embedders."""

@@ -1,0 +1,1 @@
+"""Reading a corpus: files and their markup, the page settings, passages."""
