@@ -39,7 +39,7 @@ def clean_question(question: object) -> str:
     text = _CONTROL.sub(" ", unicodedata.normalize("NFC", text))
     text = " ".join(text.split())
     if not text:
-        raise EmptyQuestionError("the question is empty: type a question about the article")
+        raise EmptyQuestionError("the question is empty: type a question about the documents")
     return text
 
 
