@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +47,8 @@ from .integrity import (
     verify_files,
     write_stamp,
 )
-from .loading import cores
+from .onnxrun import DATA_FILE, GRAPH_FILE, OnnxEncoder, _one_line
 from .provision import check_model, clean_stale_temps, is_complete, locked, new_temp_dir
-from .querytok import QueryTokenizer
 
 ONNX_DIR = "onnx"
 EXPORT_FILE = "export.json"
@@ -58,8 +56,6 @@ EXPORT_FILE = "export.json"
 # the weights file, which missed everything between its samples). An export of another version
 # is exported again, under the conversion's lock, on first use.
 EXPORT_VERSION = 2
-GRAPH_FILE = "model.onnx"
-DATA_FILE = "model.onnx.data"
 FILES = (GRAPH_FILE, DATA_FILE, querytok.PIECES_FILE, querytok.SCORES_FILE, querytok.PIPELINE_FILE)
 MIN_COSINE = 0.9999
 OPSET = 17
@@ -85,10 +81,6 @@ REFERENCE_TEXTS = [
     ("passage", "Ampere est une filiale de Renault."),
 ]
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def export_dir(model_dir: Path) -> Path:
@@ -367,48 +359,3 @@ def _verify(st: Any, encoder: OnnxEncoder, prompts: dict[str, str]) -> float:
         raise ModelError(f"ONNX export: cosine {lowest:.6f} to sentence-transformers "
                          f"(< {MIN_COSINE}); not installed")
     return lowest
-
-
-class OnnxEncoder:
-    """An ONNX export run by onnxruntime: texts (prompt included) to normalised vectors."""
-
-    # Texts per run. Unlike torch, onnxruntime is faster on small batches here (200 passages,
-    # 2 threads: 4: 45/s, 8: 42/s, 16: 40/s, 32: 36/s) and its memory grows with the batch's
-    # attention matrices (peak RSS 520, 535, 565, 623 MB).
-    batch_size = 8
-
-    def __init__(self, folder: Path, max_length: int = 512, threads: int | None = None):
-        import onnxruntime as ort
-
-        folder = Path(folder)
-        try:
-            self.tokenizer = QueryTokenizer(folder, max_length=max_length)
-        except Exception as exc:  # whatever its files' parsers raise
-            raise ModelError(f"cannot read the query tokenizer in {folder} ({querytok.PIECES_FILE}"
-                             f", {querytok.SCORES_FILE}, {querytok.PIPELINE_FILE}): "
-                             f"{type(exc).__name__}: {_one_line(exc)}") from exc
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or cores()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # warnings about unused initialisers are not the user's
-        self.threads = options.intra_op_num_threads
-        try:
-            self._session = ort.InferenceSession(str(folder / GRAPH_FILE), options,
-                                                 providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime's errors derive from Exception only
-            raise ModelError(f"onnxruntime cannot load {folder / GRAPH_FILE} with "
-                             f"{DATA_FILE} ({_one_line(exc)})") from exc
-
-    def encode(self, texts: Sequence[str], dimension: int,
-               progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Longest texts first, in batches of similar length: less padding, as
-        sentence-transformers does within a call."""
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = np.zeros((len(texts), dimension), np.float32)
-        for i in range(0, len(order), self.batch_size):
-            rows = order[i:i + self.batch_size]
-            ids, mask = self.tokenizer.batch([texts[j] for j in rows])
-            out[rows] = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-            if progress:
-                progress(len(rows))
-        return out
