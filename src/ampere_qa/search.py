@@ -105,7 +105,8 @@ class Retriever:
         return self._stale()
 
     def _embed(self, question: str) -> np.ndarray:
-        return self.embedder.embed_queries([question])[0]
+        vector: np.ndarray = self.embedder.embed_queries([question])[0]
+        return vector
 
     @property
     def cutoff(self) -> float:

@@ -7,6 +7,7 @@ import math
 import numbers
 import re
 import unicodedata
+from typing import SupportsInt, cast
 
 from ..errors import BadInputError, EmptyQuestionError, QuestionTooLongError
 
@@ -55,7 +56,7 @@ def parse_k(k: object) -> int:
         isinstance(k, numbers.Real) and math.isfinite(k) and float(k).is_integer())
     if isinstance(k, bool) or not whole or not 1 <= k <= MAX_K:  # type: ignore[operator]
         raise BadInputError(f"k must be a whole number between 1 and {MAX_K}")
-    return int(k)  # type: ignore[call-overload]
+    return int(cast(SupportsInt, k))  # whole: an Integral, or a finite Real
 
 
 def echo_of(question: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..packs.domain import ConceptData, Domain, domain
@@ -127,7 +127,7 @@ class Rules:
 
     def _spans(self) -> None:
         s = "spans"
-        sp = lambda items: [i.replace("{sp}", _SP) for i in items]  # noqa: E731
+        sp: Callable[[list[str]], list[str]] = lambda items: [i.replace("{sp}", _SP) for i in items]  # noqa: E731
         num = rf"\d{{1,3}}(?:{_SP}\d{{3}})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
         scale = rf"(?:{_SP}(?:{_alt([*self._all(s, 'scale'), *_SCALE_MARKS])}))?"
         year = r"(?:19|20)\d{2}"
