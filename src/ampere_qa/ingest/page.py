@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CorpusError
+from ..packs.lang import pack
+from ..settings import DEFAULT_LANGUAGES
 from ..types import PageInfo
 from .markup import SUFFIXES
 
@@ -27,10 +29,8 @@ MAX_EXAMPLE = 200
 # [answer]: list keys with how many items and how long each may be; a noun's longest.
 _ANSWER_LISTS = {"languages": (8, 8), "domains": (16, 40), "anchors": (200, 300)}
 MAX_NOUN = 60
-DEFAULT_DESCRIPTION = (
-    "Posez une question sur ces documents, en français ou en anglais : la réponse les cite. "
-    "· Ask a question about these documents, in French or English: the answer quotes them."
-)
+# The description of a corpus whose settings give none: each default language pack's, joined.
+DEFAULT_DESCRIPTION = " · ".join(pack(code).ui["description"] for code in DEFAULT_LANGUAGES)
 _KEYS = ("title", "description", "examples", "answer")
 
 

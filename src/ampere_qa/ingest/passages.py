@@ -12,6 +12,7 @@ passages when deduplicating.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -20,22 +21,31 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 
+from ..packs.lang import available, pack
 from ..types import Location, Passage, Span
 from .corpus import Document
 from .markup import Heading, context_of
 
+
 # A sentence ends at . ! ? or … (possibly followed by closing quotes or brackets), before
-# whitespace and something that can start a sentence. Short abbreviations ("M.", "Dr.") and
-# decimals ("1.5") do not match because of the lookbehind and the capital/digit requirement.
-# A match starts only at a run's first mark (or its second, after an abbreviation: "M.. X"), and
-# the run is taken possessively: tried from every mark of a run, a run of 20,000 dots took 7 s.
-_SENTENCE_END = re.compile(
-    r"""(?:(?<![.!?…])(?<!\b[A-Z])(?<!\bM)(?<!\bMM)(?<!\bDr)(?<!\bMr)(?<!\bMrs)(?<!\bMme)(?<!\bSt)
-           |(?<=(?<![.!?…])[.!?…]))
-        [.!?…]++["»”’)\]]*+
-        (?=\s+["«“(\[]?[A-ZÀ-ÖØ-Þ0-9])""",
-    re.VERBOSE,
-)
+# whitespace and something that can start a sentence. Single capitals, short abbreviations
+# ("M.", "Dr.": every language pack's [sentences] abbreviations, since a text quotes names of any
+# language) and decimals ("1.5") do not match because of the lookbehinds and the capital/digit
+# requirement. A match starts only at a run's first mark (or its second, after an abbreviation:
+# "M.. X"), and the run is taken possessively: tried from every mark of a run, a run of 20,000
+# dots took 7 s.
+@functools.cache
+def _sentence_end() -> re.Pattern[str]:
+    shorts = dict.fromkeys(a for code in available()
+                           for a in pack(code).section("sentences").get("abbreviations", []))
+    after = "".join(rf"(?<!\b{re.escape(a)})" for a in shorts)
+    return re.compile(
+        rf"""(?:(?<![.!?…])(?<!\b[A-Z]){after}
+               |(?<=(?<![.!?…])[.!?…]))
+            [.!?…]++["»”’)\]]*+
+            (?=\s+["«“(\[]?[A-ZÀ-ÖØ-Þ0-9])""",
+        re.VERBOSE,
+    )
 _WORD = re.compile(r"\w+")
 _NEWLINE = re.compile(r"\n")
 _BLANK_LINE_NEXT = re.compile(r"[ \t\r]*\n")
@@ -104,7 +114,7 @@ def sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:
     end = len(text) if end is None else end
     spans: list[Span] = []
     cur = start
-    for m in _SENTENCE_END.finditer(text, start, end):
+    for m in _sentence_end().finditer(text, start, end):
         a, b = _strip_span(text, cur, m.end())
         if a < b:
             spans.append((a, b))

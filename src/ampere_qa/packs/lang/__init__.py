@@ -29,7 +29,8 @@ _REQUIRED = {
     "replies": ("lead", "quote", "off_topic", "not_mentioned", "not_given", "no_answer", "count",
                 "greeting", "request"),
     "agreement": ("default_noun",),
-    "ui": ("language", "excerpts", "understood", "empty", "too_long", "bad", "error", "names"),
+    "ui": ("language", "excerpts", "understood", "empty", "too_long", "bad", "error", "names",
+           "description", "stale"),
 }
 
 
