@@ -32,7 +32,7 @@ INNER = {
     "ampere_qa.ingest": ("markup", "page", "corpus", "passages"),
     "ampere_qa.embed": ("model", "embedding"),
     "ampere_qa.indexing": ("folder", "stores", "manifest", "bilingual", "lexical", "passage_file",
-                           "index", "build"),
+                           "checks", "write", "index", "build"),
     "ampere_qa.qa": ("question", "rules", "language", "understand", "followup", "spans",
                      "answerability", "select", "compose", "pipeline"),
 }

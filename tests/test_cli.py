@@ -161,7 +161,7 @@ def test_build_prints_a_summary_and_the_index_answers(tmp_path, model_cache):
 
 def test_the_index_is_found_from_the_option_the_environment_the_folder_or_the_checkout(
         tmp_path, monkeypatch):
-    from ampere_qa.cli import CHECKOUT_INDEX, INDEX_ENV, find_index
+    from ampere_qa.cli.options import CHECKOUT_INDEX, INDEX_ENV, find_index
     from ampere_qa.errors import IndexNotFoundError
 
     assert CHECKOUT_INDEX == INDEX
@@ -175,7 +175,7 @@ def test_the_index_is_found_from_the_option_the_environment_the_folder_or_the_ch
     monkeypatch.setenv(INDEX_ENV, "/srv/idx")
     assert find_index(None) == "/srv/idx"
     monkeypatch.delenv(INDEX_ENV)
-    monkeypatch.setattr("ampere_qa.cli.CHECKOUT_INDEX", tmp_path / "nowhere")
+    monkeypatch.setattr("ampere_qa.cli.options.CHECKOUT_INDEX", tmp_path / "nowhere")
     (tmp_path / "index" / "manifest.json").unlink()
     with pytest.raises(IndexNotFoundError) as refused:
         find_index(None)
@@ -267,7 +267,7 @@ class _EndlessLine:
 
 
 def test_a_huge_stdin_line_is_read_in_bounded_pieces_and_refused():
-    from ampere_qa.cli import MAX_LINE_CHARS, _lines, _LongLine
+    from ampere_qa.cli.commands_ask import MAX_LINE_CHARS, _lines, _LongLine
 
     stream = _EndlessLine(50 * 2**20)
     lines = list(_lines(stream))

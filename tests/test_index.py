@@ -10,8 +10,9 @@ import pytest
 
 from ampere_qa import Retriever, build_index
 from ampere_qa.errors import IndexMismatchError, IndexNotFoundError
-from ampere_qa.indexing import index as index_mod
+from ampere_qa.indexing import checks
 from ampere_qa.indexing import manifest as manifest_mod
+from ampere_qa.indexing import write as write_mod
 from ampere_qa.indexing.index import MANIFEST, load_index, read_manifest
 from ampere_qa.indexing.stores.faiss import serialize_faiss
 
@@ -102,9 +103,9 @@ def test_passages_and_vectors_of_different_counts(built, fake_embedder):
     m = _manifest(built)
     vecs = np.eye(4, FakeEmbedder.dimension, dtype=np.float32)
     raw = serialize_faiss(vecs)
-    name = f"sentences.{index_mod._sha256(raw)[:12]}.faiss"
+    name = f"sentences.{checks.sha256(raw)[:12]}.faiss"
     (built / name).write_bytes(raw)
-    m["files"]["sentences"] = {"name": name, "sha256": index_mod._sha256(raw), "bytes": len(raw)}
+    m["files"]["sentences"] = {"name": name, "sha256": checks.sha256(raw), "bytes": len(raw)}
     (built / MANIFEST).write_text(json.dumps(m))
     with pytest.raises(IndexMismatchError, match="4 vectors, the manifest says 13"):
         load_index(built)
@@ -130,14 +131,14 @@ def test_a_build_that_dies_before_commit_leaves_the_old_index(built, corpus_copy
     before = read_manifest(built)
     answer_before = Retriever.load(built, embedder=FakeEmbedder()).search("Qui dirige Ampere ?", 2)
     (corpus_copy / "more.txt").write_text("Un nouveau paragraphe sur Ampere.", encoding="utf-8")
-    real = index_mod.write_atomic
+    real = write_mod.write_atomic
 
     def die_on_manifest(path: Path, data: bytes, **kw) -> None:
         if path.name == MANIFEST:
             raise KeyboardInterrupt  # as if killed just before the commit
         real(path, data, **kw)
 
-    monkeypatch.setattr(index_mod, "write_atomic", die_on_manifest)
+    monkeypatch.setattr(write_mod, "write_atomic", die_on_manifest)
     with pytest.raises(KeyboardInterrupt):
         build_index(corpus_copy, built, embedder=FakeEmbedder())
     monkeypatch.undo()

@@ -19,8 +19,8 @@ import pytest
 
 from ampere_qa import Retriever, build_index
 from ampere_qa.errors import BadInputError, IndexMismatchError, StoreUnavailableError
+from ampere_qa.indexing import checks, lexical
 from ampere_qa.indexing import index as index_mod
-from ampere_qa.indexing import lexical
 from ampere_qa.indexing.index import MANIFEST, load_index
 from ampere_qa.indexing.manifest import rebuild_hint
 from ampere_qa.indexing.stores import base, milvus
@@ -58,9 +58,9 @@ class Crafted:
         entry = self.m["files"][role]
         entry.update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
         entry.pop("sample_sha256", None)
-        if len(data) > index_mod.FULL_HASH_MAX_BYTES:
-            entry["sample_sha256"] = index_mod._ends_sha256(
-                len(data), data[:index_mod.SAMPLE_BYTES], data[-index_mod.SAMPLE_BYTES:])
+        if len(data) > checks.FULL_HASH_MAX_BYTES:
+            entry["sample_sha256"] = checks.ends_sha256(
+                len(data), data[:checks.SAMPLE_BYTES], data[-checks.SAMPLE_BYTES:])
         self.save()
 
     def save(self) -> None:
@@ -186,8 +186,8 @@ def test_a_vocabulary_file_over_the_cap_is_refused_before_it_is_read(crafted, mo
     cap = 32 * 2**20  # lexical.MAX_VOCABULARY_BYTES (the crafted 60 MB file took 1.4 GB)
     crafted.replace("lexical_vocab", vocab[:-1] + b" " * (cap + 1) + b"]")
     opened: list[str] = []
-    real_check = index_mod._check_file
-    monkeypatch.setattr(index_mod, "_check_file",
+    real_check = index_mod.check_file
+    monkeypatch.setattr(index_mod, "check_file",
                         lambda d, role, *a: opened.append(role) or real_check(d, role, *a))
     _refused(crafted.idx, r"BM25 vocabulary of 33,5\d\d,\d\d\d bytes, more than the 33,554,432")
     assert "lexical_vocab" not in opened and cap == lexical.MAX_VOCABULARY_BYTES
@@ -247,8 +247,8 @@ def test_vectors_holding_nan_or_infinity_are_refused(crafted, role, value):
 def test_a_big_mapped_array_changed_in_its_middle_is_refused(tmp_path, corpus_copy, monkeypatch):
     """A big file is checked by its size and the hash of its ends: a NaN in its middle got
     through without even a manifest change. Its values are checked (chunk by chunk, mapped)."""
-    monkeypatch.setattr(index_mod, "FULL_HASH_MAX_BYTES", 4096)
-    monkeypatch.setattr(index_mod, "SAMPLE_BYTES", 512)
+    monkeypatch.setattr(checks, "FULL_HASH_MAX_BYTES", 4096)
+    monkeypatch.setattr(checks, "SAMPLE_BYTES", 512)
     monkeypatch.setattr(base, "CHECK_CHUNK", 1000, raising=False)  # several chunks
     idx = tmp_path / "index"
     build_index(_many(corpus_copy, 20), idx, embedder=FakeEmbedder())
@@ -267,8 +267,8 @@ def test_a_big_mapped_array_changed_in_its_middle_is_refused(tmp_path, corpus_co
 
 def _ivf(tmp_path, corpus_copy, monkeypatch, mapped: bool) -> Crafted:
     if mapped:  # every file "big": the IVF file is mapped, rows read at their saved offsets
-        monkeypatch.setattr(index_mod, "FULL_HASH_MAX_BYTES", 1024)
-        monkeypatch.setattr(index_mod, "SAMPLE_BYTES", 64)
+        monkeypatch.setattr(checks, "FULL_HASH_MAX_BYTES", 1024)
+        monkeypatch.setattr(checks, "SAMPLE_BYTES", 64)
     idx = tmp_path / "index"
     build_index(_many(corpus_copy, 120), idx, embedder=FakeEmbedder(), faiss_kind="IndexIVFFlat")
     return Crafted(idx)

@@ -102,7 +102,8 @@ def _listening_addresses(port: int) -> set[str]:
 
 
 def test_defaults_are_loopback_and_no_share_link(app_server):
-    from ampere_qa import cli, web
+    from ampere_qa import web
+    from ampere_qa.cli.commands_serve import serve
 
     _, url = app_server
     port = urllib.parse.urlparse(url).port
@@ -110,7 +111,7 @@ def test_defaults_are_loopback_and_no_share_link(app_server):
     assert _listening_addresses(port) == {"127.0.0.1"}
     params = inspect.signature(web.serve).parameters
     assert params["host"].default == "127.0.0.1" and params["share"].default is False
-    host_option = next(p for p in cli.serve.params if p.name == "host")
+    host_option = next(p for p in serve.params if p.name == "host")
     assert host_option.default == "127.0.0.1"
     app = (ROOT / "app.py").read_text(encoding="utf-8")
     assert 'default="127.0.0.1"' in app and "share" not in app

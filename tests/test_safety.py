@@ -19,8 +19,10 @@ import pytest
 
 from ampere_qa import Retriever, build_index
 from ampere_qa.errors import BadInputError, IndexMismatchError
+from ampere_qa.indexing import checks
 from ampere_qa.indexing import index as index_mod
 from ampere_qa.indexing import manifest as manifest_mod
+from ampere_qa.indexing import write as write_mod
 from ampere_qa.indexing.index import MANIFEST, load_index, read_manifest
 
 from .conftest import CORPUS, ROOT, FakeEmbedder
@@ -97,14 +99,14 @@ def test_a_build_killed_after_writing_data_files_is_cleaned_up_by_the_next(tmp_p
     build_index(corpus_copy, idx, embedder=FakeEmbedder())
     before = _snapshot(idx)
     (corpus_copy / "more.txt").write_text("Un autre paragraphe sur les batteries d'Ampere.")
-    real = index_mod.write_atomic
+    real = write_mod.write_atomic
 
     def die_on_manifest(path: Path, data: bytes, **kw) -> None:
         if path.name == MANIFEST:
             raise KeyboardInterrupt
         real(path, data, **kw)
 
-    monkeypatch.setattr(index_mod, "write_atomic", die_on_manifest)
+    monkeypatch.setattr(write_mod, "write_atomic", die_on_manifest)
     with pytest.raises(KeyboardInterrupt):
         build_index(corpus_copy, idx, embedder=FakeEmbedder())
     monkeypatch.undo()
@@ -274,7 +276,7 @@ def _craft_faiss(idx: Path, claimed: int) -> None:
     dim = m["dimension"]
     raw = (b"IxFI" + struct.pack("<iqqq?i", dim, claimed, 1 << 20, 1 << 20, True, 0)
            + struct.pack("<Q", claimed * dim) + b"\0" * 20_000)
-    digest = index_mod._sha256(raw)
+    digest = checks.sha256(raw)
     name = f"sentences.{digest[:12]}.faiss"
     (idx / name).write_bytes(raw)
     m["files"]["sentences"] = {"name": name, "sha256": digest, "bytes": len(raw)}

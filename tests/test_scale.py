@@ -14,6 +14,7 @@ import pytest
 
 from ampere_qa import Retriever, build_index
 from ampere_qa.errors import IndexMismatchError
+from ampere_qa.indexing import checks
 from ampere_qa.indexing import index as index_mod
 from ampere_qa.indexing.index import MANIFEST, load_index
 from ampere_qa.indexing.stores import faiss as faiss_backend
@@ -127,8 +128,8 @@ def test_ivf_recall_on_clustered_vectors():
 
 
 def test_big_files_are_checked_by_size_and_ends_and_memory_mapped(tmp_path, corpus_copy, monkeypatch):
-    monkeypatch.setattr(index_mod, "FULL_HASH_MAX_BYTES", 4096)
-    monkeypatch.setattr(index_mod, "SAMPLE_BYTES", 512)
+    monkeypatch.setattr(checks, "FULL_HASH_MAX_BYTES", 4096)
+    monkeypatch.setattr(checks, "SAMPLE_BYTES", 512)
     idx = tmp_path / "index"
     build_index(corpus_copy, idx, embedder=FakeEmbedder())
     m = json.loads((idx / MANIFEST).read_text())
@@ -227,8 +228,8 @@ def test_big_files_are_mapped_and_read_alike(tmp_path, corpus_copy, monkeypatch,
     idx = tmp_path / "index"
     build_index(_many(corpus_copy, 30), idx, embedder=FakeEmbedder(), faiss_kind=kind)
     small = Retriever.load(idx, embedder=FakeEmbedder())
-    monkeypatch.setattr(index_mod, "FULL_HASH_MAX_BYTES", 1024)  # every file "big": mapped
-    monkeypatch.setattr(index_mod, "SAMPLE_BYTES", 64)
+    monkeypatch.setattr(checks, "FULL_HASH_MAX_BYTES", 1024)  # every file "big": mapped
+    monkeypatch.setattr(checks, "SAMPLE_BYTES", 64)
     build_index(corpus_copy, idx, embedder=FakeEmbedder(), faiss_kind=kind)  # records the ends' hashes
     big = Retriever.load(idx, embedder=FakeEmbedder())
     assert big.data.passages._data.__class__.__name__ == "mmap"

@@ -1,7 +1,7 @@
 """The index manifest: what was built, from what, with which model — read, type-checked,
 summarised, compared with the corpus as it is now, and turned into the command that rebuilds.
 
-``manifest.json`` is the index's single commit point (index.py replaces it last, atomically);
+``manifest.json`` is the index's single commit point (write.py replaces it last, atomically);
 nothing else in the folder is trusted before it has been read and checked here.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 from ..atomic import open_regular
 from ..errors import IndexMismatchError, IndexNotFoundError
 from ..ingest.page import from_manifest
-from ..settings import ANSWER_SCHEMA
+from ..settings import ANSWER_SCHEMA, DEFAULT_LANGUAGES
 from ..types import PageInfo
 from . import stores
 
@@ -278,3 +278,10 @@ class StaleWatch:
 def file_names(manifest: dict[str, Any] | None) -> set[str]:
     """The data files a manifest names (none without a manifest): what a build may replace."""
     return {entry["name"] for entry in manifest["files"].values()} if manifest else set()
+
+
+def analyzer_languages(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The languages whose stemmer and stop words the index's BM25 uses (its answer settings)."""
+    answer = manifest.get("answer")
+    languages = answer.get("languages") if isinstance(answer, dict) else None
+    return tuple(languages) if isinstance(languages, list) and languages else DEFAULT_LANGUAGES

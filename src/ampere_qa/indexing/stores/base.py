@@ -84,7 +84,7 @@ CheckedFiles = Mapping[str, tuple[Path, bytes | None]]
 
 @dataclass(frozen=True)
 class Option:
-    """A command-line option of a backend, described without click (cli.py makes it one), so
+    """A command-line option of a backend, described without click (cli/options.py makes it one), so
     that the CLI offers what the backends take and names none of them. With ``env``, it is an
     option of every command that opens an index and only sets that environment variable (a
     secret reaches the store there, never an argument, a manifest or a message); without, it is
