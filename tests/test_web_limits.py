@@ -182,6 +182,7 @@ def test_a_stalled_body_gets_a_408_and_is_closed():
         assert guarded.receiving == 0
 
 
+@pytest.mark.slow
 def test_long_responses_outlast_the_deadlines():
     """The deadlines are on requests arriving: a response (an event stream) lasts as it will."""
     with _serving(head_timeout=SHORT_S, body_timeout=SHORT_S) as (port, _):
