@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -25,7 +26,7 @@ from ampere_qa.indexing.index import MANIFEST, load_index
 from ampere_qa.indexing.manifest import rebuild_hint
 from ampere_qa.indexing.stores import base, milvus
 
-from .conftest import FakeEmbedder
+from .conftest import CORPUS, FakeEmbedder
 from .test_scale import _many
 
 REBUILD = "ampere-qa build"
@@ -67,11 +68,22 @@ class Crafted:
         (self.idx / MANIFEST).write_text(json.dumps(self.m))
 
 
+@pytest.fixture(scope="module")
+def _built_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped corpus and 20 more passages, built once for the module: a folder holding
+    ``corpus`` and ``index`` as a test's ``tmp_path`` holds them."""
+    base = tmp_path_factory.mktemp("crafted")
+    corpus = _many(Path(shutil.copytree(CORPUS, base / "corpus")), 20)
+    build_index(corpus, base / "index", embedder=FakeEmbedder())
+    return base
+
+
 @pytest.fixture
-def crafted(tmp_path, corpus_copy) -> Crafted:
-    idx = tmp_path / "index"
-    build_index(_many(corpus_copy, 20), idx, embedder=FakeEmbedder())
-    return Crafted(idx)
+def crafted(tmp_path, _built_once) -> Crafted:
+    """A copy of the module's build in ``tmp_path`` (corpus and index, times kept): the files
+    building there would write, but for ``built_at``."""
+    shutil.copytree(_built_once, tmp_path, dirs_exist_ok=True)
+    return Crafted(tmp_path / "index")
 
 
 def _refused(idx: Path, match: str) -> str:
