@@ -366,6 +366,7 @@ def test_an_ivf_id_out_of_range_in_a_small_file_is_refused_at_load(tmp_path, cor
 
 # --------------------------------------------------------------------------- 6: what the checks cost
 
+@pytest.mark.slow
 def test_the_checks_are_chunked_and_cheap_on_a_big_mapped_array(tmp_path):
     """50M float32 (200 MB) memory-mapped: the finiteness check takes a fraction of a second and
     leaves the pages it read out of the process's resident memory."""

@@ -112,6 +112,7 @@ def test_unknown_faiss_index_kind_is_refused(tmp_path, corpus_copy):
         load_index(idx)
 
 
+@pytest.mark.slow
 def test_ivf_recall_on_clustered_vectors():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(200, 64)).astype(np.float32)
