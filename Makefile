@@ -45,7 +45,7 @@ test: setup chromium $(AXE)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not integration and not browser"
+	$(BIN)/python -m pytest -q -m "not integration and not browser and not slow"
 
 lint: setup
 	$(BIN)/ruff check src tests scripts app.py

@@ -22,6 +22,7 @@ CASE_S = {"corpus": 60.0, "questions": 5.0}
 TIER_S = {"corpus": 1200, "questions": 300}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tier", ["corpus", "questions"])
 def test_hostile_text_of_the_largest_size_takes_bounded_time(tier: str) -> None:
     try:

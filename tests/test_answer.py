@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,15 +14,20 @@ from ampere_qa.qa.compose import compose, not_found, wording
 from ampere_qa.qa.question import MAX_QUESTION_CHARS, clean_question
 from ampere_qa.types import Hit
 
+from .conftest import CORPUS, FakeEmbedder
+
 KEYS = {"question", "language", "answered", "answer", "citations", "short_answer", "understood"}
 CITATION_KEYS = {"rank", "passage_id", "source", "start", "end", "text", "score", "context"}
 
 
-@pytest.fixture
-def fake_retriever(tmp_path, corpus_copy, fake_embedder):
-    build_index(corpus_copy, tmp_path / "i", embedder=fake_embedder)
+@pytest.fixture(scope="module")
+def fake_retriever(tmp_path_factory):
+    """One build for the module: the tests only ask it questions."""
+    tmp = tmp_path_factory.mktemp("answer")
+    corpus, embedder = shutil.copytree(CORPUS, tmp / "corpus"), FakeEmbedder()
+    build_index(corpus, tmp / "i", embedder=embedder)
     # Hashed trigrams know nothing of topics: the off-topic cut-off is real-model business.
-    return _with_cutoff(Retriever.load(tmp_path / "i", embedder=fake_embedder), -1.0)
+    return _with_cutoff(Retriever.load(tmp / "i", embedder=embedder), -1.0)
 
 
 def _with_cutoff(retriever: Retriever, cutoff: float) -> Retriever:

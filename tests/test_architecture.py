@@ -9,6 +9,7 @@ heavy libraries out of ``import ampere_qa``, and are listed separately).
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import tokenize
 from pathlib import Path
@@ -57,7 +58,13 @@ def _target(module: str, is_package: bool, node: ast.ImportFrom, alias: str) -> 
 
 
 def import_graph() -> dict[str, set[str]]:
-    """Module -> the package modules it imports at import time."""
+    """Module -> the package modules it imports at import time (a copy of the one parse)."""
+    return {module: set(targets) for module, targets in _parsed_graph().items()}
+
+
+@functools.cache
+def _parsed_graph() -> dict[str, set[str]]:
+    """The graph from one parse of the package's source, which a run does not change."""
     modules = {_name(p): p for p in PACKAGE.rglob("*.py")}
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for module, path in modules.items():

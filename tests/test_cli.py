@@ -266,6 +266,7 @@ class _EndlessLine:
             yield line
 
 
+@pytest.mark.slow
 def test_a_huge_stdin_line_is_read_in_bounded_pieces_and_refused():
     from ampere_qa.cli.commands_ask import MAX_LINE_CHARS, _lines, _LongLine
 

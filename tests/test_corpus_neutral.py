@@ -237,6 +237,7 @@ def test_hostile_markdown_is_read_in_linear_time():
         assert time.perf_counter() - t0 < 5
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(

@@ -417,6 +417,7 @@ def _write_big_text(path: Path, size: int) -> None:
         f.truncate(size)
 
 
+@pytest.mark.slow
 def test_a_huge_corpus_file_is_refused_from_its_size_with_memory_bounded(tmp_path):
     small = tmp_path / "small"
     small.mkdir()

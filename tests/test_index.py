@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +17,23 @@ from ampere_qa.indexing import write as write_mod
 from ampere_qa.indexing.index import MANIFEST, load_index, read_manifest
 from ampere_qa.indexing.stores.faiss import serialize_faiss
 
-from .conftest import FakeEmbedder
+from .conftest import CORPUS, FakeEmbedder
+
+
+@pytest.fixture(scope="module")
+def _built_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped corpus built once for the module, beside its copy as ``corpus_copy`` lays it."""
+    base = tmp_path_factory.mktemp("built")
+    build_index(shutil.copytree(CORPUS, base / "corpus"), base / "index", embedder=FakeEmbedder())
+    return base / "index"
 
 
 @pytest.fixture
-def built(tmp_path, corpus_copy, fake_embedder) -> Path:
-    idx = tmp_path / "index"
-    build_index(corpus_copy, idx, embedder=fake_embedder)
-    return idx
+def built(tmp_path, corpus_copy, _built_once) -> Path:
+    """The index ``build_index(corpus_copy, tmp_path / "index")`` writes, as a copy of the module's
+    build: the same files but for ``built_at`` (the corpus is named relative to the index, and
+    both copies of it keep the shipped files' sizes and times)."""
+    return Path(shutil.copytree(_built_once, tmp_path / "index"))
 
 
 def _manifest(idx: Path) -> dict:

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -25,7 +26,7 @@ from ampere_qa.indexing.index import MANIFEST, load_index
 from ampere_qa.indexing.manifest import rebuild_hint
 from ampere_qa.indexing.stores import base, milvus
 
-from .conftest import FakeEmbedder
+from .conftest import CORPUS, FakeEmbedder
 from .test_scale import _many
 
 REBUILD = "ampere-qa build"
@@ -67,11 +68,22 @@ class Crafted:
         (self.idx / MANIFEST).write_text(json.dumps(self.m))
 
 
+@pytest.fixture(scope="module")
+def _built_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped corpus and 20 more passages, built once for the module: a folder holding
+    ``corpus`` and ``index`` as a test's ``tmp_path`` holds them."""
+    base = tmp_path_factory.mktemp("crafted")
+    corpus = _many(Path(shutil.copytree(CORPUS, base / "corpus")), 20)
+    build_index(corpus, base / "index", embedder=FakeEmbedder())
+    return base
+
+
 @pytest.fixture
-def crafted(tmp_path, corpus_copy) -> Crafted:
-    idx = tmp_path / "index"
-    build_index(_many(corpus_copy, 20), idx, embedder=FakeEmbedder())
-    return Crafted(idx)
+def crafted(tmp_path, _built_once) -> Crafted:
+    """A copy of the module's build in ``tmp_path`` (corpus and index, times kept): the files
+    building there would write, but for ``built_at``."""
+    shutil.copytree(_built_once, tmp_path, dirs_exist_ok=True)
+    return Crafted(tmp_path / "index")
 
 
 def _refused(idx: Path, match: str) -> str:
@@ -354,6 +366,7 @@ def test_an_ivf_id_out_of_range_in_a_small_file_is_refused_at_load(tmp_path, cor
 
 # --------------------------------------------------------------------------- 6: what the checks cost
 
+@pytest.mark.slow
 def test_the_checks_are_chunked_and_cheap_on_a_big_mapped_array(tmp_path):
     """50M float32 (200 MB) memory-mapped: the finiteness check takes a fraction of a second and
     leaves the pages it read out of the process's resident memory."""

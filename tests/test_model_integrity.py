@@ -190,6 +190,7 @@ def test_the_session_that_answers_is_the_one_checked(clone):
         answering.embed_queries([ASK])
 
 
+@pytest.mark.slow
 def test_a_file_is_hashed_once_then_again_when_its_identity_changes(installed, tmp_path,
                                                                     monkeypatch):
     """The stamp: one full hash per identity (device, inode, size, mtime, ctime); a read-only
@@ -233,6 +234,7 @@ def test_a_file_is_hashed_once_then_again_when_its_identity_changes(installed, t
     assert not (folder / integrity.STAMP_FILE).exists()
 
 
+@pytest.mark.slow
 def test_a_stamp_is_never_trusted_for_another_file(installed, tmp_path):
     """Same size and modification time, other content: the inode and change time differ."""
     from ampere_qa.embed.model.export import check_files, read_export
@@ -441,6 +443,7 @@ def test_an_index_of_other_weights_says_what_differs_and_what_fixes_it():
     assert message.count(BUNDLED_MODEL_NAME) <= 2 and "\n" not in message
 
 
+@pytest.mark.slow
 def test_reference_vectors_are_what_the_export_gives(installed):
     """The record's reference vectors are this export's own, unit length, and checked."""
     from ampere_qa.embed.model.export import MIN_COSINE, export_dir, open_encoder, read_export

@@ -78,6 +78,7 @@ ATOMS = [*"abcdeéèàç'-?., ABÉxyz\tﬁＡ\u00ad\u0301\n\u3000🙂",
 TEXT = st.lists(st.sampled_from(ATOMS), max_size=14).map("".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=TEXT)
 def test_the_query_tokenizer_gives_the_ids_tokenizers_gives(small, text):

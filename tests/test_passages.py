@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -187,6 +188,7 @@ def test_dedup_finds_every_near_duplicate_the_definition_finds(seed, threshold):
                                            sum(c[2] == "near" for c in collapsed))
 
 
+@pytest.mark.slow
 def test_dedup_stays_near_linear_when_every_paragraph_shares_a_boilerplate_sentence():
     """16,000 paragraphs that all end with the same sentence (every pair shares its 3-grams):
     comparing each with every kept one took 11 s at 4,000 here, minutes at 16,000; now each

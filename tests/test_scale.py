@@ -113,6 +113,7 @@ def test_unknown_faiss_index_kind_is_refused(tmp_path, corpus_copy):
         load_index(idx)
 
 
+@pytest.mark.slow
 def test_ivf_recall_on_clustered_vectors():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(200, 64)).astype(np.float32)
@@ -242,6 +243,7 @@ def test_big_files_are_mapped_and_read_alike(tmp_path, corpus_copy, monkeypatch,
         assert big.answer(q).to_dict() == small.answer(q).to_dict()
 
 
+@pytest.mark.slow
 def test_the_same_corpus_gives_the_same_bytes_whatever_the_hash_seed(tmp_path, corpus_copy):
     """bm25s numbers its vocabulary in a set's order, which changes with PYTHONHASHSEED: the
     saved index numbers it in sorted order, so every data file is the same from run to run."""
@@ -312,6 +314,7 @@ def _synthetic(n: int, dim: int):
                              background=unit(8))
 
 
+@pytest.mark.slow
 def test_the_writer_holds_no_copy_of_every_file_at_once(tmp_path):
     """Data files are streamed one at a time, arrays in np.save's 16 MB slices and FAISS through
     a callback: the writer's own allocations stay under one 64 MB array (0.33 of one measured),

@@ -162,6 +162,7 @@ def _partial_second_head(sock: socket.socket, port: int) -> None:
     sock.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("client", [_silent, _partial_head, _trickled_head, _partial_second_head])
 def test_a_request_head_that_does_not_arrive_in_time_is_closed(client):
     """From the connection's opening, or the end of the previous response: a connection that
@@ -173,6 +174,7 @@ def test_a_request_head_that_does_not_arrive_in_time_is_closed(client):
         assert time.monotonic() - t0 >= SHORT_S * 0.9  # by the deadline, not at once
 
 
+@pytest.mark.slow
 def test_a_stalled_body_gets_a_408_and_is_closed():
     with _serving(body_timeout=SHORT_S) as (port, guarded), _connect(port) as sock:
         sock.sendall(_post_head(port, "/", 1000) + b"x" * 500)
@@ -182,6 +184,7 @@ def test_a_stalled_body_gets_a_408_and_is_closed():
         assert guarded.receiving == 0
 
 
+@pytest.mark.slow
 def test_long_responses_outlast_the_deadlines():
     """The deadlines are on requests arriving: a response (an event stream) lasts as it will."""
     with _serving(head_timeout=SHORT_S, body_timeout=SHORT_S) as (port, _):
