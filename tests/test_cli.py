@@ -150,9 +150,9 @@ def test_build_prints_a_summary_and_the_index_answers(tmp_path, model_cache):
     assert {k: v for k, v in built["corpus"].items() if k != "stat_signature"} | \
         {"path": "../corpus"} == committed["corpus"]
     # Recorded relative to the index folder (or absolute): it names this checkout's corpus.
-    from ampere_qa.indexing.manifest import recorded_corpus
+    from ampere_qa.indexing.manifest import Manifest, recorded_corpus
 
-    assert recorded_corpus(idx, built) == ROOT / "corpus"
+    assert recorded_corpus(idx, Manifest.from_dict(built)) == ROOT / "corpus"
     proc = run("ask", "How many engineers work at Ampere?", "--index", str(idx), "--json", env=env)
     assert "35 %" in json.loads(proc.stdout)["answer"]
 

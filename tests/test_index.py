@@ -157,9 +157,9 @@ def test_a_build_that_dies_before_commit_leaves_the_old_index(built, corpus_copy
     assert after == answer_before
     # The next successful build commits and removes the superseded files.
     build_index(corpus_copy, built, embedder=FakeEmbedder())
-    assert read_manifest(built)["passage_count"] == 6
+    assert read_manifest(built).passage_count == 6
     # manifest, lock and the data files it names: nothing superseded, no journal, no temporary file
-    assert len(list(built.iterdir())) == 2 + len(read_manifest(built)["files"]) == 12
+    assert len(list(built.iterdir())) == 2 + len(read_manifest(built).files) == 12
 
 
 def test_stale_when_the_corpus_changes(built, corpus_copy):
@@ -191,8 +191,8 @@ def test_committed_index_is_up_to_date_with_corpus_and_splitter(monkeypatch):
     assert manifest_mod.recorded_corpus(INDEX, manifest) == ROOT / "corpus"
     monkeypatch.chdir(ROOT)  # passage ids hold the source path as given to build: corpus/…
     corpus = read_corpus("corpus")
-    assert manifest["corpus"]["fingerprint"] == corpus.fingerprint, "run: make index"
-    assert manifest["split"] == SplitSettings().to_dict(), "run: make index"
+    assert manifest.corpus.fingerprint == corpus.fingerprint, "run: make index"
+    assert manifest.split == SplitSettings().to_dict(), "run: make index"
     passages, _ = deduplicate(split_documents(corpus.documents, SplitSettings()), SplitSettings())
     assert load_index(INDEX).passages == passages, "run: make index"
 
@@ -229,3 +229,18 @@ def test_faiss_store_behind_the_seam(built):
         store.upsert(np.array([0]), vecs[:1])
     store.delete(np.array([n]))
     assert store.count() == n
+
+
+def test_the_manifest_is_read_typed_and_written_back_as_it_was(built):
+    """Readers use the typed manifest; to_dict() gives back the JSON the build wrote."""
+    raw = json.loads((built / MANIFEST).read_text())
+    m = read_manifest(built)
+    assert m.to_dict() == raw and m.to_dict() is not m.raw  # a copy: callers cannot change it
+    assert (m.passage_count, m.sentence_count, m.dimension) == (
+        raw["passage_count"], raw["sentence_count"], raw["dimension"])
+    assert m.model_name == raw["model"]["name"] and m.model_fingerprint == raw["model"]["fingerprint"]
+    assert m.corpus.relative_to == manifest_mod.CORPUS_BASE and m.corpus.stat_signature
+    assert {role: e.name for role, e in m.files.items()} == {
+        role: e["name"] for role, e in raw["files"].items()}
+    assert m.store is None and m.store_kind == "faiss" and m.faiss_index == "IndexFlatIP"
+    assert m.answer == raw["answer"] and m.analyzer_version == raw["lexical"]["analyzer_version"]

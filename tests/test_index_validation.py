@@ -23,7 +23,7 @@ from ampere_qa.errors import BadInputError, IndexMismatchError, StoreUnavailable
 from ampere_qa.indexing import checks, lexical
 from ampere_qa.indexing import index as index_mod
 from ampere_qa.indexing.index import MANIFEST, load_index
-from ampere_qa.indexing.manifest import rebuild_hint
+from ampere_qa.indexing.manifest import Manifest, rebuild_hint
 from ampere_qa.indexing.stores import base, milvus
 
 from .conftest import CORPUS, FakeEmbedder
@@ -449,7 +449,7 @@ def test_a_manifest_naming_a_bad_collection_is_refused_before_connecting(crafted
         crafted.m["store"] = {"kind": "milvus", "uri": "http://host:19530", "collection": "ok", **store}
         with pytest.raises(IndexMismatchError,
                            match=f"names Milvus collection {shown}, which .*: rebuild it"):
-            milvus.open_milvus(crafted.m, "rebuild it")
+            milvus.open_milvus(Manifest.from_dict(crafted.m), "rebuild it")
 
 
 # --------------------------------------------------------------------------- 10: credentials
@@ -545,7 +545,7 @@ def test_an_older_manifest_holding_credentials_is_shown_masked(crafted, monkeypa
         load_index(crafted.idx)
     assert SECRET not in str(err.value)
     assert EchoingClient.seen == [("http://127.0.0.1:1", f"alice:{SECRET}")]
-    hint = rebuild_hint(crafted.idx, crafted.m)
+    hint = rebuild_hint(crafted.idx, Manifest.from_dict(crafted.m))
     assert "--uri http://***@127.0.0.1:1" in hint and SECRET not in hint
 
 

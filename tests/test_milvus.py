@@ -175,7 +175,7 @@ def test_incremental_builds_switch_generations(tmp_path, corpus_copy, milvus_at)
         assert _collection_ids(idx) == _keys(idx)  # exactly the current sentences, nothing stale
         data = load_index(idx)
         assert data.store.count() == rm.sentences
-        generation = data.manifest["store"]["generation"]
+        generation = data.manifest.store["generation"]
         assert _alias_target(db, collection) == generation
         r = Retriever.load(idx, embedder=FakeEmbedder())
         assert [h.passage_id for h in r.search("Cléon", 3)] == \
@@ -291,7 +291,7 @@ def test_a_collection_that_disagrees_with_the_manifest_is_refused(tmp_path, corp
                 collection=collection)
     assert len(_generations(db, collection)) == 2
     data = load_index(idx)
-    assert _alias_target(db, collection) != data.manifest["store"]["generation"]
+    assert _alias_target(db, collection) != data.manifest.store["generation"]
 
     # The generation's metadata changed behind the manifest's back.
     meta = data.store.meta()
@@ -451,6 +451,6 @@ def test_a_build_killed_leaves_the_previous_milvus_index_answering(point, tmp_pa
     if point == "writing the new generation":  # what it left is dropped by the next build
         assert len(set(_generations(uri, collection)) - before) == 1
         build_index(corpus, idx, embedder=real_embedder)
-        now = load_index(idx).manifest["store"]["generation"]
+        now = load_index(idx).manifest.store["generation"]
         assert set(_generations(uri, collection)) == before | {now}  # the previous one kept
         assert _alias_target(uri, collection) == now

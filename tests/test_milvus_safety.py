@@ -118,7 +118,7 @@ def test_load_refuses_a_foreign_collection_without_loading_it(tmp_path, corpus_c
     db, idx = tmp_path / "shared.db", tmp_path / "index"
     report = build_index(corpus_copy, idx, store="milvus", uri=str(db), collection="ours",
                          embedder=FakeEmbedder())
-    generation = load_index(idx).manifest["store"]["generation"]
+    generation = load_index(idx).manifest.store["generation"]
     client = _client(db)
     client.drop_alias("ours")
     client.drop_collection(generation)
@@ -128,7 +128,7 @@ def test_load_refuses_a_foreign_collection_without_loading_it(tmp_path, corpus_c
     embedder = FakeEmbedder()
     rebuilt = build_index(corpus_copy, idx, embedder=embedder)  # store and collection from the manifest
     assert embedder.calls > 0 and rebuilt.upserted == rebuilt.sentences  # nothing reused from it
-    assert load_index(idx).manifest["store"]["generation"] != generation
+    assert load_index(idx).manifest.store["generation"] != generation
     _assert_untouched(db, rows, name=generation)
 
 
@@ -154,7 +154,7 @@ def test_an_index_from_before_generations_is_read_then_moved_to_one(tmp_path, co
     db, idx = tmp_path / "old.db", tmp_path / "index"
     build_index(corpus_copy, idx, store="milvus", uri=str(db), collection="news", embedder=FakeEmbedder())
     data = load_index(idx)
-    generation, client, rows = data.manifest["store"]["generation"], _client(db), data.store.count()
+    generation, client, rows = data.manifest.store["generation"], _client(db), data.store.count()
     client.drop_alias("news")  # now make "news" what an older ampere-qa wrote: the same rows, in place
     legacy = MilvusStore(str(db), "news", client=client)
     legacy.create(FakeEmbedder.dimension, data.store.meta(), properties={OWNER_PROPERTY: OWNER})
@@ -172,8 +172,8 @@ def test_an_index_from_before_generations_is_read_then_moved_to_one(tmp_path, co
     report = build_index(corpus_copy, idx, embedder=FakeEmbedder())
     assert report.deleted == rows and report.upserted == report.sentences
     now = load_index(idx)
-    assert now.manifest["store"]["generation"] != generation
-    assert MilvusStore(str(db), "news", client=client).alias_target() == now.manifest["store"]["generation"]
+    assert now.manifest.store["generation"] != generation
+    assert MilvusStore(str(db), "news", client=client).alias_target() == now.manifest.store["generation"]
 
 
 @pytest.mark.parametrize("dimension", [128, FakeEmbedder.dimension])
@@ -281,7 +281,7 @@ def test_rows_are_found_by_the_saved_keys(tmp_path, corpus_copy):
     idx = tmp_path / "index"
     build_index(corpus_copy, idx, store="milvus", uri=str(tmp_path / "x.db"), embedder=FakeEmbedder())
     data = load_index(idx)
-    saved = np.load(idx / data.manifest["files"]["sentence_keys"]["name"])
+    saved = np.load(idx / data.manifest.files["sentence_keys"].name)
     np.testing.assert_array_equal(saved, sentence_keys(data.passages))
     np.testing.assert_array_equal(data.store.keys, saved)
     rows = np.array([3, 0, len(saved) - 1])

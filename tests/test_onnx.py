@@ -191,7 +191,7 @@ def test_the_export_is_tied_to_the_weights_the_index_names(onnx_embedder, torch_
     assert onnx_embedder.fingerprint() == torch_embedder.fingerprint()
     assert onnx_embedder.dimension == torch_embedder.dimension == 384
     manifest = load_index(ROOT / "index").manifest
-    assert onnx_embedder.fingerprint() == manifest["model"]["fingerprint"]
+    assert onnx_embedder.fingerprint() == manifest.model_fingerprint
 
 
 @pytest.mark.integration

@@ -70,10 +70,10 @@ def test_force_builds_beside_other_files_and_never_removes_them(tmp_path, corpus
     second = read_manifest(target)
     assert all((target / name).read_bytes() == data for name, data in USER_FILES.items())
     names = {p.name for p in target.iterdir()}
-    gone = {f["name"] for f in first["files"].values()} - {f["name"] for f in second["files"].values()}
+    gone = {f.name for f in first.files.values()} - {f.name for f in second.files.values()}
     assert gone and not gone & names  # superseded files of ours are removed
     assert names == set(USER_FILES) | {MANIFEST, ".ampere-qa.lock"} | {
-        f["name"] for f in second["files"].values()}
+        f.name for f in second.files.values()}
 
 
 @pytest.mark.parametrize("role", ["passages", "passage_vectors"])  # the first and third written
@@ -82,7 +82,7 @@ def test_a_file_in_the_way_of_a_data_file_is_not_overwritten(tmp_path, corpus_co
     and no journal or temporary file is left."""
     idx = tmp_path / "index"
     build_index(corpus_copy, idx, embedder=FakeEmbedder())
-    name = read_manifest(idx)["files"][role]["name"]
+    name = read_manifest(idx).files[role].name
     # Another folder holding a user's file under exactly the name the build wants to write.
     other = tmp_path / "other"
     other.mkdir()
@@ -163,7 +163,7 @@ def test_concurrent_builds_and_readers_never_see_a_broken_index(tmp_path):
     manifest = read_manifest(idx)
     load_index(idx)
     assert {p.name for p in idx.iterdir()} == {MANIFEST, ".ampere-qa.lock"} | {
-        f["name"] for f in manifest["files"].values()}
+        f.name for f in manifest.files.values()}
 
 
 # -- 4. the stale warning names the corpus that was indexed --------------------------------------
@@ -180,7 +180,7 @@ def test_the_corpus_is_found_from_the_index_folder_not_the_current_one(tmp_path,
     assert retriever.is_stale() is False
     (corpus_copy / "renault-ampere-article.txt").write_text("Ampere a changé de nom.")
     assert retriever.is_stale() is True
-    warning = manifest_mod.stale_warning(idx, retriever.manifest)
+    warning = manifest_mod.stale_warning(idx, retriever.data.manifest)
     assert f"--corpus {corpus_copy}" in warning and f"--index {idx}" in warning
     # Following the advice literally, or omitting --corpus, rebuilds from that corpus.
     report = build_index(index_dir=idx, embedder=FakeEmbedder())
@@ -238,7 +238,7 @@ def test_the_size_limit_applies_to_what_is_read(tmp_path, monkeypatch):
 def test_manifest_file_names_must_be_data_files_of_the_folder(tmp_path, corpus_copy, name):
     idx = tmp_path / "index"
     build_index(corpus_copy, idx, embedder=FakeEmbedder())
-    m = read_manifest(idx)
+    m = read_manifest(idx).to_dict()
     m["files"]["passages"]["name"] = name
     (idx / MANIFEST).write_text(json.dumps(m))
     t0 = time.monotonic()
@@ -250,10 +250,10 @@ def test_manifest_file_names_must_be_data_files_of_the_folder(tmp_path, corpus_c
 def test_a_data_file_linking_out_of_the_folder_is_refused(tmp_path, corpus_copy):
     idx = tmp_path / "index"
     build_index(corpus_copy, idx, embedder=FakeEmbedder())
-    entry = read_manifest(idx)["files"]["passages"]
+    name = read_manifest(idx).files["passages"].name
     outside = tmp_path / "copy.jsonl"
-    (idx / entry["name"]).rename(outside)
-    (idx / entry["name"]).symlink_to(outside)
+    (idx / name).rename(outside)
+    (idx / name).symlink_to(outside)
     with pytest.raises(IndexMismatchError, match="not a data file of this index folder"):
         load_index(idx)
 
@@ -261,8 +261,8 @@ def test_a_data_file_linking_out_of_the_folder_is_refused(tmp_path, corpus_copy)
 def test_sizes_are_checked_before_reading(tmp_path, corpus_copy):
     idx = tmp_path / "index"
     build_index(corpus_copy, idx, embedder=FakeEmbedder())
-    entry = read_manifest(idx)["files"]["passages"]
-    with (idx / entry["name"]).open("ab") as fh:
+    name = read_manifest(idx).files["passages"].name
+    with (idx / name).open("ab") as fh:
         fh.truncate(8 * 2**30)  # sparse: 8 GB claimed, nothing allocated
     t0 = time.monotonic()
     with pytest.raises(IndexMismatchError, match="does not match its manifest"):
@@ -272,7 +272,7 @@ def test_sizes_are_checked_before_reading(tmp_path, corpus_copy):
 
 def _craft_faiss(idx: Path, claimed: int) -> None:
     """A 20 KB flat FAISS file claiming ``claimed`` vectors, with a manifest that agrees."""
-    m = read_manifest(idx)
+    m = read_manifest(idx).to_dict()
     dim = m["dimension"]
     raw = (b"IxFI" + struct.pack("<iqqq?i", dim, claimed, 1 << 20, 1 << 20, True, 0)
            + struct.pack("<Q", claimed * dim) + b"\0" * 20_000)
@@ -332,7 +332,7 @@ def _nested(depth: int) -> str:
 def test_damaged_manifest_fields_are_refused_with_the_rebuild_hint(tmp_path, corpus_copy, field, value):
     idx = tmp_path / "index"
     build_index(corpus_copy, idx, embedder=FakeEmbedder())
-    m = read_manifest(idx)
+    m = read_manifest(idx).to_dict()
     text = json.dumps({**m, field: "@@"}).replace('"@@"', value or _nested(100_000))
     (idx / MANIFEST).write_text(text)
     with pytest.raises(IndexMismatchError, match="ampere-qa build"):
@@ -401,7 +401,7 @@ def test_info_fails_when_data_files_are_gone(tmp_path, corpus_copy):
     idx = tmp_path / "index"
     build_index(corpus_copy, idx, embedder=FakeEmbedder())
     assert _cli("info", "--index", str(idx)).exit_code == 0
-    (idx / read_manifest(idx)["files"]["leave_one_out"]["name"]).unlink()
+    (idx / read_manifest(idx).files["leave_one_out"].name).unlink()
     result = _cli("info", "--index", str(idx))
     assert result.exit_code == 1 and "missing" in result.stderr and "ampere-qa build" in result.stderr
 

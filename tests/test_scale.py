@@ -234,7 +234,8 @@ def test_big_files_are_mapped_and_read_alike(tmp_path, corpus_copy, monkeypatch,
     build_index(corpus_copy, idx, embedder=FakeEmbedder(), faiss_kind=kind)  # records the ends' hashes
     big = Retriever.load(idx, embedder=FakeEmbedder())
     assert big.data.passages._data.__class__.__name__ == "mmap"
-    assert big.manifest["faiss_index"] == kind and "sample_sha256" in big.manifest["files"]["sentences"]
+    manifest = big.data.manifest
+    assert manifest.faiss_index == kind and manifest.files["sentences"].sample_sha256 is not None
     # A big IVF file: rows read at their saved offsets, no direct map built over the whole file.
     assert (big.data.store._rows is not None) == (kind == "IndexIVFFlat")
     rows = np.arange(big.data.store.count())

@@ -137,7 +137,7 @@ def test_a_new_backend_needs_no_change_outside_stores(tmp_path, corpus_copy, mon
     report = build_index(corpus_copy, idx, embedder=FakeEmbedder(), toy_note="hello")
     assert report.store == "toy" and report.to_dict()["upserted"] == 0
     data = load_index(idx)
-    assert isinstance(data.store, ArrayStore) and data.manifest["store"] == {"kind": "toy", "note": "hello"}
+    assert isinstance(data.store, ArrayStore) and data.manifest.store == {"kind": "toy", "note": "hello"}
     build_index(corpus_copy, ref, embedder=FakeEmbedder())
     toy, faiss = Retriever.load(idx, embedder=FakeEmbedder()), Retriever.load(ref, embedder=FakeEmbedder())
     for q in ("Qui dirige Ampere ?", "Who invests in Ampere?"):
@@ -145,8 +145,8 @@ def test_a_new_backend_needs_no_change_outside_stores(tmp_path, corpus_copy, mon
     manifest = read_manifest(idx)
     assert rebuild_hint(Path(idx), manifest).endswith(" --store toy --toy-note hello")
     assert summary(Path(idx), manifest)["store"] == {"kind": "toy", "note": "hello"}
-    assert "a toy array (hello)" in stores.where(manifest["store"])
+    assert "a toy array (hello)" in stores.where(manifest.store)
     # A rebuild keeps the store; --store faiss moves the index, and the toy file goes.
     assert build_index(corpus_copy, idx, embedder=FakeEmbedder()).store == "toy"
     build_index(corpus_copy, idx, embedder=FakeEmbedder(), store="faiss")
-    assert "store" not in read_manifest(idx) and not list(idx.glob("toy_vectors.*"))
+    assert read_manifest(idx).store is None and not list(idx.glob("toy_vectors.*"))

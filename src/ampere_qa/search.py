@@ -14,12 +14,11 @@ from typing import Any
 import numpy as np
 
 from .embed.embedding import Embedder, load_embedder
-from .errors import BadInputError, IndexMismatchError
-from .indexing.index import IndexData, load_index
+from .indexing.index import IndexData, check_embedder, load_index
 from .indexing.lexical import LexicalIndex
-from .indexing.manifest import StaleWatch, corpus_is_stale, page_info, rebuild_hint
+from .indexing.manifest import StaleWatch, corpus_is_stale, page_info
 from .qa.pipeline import Pipeline
-from .qa.question import DEFAULT_K, clean_question
+from .qa.question import DEFAULT_K, clean_history, clean_question
 from .qa.rules import rules
 from .qa.select import Selector
 from .qa.understand import QUESTION
@@ -39,7 +38,7 @@ class Retriever:
     def __init__(self, data: IndexData, embedder: Embedder, settings: AnswerSettings | None = None):
         self.data = data
         self.embedder = embedder
-        self.settings = settings or AnswerSettings.from_dict(data.manifest.get("answer") or {})
+        self.settings = settings or AnswerSettings.from_dict(dict(data.manifest.answer))
         self.lexical = data.lexical or LexicalIndex([p.indexed_text for p in data.passages],
                                                     languages=self.settings.languages)
         s = self.settings
@@ -60,44 +59,26 @@ class Retriever:
         """Open ``index_dir`` with the model it was built with (or ``model``, which must be the
         same weights, e.g. a local copy). Raises an :class:`AmpereError` subclass on mismatch."""
         data = load_index(index_dir)
-        wanted = data.manifest["model"]
         if embedder is None:
-            embedder = load_embedder(model or wanted["name"])
-        hint = rebuild_hint(Path(index_dir), data.manifest)
-        if embedder.dimension != data.manifest["dimension"]:
-            raise IndexMismatchError(
-                f"model {embedder.name!r} makes {embedder.dimension}-dimensional vectors, the "
-                f"index in {index_dir} holds {data.manifest['dimension']}: {hint}"
-            )
-        if embedder.fingerprint() != wanted.get("fingerprint"):
-            from .embed.model.source import BUNDLED_MODEL_NAME
-
-            reinstall = ("reinstall the model with: ampere-qa model install"
-                         if embedder.name == BUNDLED_MODEL_NAME else
-                         "load the model the index was built with (--model)")
-            raise IndexMismatchError(
-                f"the index in {index_dir} was built with other model weights than those of "
-                f"{embedder.name!r} here: the index records {wanted['name']!r} with weights "
-                f"fingerprint {wanted.get('fingerprint')!r}, the model here has "
-                f"{embedder.fingerprint()!r}; {hint}, or, if the model's files changed, "
-                f"{reinstall}"
-            )
+            embedder = load_embedder(model or data.manifest.model_name)
+        check_embedder(data, embedder)
         return cls(data, embedder)
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return self.data.manifest
+        """The index's manifest as written (``data.manifest`` is the typed one)."""
+        return dict(self.data.manifest.raw)
 
     @property
     def page(self) -> PageInfo:
         """The page's title, description and example questions, as the build recorded them
         (derived from the corpus folder's name for an index built before they were)."""
-        return page_info(self.data.path, self.manifest)
+        return page_info(self.data.path, self.data.manifest)
 
     def is_stale(self) -> bool | None:
         """True when the corpus changed since the build; None when it cannot be found here.
         Reads no file when the corpus's names, sizes and times are those of the build."""
-        return corpus_is_stale(self.data.path, self.manifest)
+        return corpus_is_stale(self.data.path, self.data.manifest)
 
     def stale_status(self) -> bool | None:
         """:meth:`is_stale` at O(1) a call, for servers: checked on the first call, then
@@ -139,7 +120,7 @@ class Retriever:
         standalone question is never changed.
         """
         text = clean_question(question)
-        return self.pipeline.answer(text, k, _history(history, self.settings.max_history))
+        return self.pipeline.answer(text, k, clean_history(history, self.settings.max_history))
 
 
     def understood(self, question: str, history: Sequence[str] = ()) -> str | None:
@@ -149,24 +130,5 @@ class Retriever:
         reading = self.pipeline.read(text)
         if reading.intents[0].kind != QUESTION:
             return None
-        past = _history(history, self.settings.max_history)
+        past = clean_history(history, self.settings.max_history)
         return self.pipeline.resolve(text, past, reading) if past else text
-
-
-def _history(history: Sequence[str], most: int) -> list[str]:
-    """The earlier questions, cleaned like a question; the last few only."""
-    if isinstance(history, str) or not isinstance(history, Sequence):
-        raise BadInputError("history must be a list of earlier questions")
-    past = []
-    items = list(history)
-    first = max(0, len(items) - most)
-    for i, h in enumerate(items[first:], start=first):
-        if not isinstance(h, str):
-            raise BadInputError("history must be a list of earlier questions (strings)")
-        if h.strip():
-            try:
-                past.append(clean_question(h))
-            except BadInputError as exc:  # say which item, not "the question"
-                raise BadInputError(f"history[{i}]: {exc}".replace(": the question", ": it")) \
-                    from None
-    return past

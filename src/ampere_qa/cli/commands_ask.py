@@ -115,7 +115,7 @@ def _retriever(index_dir: str | None, model: str | None = None) -> Retriever:
     index = find_index(index_dir)
     retriever = Retriever.load(index, model)
     if retriever.is_stale():
-        click.echo(f"warning: {stale_warning(Path(index), retriever.manifest)}", err=True)
+        click.echo(f"warning: {stale_warning(Path(index), retriever.data.manifest)}", err=True)
     return retriever
 
 

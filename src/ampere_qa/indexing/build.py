@@ -17,7 +17,7 @@ from ..settings import AnswerSettings
 from ..types import BuildReport, Passage
 from . import folder, stores
 from .index import Vectors, load_index, write_index
-from .manifest import MANIFEST, corpus_entry, file_names, read_manifest, recorded_corpus
+from .manifest import MANIFEST, Manifest, corpus_entry, file_names, read_manifest, recorded_corpus
 
 
 def background_texts(anchors: tuple[str, ...] = ()) -> list[str]:
@@ -56,9 +56,9 @@ def previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarra
     """
     try:
         data = load_index(index_dir)
-        model = data.manifest["model"]
-        if (model.get("name") != embedder.name or model.get("fingerprint") != embedder.fingerprint()
-                or data.manifest["dimension"] != embedder.dimension):
+        manifest = data.manifest
+        if (manifest.model_name != embedder.name or manifest.model_fingerprint != embedder.fingerprint()
+                or manifest.dimension != embedder.dimension):
             return {}
         rows = np.arange(len(data.sentence_owner))
         sentences = data.store.get(rows) if len(rows) else np.zeros((0, embedder.dimension), np.float32)
@@ -71,9 +71,9 @@ def previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarra
                 out[text] = sentences[row]
                 out[loo] = vectors.leave_one_out[row]
                 row += 1
-        recorded = data.manifest.get("answer", {}).get("anchors", ())
+        recorded = manifest.answer.get("anchors", ())
         anchors = background_texts(tuple(recorded) if isinstance(recorded, list) else ())
-        if data.manifest.get("background_sha256") == _texts_sha256(anchors):
+        if manifest.background_sha256 == _texts_sha256(anchors):
             out.update(zip(anchors, vectors.background, strict=True))
         return out
     except (AmpereError, KeyError, TypeError, ValueError, RuntimeError):
@@ -126,7 +126,7 @@ def build_index(
     with folder.build_lock(index_dir):
         previous = _previous_manifest(index_dir, force)  # again: another build may have run
         folder.finish(index_dir, keep=file_names(previous))  # what a killed build left behind
-        backend = stores.configure(store, store_options, (previous or {}).get("store"))
+        backend = stores.configure(store, store_options, previous.store if previous else None)
         backend.check_writable()  # someone else's data where it would write: before any work
         settings = settings or SplitSettings()
         passages, dedup = deduplicate(split_documents(corpus.documents, settings), settings)
@@ -139,7 +139,7 @@ def build_index(
             described["corpus"]["stat_signature"] = signature
         written = write_index(index_dir, passages, _vectors(embedder, groups, known), described,
                               file_names(previous), backend, {"faiss_kind": faiss_kind},
-                              previous_store=(previous or {}).get("store"))
+                              previous_store=dict(previous.store) if previous and previous.store else None)
     changes = written["store_changes"]
     texts = {t for group in groups.values() for t in group}
     return BuildReport(
@@ -182,7 +182,7 @@ def _described(embedder: Embedder, corpus: Corpus, corpus_dir: str | Path, index
     }
 
 
-def _previous_manifest(index_dir: Path, force: bool) -> dict[str, Any] | None:
+def _previous_manifest(index_dir: Path, force: bool) -> Manifest | None:
     """The manifest of the ampere-qa index already in ``index_dir``; None when there is none.
 
     A folder holding anything else is refused unless ``force``: build writes a manifest and

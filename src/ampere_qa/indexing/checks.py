@@ -21,7 +21,7 @@ from ..atomic import NotRegularFile, open_regular
 from ..errors import IndexMismatchError
 from . import folder, stores
 from .lexical import SAVED_ARRAYS
-from .manifest import MANIFEST, rebuild_hint
+from .manifest import MANIFEST, FileEntry, Manifest, rebuild_hint
 
 # Files larger than this are verified by size and a hash of their ends, not hashed whole, on load.
 FULL_HASH_MAX_BYTES = 64 * 2**20
@@ -62,11 +62,11 @@ def file_entry(role: str, digest: str, size: int, path: str) -> dict[str, Any]:
     return entry
 
 
-def data_path(index_dir: Path, role: str, entry: dict[str, Any], hint: str) -> Path:
+def data_path(index_dir: Path, role: str, entry: FileEntry, hint: str) -> Path:
     """Where the manifest's file for ``role`` is, refused unless it is a plain data-file name
     of that role (no folder, no link out): a manifest must not make ampere-qa read ``/dev/zero``
     or a file outside the index folder."""
-    name = entry.get("name")
+    name = entry.name
     ok = (isinstance(name, str) and folder.DATA_FILE.match(name) and name.startswith(f"{role}.")
           and name.endswith(f".{extension(role)}"))
     path = index_dir / str(name)
@@ -78,7 +78,7 @@ def data_path(index_dir: Path, role: str, entry: dict[str, Any], hint: str) -> P
     return path
 
 
-def check_file(index_dir: Path, role: str, entry: dict[str, Any], hint: str) -> tuple[Path, bytes | None]:
+def check_file(index_dir: Path, role: str, entry: FileEntry, hint: str) -> tuple[Path, bytes | None]:
     """The file's path, and its bytes when it was small enough to read and hash whole.
 
     Its name and size are checked before a byte is read. A big file is checked by its size and
@@ -90,12 +90,12 @@ def check_file(index_dir: Path, role: str, entry: dict[str, Any], hint: str) -> 
     try:
         with open_regular(path) as fh:
             st = os.fstat(fh.fileno())
-            if st.st_size != entry["bytes"]:
+            if st.st_size != entry.bytes:
                 raise mismatch
-            if st.st_size > FULL_HASH_MAX_BYTES and "sample_sha256" in entry:
+            if st.st_size > FULL_HASH_MAX_BYTES and entry.sample_sha256 is not None:
                 head = fh.read(SAMPLE_BYTES)
                 fh.seek(st.st_size - SAMPLE_BYTES)
-                if ends_sha256(st.st_size, head, fh.read()) != entry["sample_sha256"]:
+                if ends_sha256(st.st_size, head, fh.read()) != entry.sample_sha256:
                     raise mismatch
                 return path, None
             data = fh.read(st.st_size + 1)
@@ -103,14 +103,14 @@ def check_file(index_dir: Path, role: str, entry: dict[str, Any], hint: str) -> 
         raise mismatch from None
     except OSError:
         raise IndexMismatchError(f"index file {path} is missing or unreadable: {hint}") from None
-    if sha256(data) != entry.get("sha256"):
+    if sha256(data) != entry.sha256:
         raise mismatch
     return path, data
 
 
-def intact(index_dir: Path, entry: dict[str, Any]) -> bool:
+def intact(index_dir: Path, entry: FileEntry) -> bool:
     """Whether the file of ``entry`` is there and matches it."""
-    role = str(entry["name"]).split(".", 1)[0]
+    role = entry.name.split(".", 1)[0]
     try:
         check_file(index_dir, role, entry, "")
     except IndexMismatchError:
@@ -118,16 +118,16 @@ def intact(index_dir: Path, entry: dict[str, Any]) -> bool:
     return True
 
 
-def check_files(index_dir: Path, manifest: dict[str, Any]) -> None:
+def check_files(index_dir: Path, manifest: Manifest) -> None:
     """Every data file the manifest names is there, a plain file of the recorded size (cheap:
     no hashing). ``info`` uses it; loading checks the hashes as well."""
     hint = rebuild_hint(index_dir, manifest)
-    for role, entry in manifest["files"].items():
+    for role, entry in manifest.files.items():
         path = data_path(index_dir, role, entry, hint)
         try:
             st = path.stat()
         except OSError:
             raise IndexMismatchError(f"index file {path} is missing or unreadable: {hint}") from None
-        if not stat.S_ISREG(st.st_mode) or st.st_size != entry["bytes"]:
+        if not stat.S_ISREG(st.st_mode) or st.st_size != entry.bytes:
             raise IndexMismatchError(f"index file {path} does not match its manifest (size "
-                                     f"{st.st_size}, manifest says {entry['bytes']}): {hint}")
+                                     f"{st.st_size}, manifest says {entry.bytes}): {hint}")

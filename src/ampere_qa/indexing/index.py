@@ -46,7 +46,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -57,15 +57,18 @@ from . import lexical as _lexical  # its caps, read when used (so tests may lowe
 from . import stores
 from .checks import ARRAYS, check_file, check_files
 from .lexical import ANALYZER_VERSION, SAVED_ARRAYS, LexicalIndex
-from .manifest import MANIFEST, MAX_MANIFEST_BYTES, analyzer_languages, read_manifest, rebuild_hint
+from .manifest import MANIFEST, MAX_MANIFEST_BYTES, Manifest, analyzer_languages, read_manifest, rebuild_hint
 from .passage_file import PassageFile, table_problem
 from .stores import VectorStore
 from .stores.base import all_finite, load_npy
 from .write import Vectors, write_index
 
+if TYPE_CHECKING:
+    from ..embed.embedding import Embedder
+
 # What others import from here: the loader's own names, and the writer's and the checks'.
-__all__ = ["ARRAYS", "LAZY", "MANIFEST", "IndexData", "Vectors", "check_files", "load_index",
-           "read_manifest", "write_index"]
+__all__ = ["ARRAYS", "LAZY", "MANIFEST", "IndexData", "Vectors", "check_embedder", "check_files",
+           "load_index", "read_manifest", "write_index"]
 
 # Written by every build since they exist; an index without them is read the slow way (every
 # passage parsed, BM25 rebuilt at load).
@@ -80,7 +83,7 @@ class IndexData:
     """A loaded, checked index: what search needs, nothing more."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     passages: Sequence[Passage]  # parsed on demand (passage_file.py), or a list (older indexes)
     vectors: Vectors  # .sentences is empty: the store holds them
     sentence_owner: np.ndarray  # sentence row -> passage number
@@ -117,23 +120,23 @@ def _manifest_bytes(index_dir: Path) -> bytes | None:
 def _load_index(index_dir: Path) -> IndexData:
     manifest = read_manifest(index_dir)
     hint = rebuild_hint(index_dir, manifest)
-    backend = stores.find(manifest.get("store"))
+    backend = stores.find(manifest.store)
     if backend is None:
         raise IndexMismatchError(f"index in {index_dir} keeps its vectors in an unknown store "
-                                 f"{stores.kind_of(manifest.get('store'))!r}: {hint}")
+                                 f"{manifest.store_kind!r}: {hint}")
     roles = ("passages", *backend.files, *ARRAYS)
-    missing = [role for role in roles if role not in manifest["files"]]
+    missing = [role for role in roles if role not in manifest.files]
     if missing:
         raise IndexMismatchError(f"{index_dir / MANIFEST} lists no {missing[0]} file: {hint}")
-    lazy = all(role in manifest["files"] for role in LAZY)
-    saved_bm25 = lazy and manifest.get("lexical", {}).get("analyzer_version") == ANALYZER_VERSION
-    vocab_bytes = manifest["files"]["lexical_vocab"]["bytes"] if saved_bm25 else 0
+    lazy = all(role in manifest.files for role in LAZY)
+    saved_bm25 = lazy and manifest.analyzer_version == ANALYZER_VERSION
+    vocab_bytes = manifest.files["lexical_vocab"].bytes if saved_bm25 else 0
     if vocab_bytes > _lexical.MAX_VOCABULARY_BYTES:  # before a byte of it is read, let alone parsed
         raise IndexMismatchError(
             f"index in {index_dir} has a BM25 vocabulary of {vocab_bytes:,} bytes, more than the "
             f"{_lexical.MAX_VOCABULARY_BYTES:,} an index may hold (lexical.MAX_VOCABULARY_BYTES): {hint}")
-    optional = [role for role in backend.optional_files if role in manifest["files"]]
-    checked = {role: check_file(index_dir, role, manifest["files"][role], hint)
+    optional = [role for role in backend.optional_files if role in manifest.files]
+    checked = {role: check_file(index_dir, role, manifest.files[role], hint)
                for role in (*roles, *(LAZY if lazy else ()), *optional)}
     lexical = None
     passages: Sequence[Passage]
@@ -160,7 +163,7 @@ def _load_index(index_dir: Path) -> IndexData:
     return data
 
 
-def _saved_lexical(checked: dict[str, tuple[Path, bytes | None]], manifest: dict[str, Any],
+def _saved_lexical(checked: dict[str, tuple[Path, bytes | None]], manifest: Manifest,
                    passages: int) -> LexicalIndex:
     """The BM25 saved at build time, once its arrays and vocabulary are what a load accepts."""
     saved = {role: load_npy(*checked[role], kind=_ARRAY_KINDS[role]) for role in SAVED_ARRAYS}
@@ -172,18 +175,18 @@ def _saved_lexical(checked: dict[str, tuple[Path, bytes | None]], manifest: dict
     vocabulary = json.loads(raw if raw is not None else path.read_bytes())
     if not isinstance(vocabulary, list) or not all(isinstance(v, str) for v in vocabulary):
         raise ValueError("the BM25 vocabulary is not a list of words")
-    return LexicalIndex.from_saved(saved, vocabulary, passages, analyzer_languages(manifest))
+    return LexicalIndex.from_saved(saved, vocabulary, passages, analyzer_languages(manifest.answer))
 
 
-def _passage_file(checked: dict[str, tuple[Path, bytes | None]], manifest: dict[str, Any],
+def _passage_file(checked: dict[str, tuple[Path, bytes | None]], manifest: Manifest,
                   hint: str) -> PassageFile:
     """The passages, to be parsed on demand, once their table fits the file and the manifest.
     Each passage parsed is checked against its table row (PassageFile); the first and last are
     parsed now, so that a broken file is refused at load."""
     path, raw = checked["passages"]
     table = load_npy(*checked["passage_index"], kind=_ARRAY_KINDS["passage_index"])
-    problem = table_problem(np.asarray(table), manifest["files"]["passages"]["bytes"],
-                            manifest["passage_count"], manifest["sentence_count"])
+    problem = table_problem(np.asarray(table), manifest.files["passages"].bytes,
+                            manifest.passage_count, manifest.sentence_count)
     if problem:
         raise ValueError(problem)
     passages = PassageFile(path, raw, np.asarray(table), hint)
@@ -192,10 +195,10 @@ def _passage_file(checked: dict[str, tuple[Path, bytes | None]], manifest: dict[
     return passages
 
 
-def _assemble(index_dir: Path, manifest: dict[str, Any], passages: Sequence[Passage],
+def _assemble(index_dir: Path, manifest: Manifest, passages: Sequence[Passage],
               arrays: dict[str, np.ndarray], store: VectorStore, hint: str) -> IndexData:
     """Cross-check the parts' counts and shapes, then put them together."""
-    n, dim = manifest["passage_count"], manifest["dimension"]
+    n, dim = manifest.passage_count, manifest.dimension
     counts = (passages.sentence_counts() if isinstance(passages, PassageFile)
               else np.array([len(p.sentences) for p in passages], dtype=np.int64))
     n_sent = int(counts.sum())
@@ -232,3 +235,27 @@ def _assemble(index_dir: Path, manifest: dict[str, Any], passages: Sequence[Pass
         if len(passages) else np.zeros(0, np.int64),
         store=store,
     )
+
+
+def check_embedder(data: IndexData, embedder: Embedder) -> None:
+    """Refuse a model other than the one the index was built with (its dimension, then its
+    weights' fingerprint), with the command that rebuilds or reinstalls."""
+    hint = rebuild_hint(data.path, data.manifest)
+    if embedder.dimension != data.manifest.dimension:
+        raise IndexMismatchError(
+            f"model {embedder.name!r} makes {embedder.dimension}-dimensional vectors, the "
+            f"index in {data.path} holds {data.manifest.dimension}: {hint}"
+        )
+    if embedder.fingerprint() != data.manifest.model_fingerprint:
+        from ..embed.model.source import BUNDLED_MODEL_NAME
+
+        reinstall = ("reinstall the model with: ampere-qa model install"
+                     if embedder.name == BUNDLED_MODEL_NAME else
+                     "load the model the index was built with (--model)")
+        raise IndexMismatchError(
+            f"the index in {data.path} was built with other model weights than those of "
+            f"{embedder.name!r} here: the index records {data.manifest.model_name!r} with weights "
+            f"fingerprint {data.manifest.model_fingerprint!r}, the model here has "
+            f"{embedder.fingerprint()!r}; {hint}, or, if the model's files changed, "
+            f"{reinstall}"
+        )

@@ -7,11 +7,13 @@ nothing else in the folder is trusted before it has been read and checked here.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +101,108 @@ def validate_manifest(manifest: Any) -> str | None:
     return None
 
 
-def read_manifest(index_dir: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FileEntry:
+    """One data file as the manifest names it: checked by name, size and hash before use."""
+
+    name: str
+    sha256: str
+    bytes: int
+    sample_sha256: str | None = None  # the hash of a big file's ends (checks.py)
+
+    @classmethod
+    def from_dict(cls, entry: Mapping[str, Any]) -> FileEntry:
+        sample = entry.get("sample_sha256")
+        return cls(str(entry["name"]), str(entry["sha256"]), int(entry["bytes"]),
+                   sample if isinstance(sample, str) else None)
+
+
+@dataclass(frozen=True)
+class CorpusRecord:
+    """Where the corpus was and what it held when the index was built."""
+
+    path: str
+    fingerprint: str
+    files: tuple[Mapping[str, Any], ...]  # one entry a corpus file (its source, its hash)
+    relative_to: str | None = None  # CORPUS_BASE: ``path`` is relative to the index folder
+    stat_signature: str | None = None  # names, sizes and times: the cheap staleness check
+
+    @classmethod
+    def from_dict(cls, corpus: Mapping[str, Any]) -> CorpusRecord:
+        def text(key: str) -> str | None:
+            value = corpus.get(key)
+            return value if isinstance(value, str) else None
+
+        files = tuple(f for f in corpus.get("files", []) if isinstance(f, Mapping))
+        return cls(str(corpus.get("path", "")), str(corpus.get("fingerprint", "")), files,
+                   text("relative_to"), text("stat_signature"))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A checked ``manifest.json``, typed: what every reader of an index uses instead of the
+    parsed JSON. ``to_dict()`` gives the JSON back as written (the API's fingerprint hashes it)."""
+
+    format_version: int
+    model_name: str
+    model_fingerprint: str
+    corpus: CorpusRecord
+    files: Mapping[str, FileEntry]
+    passage_count: int
+    sentence_count: int
+    dimension: int
+    answer: Mapping[str, Any]  # AnswerSettings' fields as recorded (empty: an older index)
+    store: Mapping[str, Any] | None = None  # None: the default store (FAISS files here)
+    page: Mapping[str, Any] | None = None
+    faiss_index: str = "IndexFlatIP"
+    nprobe: int | None = None
+    analyzer_version: int | None = None  # of the saved BM25; None: none saved
+    built_at: str | None = None
+    package_version: str | None = None
+    duplicates: Mapping[str, Any] | None = None  # what dedup collapsed: exact, near
+    background_sha256: str | None = None  # of the anchor texts whose vectors the index holds
+    split: Mapping[str, Any] | None = None  # the SplitSettings the passages were cut with
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Manifest:
+        """The typed manifest of a parsed one; ``raw`` must have passed :func:`validate_manifest`."""
+        def optional(key: str, kind: type) -> Any:
+            value = raw.get(key)
+            return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+        return cls(
+            format_version=raw["format_version"],
+            model_name=raw["model"]["name"],
+            model_fingerprint=raw["model"]["fingerprint"],
+            corpus=CorpusRecord.from_dict(raw["corpus"]),
+            files={role: FileEntry.from_dict(entry) for role, entry in raw["files"].items()},
+            passage_count=raw["passage_count"],
+            sentence_count=raw["sentence_count"],
+            dimension=raw["dimension"],
+            answer=raw.get("answer") or {},
+            store=raw.get("store"),
+            page=raw.get("page"),
+            faiss_index=raw.get("faiss_index", "IndexFlatIP"),
+            nprobe=raw.get("faiss_params", {}).get("nprobe"),
+            analyzer_version=raw.get("lexical", {}).get("analyzer_version"),
+            built_at=optional("built_at", str),
+            package_version=optional("package_version", str),
+            duplicates=optional("duplicates", dict),
+            background_sha256=optional("background_sha256", str),
+            split=raw.get("split"),
+            raw=raw,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(dict(self.raw))
+
+    @property
+    def store_kind(self) -> str:
+        return stores.kind_of(self.store)
+
+
+def read_manifest(index_dir: Path) -> Manifest:
     hint = rebuild_hint(index_dir)
     path = index_dir / MANIFEST
     if not path.exists():
@@ -121,43 +224,41 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
     problem = validate_manifest(manifest)
     if problem:
         raise IndexMismatchError(f"{path} is damaged ({problem}): {hint}")
-    return manifest
+    return Manifest.from_dict(manifest)
 
 
-def summary(index_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+def summary(index_dir: Path, manifest: Manifest) -> dict[str, Any]:
     """What ``ampere-qa info`` shows of an index (its ``--json``), without opening its data."""
     from ..embed.embedding import model_location
 
-    model = manifest["model"]
     corpus = recorded_corpus(index_dir, manifest)
     return {
         "index": str(index_dir),
-        "format_version": manifest["format_version"],
-        "package_version": manifest.get("package_version"),
-        "built_at": manifest.get("built_at"),
-        "passages": manifest["passage_count"],
-        "sentences": manifest.get("sentence_count"),
-        "dimension": manifest["dimension"],
-        "duplicates": manifest.get("duplicates"),
-        "model": model["name"],
-        "model_fingerprint": model.get("fingerprint"),
-        "model_location": model_location(model["name"]),
-        "corpus": str(corpus) if corpus else manifest["corpus"].get("path"),
-        "corpus_files": len(manifest["corpus"].get("files", [])),
+        "format_version": manifest.format_version,
+        "package_version": manifest.package_version,
+        "built_at": manifest.built_at,
+        "passages": manifest.passage_count,
+        "sentences": manifest.sentence_count,
+        "dimension": manifest.dimension,
+        "duplicates": manifest.duplicates,
+        "model": manifest.model_name,
+        "model_fingerprint": manifest.model_fingerprint,
+        "model_location": model_location(manifest.model_name),
+        "corpus": str(corpus) if corpus else manifest.corpus.path,
+        "corpus_files": len(manifest.corpus.files),
         "title": page_info(index_dir, manifest).title,
-        "store": stores.shown(manifest.get("store")),
+        "store": stores.shown(manifest.store),
         "stale": corpus_is_stale(index_dir, manifest),
     }
 
 
-def page_info(index_dir: Path, manifest: dict[str, Any]) -> PageInfo:
+def page_info(index_dir: Path, manifest: Manifest) -> PageInfo:
     """The page the index records, or, for an index built before pages were recorded, the one
     derived from its corpus folder's name."""
     corpus = recorded_corpus(index_dir, manifest)
-    if corpus is None:
-        path = manifest["corpus"].get("path")
-        corpus = Path(os.path.normpath(path)) if isinstance(path, str) and path else None
-    return from_manifest(manifest.get("page"), corpus)
+    if corpus is None and manifest.corpus.path:
+        corpus = Path(os.path.normpath(manifest.corpus.path))
+    return from_manifest(manifest.page, corpus)
 
 
 def corpus_entry(corpus_root: str | Path, index_dir: Path) -> dict[str, str]:
@@ -170,18 +271,17 @@ def corpus_entry(corpus_root: str | Path, index_dir: Path) -> dict[str, str]:
     return {"path": Path(os.path.relpath(corpus, index)).as_posix(), "relative_to": CORPUS_BASE}
 
 
-def recorded_corpus(index_dir: Path, manifest: dict[str, Any]) -> Path | None:
+def recorded_corpus(index_dir: Path, manifest: Manifest) -> Path | None:
     """The corpus folder (or file) the index was built from, if it can be told without guessing.
 
     Manifests written before the location was recorded relative to the index folder hold a path
     relative to wherever build ran: only an absolute one, or the index's sibling folder of that
     name (the layout of a checkout), is trusted then; never the current folder.
     """
-    corpus = manifest.get("corpus", {})
-    path = corpus.get("path") if isinstance(corpus, dict) else None
-    if not isinstance(path, str) or not path:
+    path = manifest.corpus.path
+    if not path:
         return None
-    if corpus.get("relative_to") == CORPUS_BASE or Path(path).is_absolute():
+    if manifest.corpus.relative_to == CORPUS_BASE or Path(path).is_absolute():
         return Path(os.path.normpath(Path(index_dir).absolute() / path))
     sibling = Path(index_dir).absolute().parent / Path(path).name
     return sibling if sibling.exists() else None
@@ -200,21 +300,21 @@ def shown(path: Path) -> str:
     return shlex.quote(text)
 
 
-def rebuild_hint(index_dir: Path, manifest: dict[str, Any] | None = None) -> str:
+def rebuild_hint(index_dir: Path, manifest: Manifest | None = None) -> str:
     """The command that rebuilds ``index_dir`` from the corpus and into the store it records
     (which the backend words, secrets masked: the hint goes into messages)."""
     corpus = recorded_corpus(index_dir, manifest) if manifest else None
     hint = (f"rebuild it with: ampere-qa build --corpus {shown(corpus) if corpus else 'CORPUS_DIR'} "
             f"--index {shown(Path(index_dir))}")
-    return hint + stores.rebuild_options(manifest.get("store") if manifest else None)
+    return hint + stores.rebuild_options(manifest.store if manifest else None)
 
 
-def stale_warning(index_dir: Path, manifest: dict[str, Any]) -> str:
+def stale_warning(index_dir: Path, manifest: Manifest) -> str:
     """The one-line warning shown when the corpus changed since the build."""
     return f"the corpus changed since {index_dir} was built; {rebuild_hint(index_dir, manifest)}"
 
 
-def corpus_is_stale(index_dir: Path, manifest: dict[str, Any]) -> bool | None:
+def corpus_is_stale(index_dir: Path, manifest: Manifest) -> bool | None:
     """Compare the corpus fingerprint in the manifest with the recorded corpus as it is now;
     None when that corpus is not there (a copied index) or cannot be looked at."""
     from ..errors import AmpereError
@@ -223,11 +323,11 @@ def corpus_is_stale(index_dir: Path, manifest: dict[str, Any]) -> bool | None:
     root = recorded_corpus(index_dir, manifest)
     if root is None or not root.exists():
         return None
-    recorded = manifest["corpus"].get("stat_signature")
-    if isinstance(recorded, str) and stat_signature(root) == recorded:
+    recorded = manifest.corpus.stat_signature
+    if recorded is not None and stat_signature(root) == recorded:
         return False  # no file named, resized or modified since the build: nothing to read
     try:
-        return read_corpus(root).fingerprint != manifest["corpus"].get("fingerprint")
+        return read_corpus(root).fingerprint != manifest.corpus.fingerprint
     except AmpereError:
         return True  # files became unreadable, empty or too big: not what was indexed
     except OSError:
@@ -275,13 +375,13 @@ class StaleWatch:
             self._value, self._at, self._known, self._running = value, time.monotonic(), True, False
 
 
-def file_names(manifest: dict[str, Any] | None) -> set[str]:
+def file_names(manifest: Manifest | None) -> set[str]:
     """The data files a manifest names (none without a manifest): what a build may replace."""
-    return {entry["name"] for entry in manifest["files"].values()} if manifest else set()
+    return {entry.name for entry in manifest.files.values()} if manifest else set()
 
 
-def analyzer_languages(manifest: dict[str, Any]) -> tuple[str, ...]:
-    """The languages whose stemmer and stop words the index's BM25 uses (its answer settings)."""
-    answer = manifest.get("answer")
-    languages = answer.get("languages") if isinstance(answer, dict) else None
+def analyzer_languages(answer: Mapping[str, Any]) -> tuple[str, ...]:
+    """The languages whose stemmer and stop words the index's BM25 uses (from its answer
+    settings, as recorded or about to be)."""
+    languages = answer.get("languages") if isinstance(answer, Mapping) else None
     return tuple(languages) if isinstance(languages, list) and languages else DEFAULT_LANGUAGES

@@ -26,7 +26,7 @@ from ..version import __version__
 from . import folder, stores
 from .checks import ARRAYS, file_entry, intact
 from .lexical import ANALYZER_VERSION, LexicalIndex
-from .manifest import FORMAT_VERSION, MANIFEST, analyzer_languages, file_names
+from .manifest import FORMAT_VERSION, MANIFEST, FileEntry, analyzer_languages
 from .passage_file import encode
 from .stores import Backend, Written
 from .stores.base import FileContent, build_meta
@@ -93,7 +93,7 @@ class _DataFiles:
             fh.flush()
             entry = file_entry(role, sink.sha.hexdigest(), sink.size, tmp)
             path = self.index_dir / entry["name"]
-            if intact(self.index_dir, entry):  # same name, same content: kept as it is
+            if intact(self.index_dir, FileEntry.from_dict(entry)):  # same name, same content: kept as it is
                 os.unlink(tmp)
             elif path.exists() and entry["name"] not in self.previous:
                 # a file of that name ampere-qa cannot prove it wrote: never overwrite it
@@ -140,7 +140,8 @@ def write_index(
     index_id = str(index_dir.resolve())
     data = _DataFiles(index_dir, previous)
     try:
-        written = _write_files(data, passages, vectors, head, analyzer_languages(manifest), store,
+        languages = analyzer_languages(manifest.get("answer", {}))
+        written = _write_files(data, passages, vectors, head, languages, store,
                                {**(options or {}), "previous_store": previous_store, "index_id": index_id})
     except BaseException:
         data.undo()
@@ -151,7 +152,7 @@ def write_index(
     write_atomic(index_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode(),
                  prefix=folder.TEMP_PREFIX)
     fsync_dir(index_dir)
-    folder.finish(index_dir, keep=file_names(manifest))
+    folder.finish(index_dir, keep={entry["name"] for entry in files.values()})
     removed = stores.after_commit(manifest.get("store"), previous_store, index_id)
     return {**manifest, "store_changes": {"upserted": written.upserted, "deleted": removed}}
 
@@ -180,7 +181,8 @@ def _write_files(data: _DataFiles, passages: list[Passage], vectors: Vectors, he
     lexical_files = _lexical_files(passages, languages)
     table = data.write("passages", lambda sink, _: encode(passages, sink))
     # The store's rows are tied to this build by the passages file's hash (build_meta).
-    meta = build_meta(head, data.entries["passages"]["sha256"])
+    meta = build_meta(head["model"]["fingerprint"], head["corpus"]["fingerprint"],
+                      data.entries["passages"]["sha256"], head["dimension"], head["sentence_count"])
     backend = store or stores.backend(stores.DEFAULT)()
     written = backend.write(passages, vectors.sentences, meta, options)
     for role in list(written.files):

@@ -7,6 +7,7 @@ import math
 import numbers
 import re
 import unicodedata
+from collections.abc import Sequence
 from typing import SupportsInt, cast
 
 from ..errors import BadInputError, EmptyQuestionError, QuestionTooLongError
@@ -63,3 +64,22 @@ def echo_of(question: str) -> str:
     """What to say back of a question that was refused: its start, marked when cut."""
     squeezed = " ".join(question.split())
     return squeezed if len(squeezed) <= ECHO_CHARS else squeezed[:ECHO_CHARS] + "…"
+
+
+def clean_history(history: Sequence[str], most: int) -> list[str]:
+    """The earlier questions, cleaned like a question; the last few only."""
+    if isinstance(history, str) or not isinstance(history, Sequence):
+        raise BadInputError("history must be a list of earlier questions")
+    past = []
+    items = list(history)
+    first = max(0, len(items) - most)
+    for i, h in enumerate(items[first:], start=first):
+        if not isinstance(h, str):
+            raise BadInputError("history must be a list of earlier questions (strings)")
+        if h.strip():
+            try:
+                past.append(clean_question(h))
+            except BadInputError as exc:  # say which item, not "the question"
+                raise BadInputError(f"history[{i}]: {exc}".replace(": the question", ": it")) \
+                    from None
+    return past

@@ -256,18 +256,18 @@ def index_id(retriever: Retriever) -> str:
 def public_info(retriever: Retriever, index: str) -> dict[str, Any]:
     """What ``GET /api/info`` shows: the index's summary without any server path; ``index`` is
     its :func:`index_id`."""
-    m = retriever.manifest
+    m = retriever.data.manifest
     return {
         "title": retriever.page.title,
         "version": __version__,
         "index": index,
-        "built_at": m.get("built_at"),
-        "model": m["model"]["name"],
-        "passages": m["passage_count"],
-        "sentences": m.get("sentence_count"),
-        "dimension": m["dimension"],
-        "corpus_files": [f.get("source") for f in m["corpus"].get("files", [])],
-        "store": m.get("store", {"kind": "faiss"}).get("kind", "faiss"),
+        "built_at": m.built_at,
+        "model": m.model_name,
+        "passages": m.passage_count,
+        "sentences": m.sentence_count,
+        "dimension": m.dimension,
+        "corpus_files": [f.get("source") for f in m.corpus.files],
+        "store": m.store_kind,
         "stale": retriever.stale_status(),
     }
 

@@ -102,7 +102,7 @@ def build_missing_index(index_dir: str | Path, corpus_dir: str | Path) -> BuildR
 def _warm_up(retriever: Retriever) -> None:
     """Say if the index is stale, share the cores between questions, load the model."""
     if retriever.stale_status():  # the first check, which later requests are served from
-        print(f"warning: {stale_warning(retriever.data.path, retriever.manifest)}",
+        print(f"warning: {stale_warning(retriever.data.path, retriever.data.manifest)}",
               file=sys.stderr, flush=True)
     if hasattr(retriever.embedder, "query_threads"):
         retriever.embedder.query_threads = 1  # several questions at once share the cores

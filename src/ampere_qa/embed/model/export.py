@@ -268,38 +268,7 @@ def _export_into(model_dir: Path, out: Path) -> dict[str, Any]:
     # model's own vectors below, so switching its attention kernel cannot pass unnoticed.
     bert.set_attn_implementation("eager")
 
-    class Encoder(torch.nn.Module):
-        """BERT, mean pooling over the mask (prompt tokens included), L2 normalisation."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            m = attention_mask.unsqueeze(-1).to(h.dtype)
-            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=1)
-
-    ids = torch.tensor([[0, 41, 42, 43, 2], [0, 44, 45, 2, 1]])
-    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
-    single = out / "single.onnx"
-    import warnings
-
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-        torch.onnx.export(
-            Encoder(), (ids, mask), str(single), input_names=["input_ids", "attention_mask"],
-            output_names=["embedding"], opset_version=OPSET, do_constant_folding=True,
-            dynamo=False, dynamic_axes={"input_ids": {0: "batch", 1: "seq"},
-                                        "attention_mask": {0: "batch", 1: "seq"},
-                                        "embedding": {0: "batch"}},
-        )
-    graph = onnx.load(str(single))
-    onnx.save_model(graph, str(out / GRAPH_FILE), save_as_external_data=True,
-                    all_tensors_to_one_file=True, location=DATA_FILE, size_threshold=1024)
-    single.unlink()
-    del graph
+    _write_graph(bert, out)
     querytok.write_files(model_dir / "tokenizer.json", out)
     for name in FILES:  # onnx creates the external data file 0600: as readable as the rest
         os.chmod(out / name, file_mode())
@@ -327,6 +296,45 @@ def _export_into(model_dir: Path, out: Path) -> dict[str, Any]:
         "exported_with": {"torch": torch.__version__, "onnx": onnx.__version__,
                           "onnxruntime": onnxruntime.__version__},
     }
+
+
+def _write_graph(bert: Any, out: Path) -> None:
+    """Trace BERT with mean pooling and L2 normalisation into ``out``'s graph and data files."""
+    import warnings
+
+    import onnx
+    import torch
+
+    class Encoder(torch.nn.Module):
+        """BERT, mean pooling over the mask (prompt tokens included), L2 normalisation."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            m = attention_mask.unsqueeze(-1).to(h.dtype)
+            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+    ids = torch.tensor([[0, 41, 42, 43, 2], [0, 44, 45, 2, 1]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
+    single = out / "single.onnx"
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        torch.onnx.export(
+            Encoder(), (ids, mask), str(single), input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"], opset_version=OPSET, do_constant_folding=True,
+            dynamo=False, dynamic_axes={"input_ids": {0: "batch", 1: "seq"},
+                                        "attention_mask": {0: "batch", 1: "seq"},
+                                        "embedding": {0: "batch"}},
+        )
+    graph = onnx.load(str(single))
+    onnx.save_model(graph, str(out / GRAPH_FILE), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location=DATA_FILE, size_threshold=1024)
+    single.unlink()
+    del graph
 
 
 def _check_pipeline(st: Any) -> None:

@@ -29,6 +29,7 @@ from .faiss_format import LayoutError
 
 if TYPE_CHECKING:
     from ...types import Passage
+    from ..manifest import Manifest
 
 
 class VectorStore(Protocol):
@@ -147,7 +148,7 @@ class Backend(ABC):
         return 0
 
     @abstractmethod
-    def open(self, manifest: dict[str, Any], files: CheckedFiles, passages: Sequence[Passage],
+    def open(self, manifest: Manifest, files: CheckedFiles, passages: Sequence[Passage],
              hint: str) -> VectorStore:
         """The store of a checked index, refused (with ``hint``) unless it is the manifest's."""
 
@@ -168,15 +169,16 @@ class Backend(ABC):
         return ""
 
 
-def build_meta(manifest: dict[str, Any], passages_sha256: str) -> dict[str, Any]:
+def build_meta(model_fingerprint: str, corpus_fingerprint: str, passages_sha256: str,
+               dimension: int, sentence_count: int) -> dict[str, Any]:
     """What ties a store's contents to one build; a store kept outside the index folder records
     it and is checked against the manifest on every load."""
     return {
-        "model_fingerprint": manifest["model"].get("fingerprint"),
-        "corpus_fingerprint": manifest["corpus"].get("fingerprint"),
+        "model_fingerprint": model_fingerprint,
+        "corpus_fingerprint": corpus_fingerprint,
         "passages_sha256": passages_sha256,
-        "dimension": manifest["dimension"],
-        "sentence_count": manifest["sentence_count"],
+        "dimension": dimension,
+        "sentence_count": sentence_count,
     }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from ...errors import IndexMismatchError
 from ...types import Passage
 from .base import Backend, CheckedFiles, FileContent, Written, chunks, load_npy
 from .faiss_format import check_layout, row_offsets
+
+if TYPE_CHECKING:
+    from ..manifest import Manifest
 
 # Above this many sentence vectors, build writes an approximate (IVF) index instead of an exact one.
 EXACT_MAX_VECTORS = 200_000
@@ -180,10 +183,10 @@ class FaissBackend(Backend):
             files["sentence_offsets"] = offsets
         return Written(files=files, manifest=info)
 
-    def open(self, manifest: dict[str, Any], files: CheckedFiles, passages: Sequence[Passage],
+    def open(self, manifest: Manifest, files: CheckedFiles, passages: Sequence[Passage],
              hint: str) -> FaissStore:
         """The store of a checked index; the file's layout is walked before FAISS parses it."""
-        kind = manifest.get("faiss_index", "IndexFlatIP")
+        kind = manifest.faiss_index
         if kind not in ("IndexFlatIP", "IndexIVFFlat"):
             raise IndexMismatchError(
                 f"the index uses FAISS index {kind!r}, unknown to this ampere-qa: {hint}")
@@ -228,12 +231,12 @@ def offsets_problem(offsets: np.ndarray, lists: list[tuple[int, int]], dim: int)
     return None
 
 
-def _mapped_ivf(path: Path, offsets_file: tuple[Path, bytes | None], manifest: dict[str, Any]) -> FaissStore:
+def _mapped_ivf(path: Path, offsets_file: tuple[Path, bytes | None], manifest: Manifest) -> FaissStore:
     """A big IVF file, memory-mapped: FAISS searches it, rows are read at their saved offsets,
     each checked to be a vector's place in the file (offsets_problem)."""
     offsets_path, raw = offsets_file
     offsets = load_npy(offsets_path, raw, kind=("i", 1))
-    dim, n = manifest["dimension"], manifest["sentence_count"]
+    dim, n = manifest.dimension, manifest.sentence_count
     if offsets.dtype != np.int64 or offsets.shape != (n,):
         raise ValueError("the row offsets do not fit the index file")
     lists: list[tuple[int, int]] = []
@@ -244,23 +247,23 @@ def _mapped_ivf(path: Path, offsets_file: tuple[Path, bytes | None], manifest: d
     return FaissStore(index, rows=(map_regular(path), offsets))
 
 
-def _read(path: Path, data: bytes | None, manifest: dict[str, Any], direct_map: bool = True,
+def _read(path: Path, data: bytes | None, manifest: Manifest, direct_map: bool = True,
           lists: list[tuple[int, int]] | None = None) -> Any:
     """FAISS's own reader, once the layout has been walked (faiss_format.py): a crafted header
     must not make FAISS allocate gigabytes before it notices the file is short."""
     import faiss
 
     view = memoryview(data) if data is not None else np.memmap(path, np.uint8, "r").data
-    check_layout(view, manifest["dimension"], manifest["sentence_count"], lists)
+    check_layout(view, manifest.dimension, manifest.sentence_count, lists)
     if data is not None:
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     else:  # mapped: pages are read as searches touch them, not all at load (each kind has its
         # own flag; together they fail on an IVF file)
-        ivf = manifest.get("faiss_index", "IndexFlatIP") == "IndexIVFFlat"
-        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if ivf else faiss.IO_FLAG_MMAP_IFC)
-    if manifest.get("faiss_index", "IndexFlatIP") == "IndexIVFFlat":
+        flag = faiss.IO_FLAG_MMAP if manifest.faiss_index == "IndexIVFFlat" else faiss.IO_FLAG_MMAP_IFC
+        index = faiss.read_index(str(path), flag)
+    if manifest.faiss_index == "IndexIVFFlat":
         ivf = faiss.extract_index_ivf(index)
-        ivf.nprobe = int(manifest.get("faiss_params", {}).get("nprobe", ivf.nprobe))
+        ivf.nprobe = int(manifest.nprobe if manifest.nprobe is not None else ivf.nprobe)
         if direct_map:  # search reconstructs the sentences of passages found by words
             ivf.make_direct_map()
     elif not isinstance(index, faiss.IndexFlat):

@@ -4,7 +4,7 @@ open, tidying, how it is shown), put together from client.py, store.py and gener
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from . import generations
 from .client import TOKEN_ENV, normalize_uri, shown_uri, split_credentials
 from .names import DEFAULT_COLLECTION, check_name, sentence_keys
 from .store import MilvusStore
+
+if TYPE_CHECKING:
+    from ...manifest import Manifest
 
 
 class MilvusBackend(Backend):
@@ -88,7 +91,7 @@ class MilvusBackend(Backend):
 
         return generations.after_commit(mine(new), mine(previous), index_id)
 
-    def open(self, manifest: dict[str, Any], files: CheckedFiles, passages: Sequence[Passage],
+    def open(self, manifest: Manifest, files: CheckedFiles, passages: Sequence[Passage],
              hint: str) -> MilvusStore:
         """The collection of a checked index, its rows numbered like the passages' sentences
         (by the keys the build saved; an index from before they were saved hashes every passage)."""
@@ -101,7 +104,7 @@ class MilvusBackend(Backend):
             keys = load_npy(path, raw, kind=("i", 1))
         except ValueError:  # LayoutError included
             keys = None
-        if keys is None or keys.dtype != np.int64 or keys.shape != (manifest["sentence_count"],):
+        if keys is None or keys.dtype != np.int64 or keys.shape != (manifest.sentence_count,):
             raise IndexMismatchError(f"index file {path} does not hold one key per sentence: {hint}")
         store.number_rows(keys)
         if not store.keys_distinct():

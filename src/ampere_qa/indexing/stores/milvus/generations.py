@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from .names import (
     name_problem,
 )
 from .store import MilvusStore
+
+if TYPE_CHECKING:
+    from ...manifest import Manifest
 
 Entry = Mapping[str, Any]  # a manifest's store entry
 
@@ -163,9 +166,9 @@ def point_alias(client: Any, alias: MilvusStore, generation: str) -> None:
             "its generation %r directly", alias.collection, generation)
 
 
-def open_milvus(manifest: dict[str, Any], hint: str) -> MilvusStore:
+def open_milvus(manifest: Manifest, hint: str) -> MilvusStore:
     """The manifest's collection, refused unless its rows and metadata are the manifest's."""
-    config = manifest.get("store", {})
+    config = manifest.store or {}
     name = config.get("generation") or config.get("collection", DEFAULT_COLLECTION)
     problem = name_problem(name, MAX_NAME)  # before connecting: a crafted manifest's name
     if problem:
@@ -195,12 +198,13 @@ def open_milvus(manifest: dict[str, Any], hint: str) -> MilvusStore:
 
 
 def _check_matches(where: str, meta: dict[str, Any], found_dim: int, found_rows: int,
-                   manifest: dict[str, Any], hint: str) -> None:
+                   manifest: Manifest, hint: str) -> None:
     """Refuse a collection whose shape or metadata is not the manifest's build."""
-    expected = build_meta(manifest, manifest["files"]["passages"]["sha256"])
+    expected = build_meta(manifest.model_fingerprint, manifest.corpus.fingerprint,
+                          manifest.files["passages"].sha256, manifest.dimension, manifest.sentence_count)
     checks = [
-        ("dimension", found_dim, manifest["dimension"]),
-        ("row count", found_rows, manifest["sentence_count"]),
+        ("dimension", found_dim, manifest.dimension),
+        ("row count", found_rows, manifest.sentence_count),
         *((key.replace("_", " "), meta.get(key), value) for key, value in expected.items()),
     ]
     for what, found, wanted in checks:
