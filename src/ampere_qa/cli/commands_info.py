@@ -43,16 +43,29 @@ def info(index_dir: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics and failures as JSON.")
 @click.option("--plot", "plot_path", default=None, metavar="FILE.png",
               help="Also draw the score distributions and the not-found cut-off.")
+@click.option("--squad", "squad_file", default=None, metavar="FILE.json",
+              help="Score document retrieval on a SQuAD-format set instead (PIAF, FQuAD, SQuAD).")
+@click.option("--build-corpus", "corpus_dir", default=None, metavar="DIR",
+              help="With --squad: write its contexts as files into DIR (new or empty) and build "
+                   "the index from them (into --index, default DIR-index).")
 @secret_options
-def eval_(file: str, index_dir: str | None, as_json: bool, plot_path: str | None) -> None:
+def eval_(file: str, index_dir: str | None, as_json: bool, plot_path: str | None,
+          squad_file: str | None, corpus_dir: str | None) -> None:
     """Measure answer quality on a labelled set, beside plain BM25 and dense baselines; or,
-    on a set of dialogues, the replies to their follow-up questions.
+    on a set of dialogues, the replies to their follow-up questions; or document retrieval on
+    a SQuAD-format set, beside chunk-and-embed and chunk BM25 over the same files.
 
     \b
     ampere-qa eval                        # the committed set, eval/questions.jsonl
     ampere-qa eval my-set.jsonl --json --plot scores.png
     ampere-qa eval eval/dialogues.jsonl   # follow-ups: answer hit on each last turn
+    ampere-qa eval --squad dev.json --build-corpus dev-corpus
     """
+    if squad_file:
+        _eval_squad(squad_file, corpus_dir, index_dir, as_json)
+        return
+    if corpus_dir:
+        raise click.UsageError("--build-corpus goes with --squad")
     from ..eval import (
         evaluate,
         evaluate_dialogues,
@@ -80,3 +93,19 @@ def eval_(file: str, index_dir: str | None, as_json: bool, plot_path: str | None
         echo_json(report.to_dict())
     else:
         click.echo(format_report(report))
+
+
+def _eval_squad(squad_file: str, corpus_dir: str | None, index_dir: str | None, as_json: bool) -> None:
+    from ..eval.squad import evaluate_squad, format_squad, load_squad, write_corpus
+    from ..search import Retriever
+
+    squad = load_squad(squad_file)
+    if corpus_dir:
+        from ..indexing.build import build_index
+
+        index = Path(index_dir) if index_dir else Path(f"{Path(corpus_dir).as_posix().rstrip('/')}-index")
+        write_corpus(squad, Path(corpus_dir))
+        build_index(corpus_dir, index, progress=not as_json)
+        index_dir = str(index)
+    report = evaluate_squad(Retriever.load(find_index(index_dir)), squad, progress=not as_json)
+    echo_json(report.to_dict()) if as_json else click.echo(format_squad(report))
