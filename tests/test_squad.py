@@ -24,21 +24,24 @@ CONTEXTS = [
 ]
 
 
+def _entry(title, context, *qas):
+    return {"title": title, "paragraphs": [{"context": context, "qas": list(qas)}]}
+
+
 def _squad(tmp_path, contexts=CONTEXTS, extra=()):
-    data = [{"title": f"t{i}", "paragraphs": [{"context": c, "qas": [
-        {"id": f"q{i}", "question": f"Question {i} ?", "answers": [{"text": c.split()[1], "answer_start": 3}]}]}]}
-        for i, c in enumerate(contexts)]
+    data = [_entry(f"t{i}", c, {"id": f"q{i}", "question": f"Question {i} ?",
+                                "answers": [{"text": c.split()[1], "answer_start": 3}]})
+            for i, c in enumerate(contexts)]
     path = tmp_path / "set.json"
     path.write_text(json.dumps({"version": "v1.0", "data": [*data, *extra]}), encoding="utf-8")
     return path
 
 
 def test_contexts_become_numbered_files_and_questions_point_at_them(tmp_path):
-    extra = [{"title": "dup", "paragraphs": [{"context": CONTEXTS[0], "qas": [
-        {"id": "again", "question": "Encore ?", "answers": []}]}]},
-        {"title": "junk", "paragraphs": [{"context": ".", "qas": [{"id": "j", "question": "X ?", "answers": []}]}]},
-        {"title": "v2", "paragraphs": [{"context": CONTEXTS[2], "qas": [
-            {"id": "imp", "question": "Y ?", "answers": [], "is_impossible": True}]}]}]
+    extra = [_entry("dup", CONTEXTS[0], {"id": "again", "question": "Encore ?", "answers": []}),
+             _entry("junk", ".", {"id": "j", "question": "X ?", "answers": []}),
+             _entry("v2", CONTEXTS[2], {"id": "imp", "question": "Y ?", "answers": [],
+                                        "is_impossible": True})]
     squad = load_squad(_squad(tmp_path, extra=extra))
     assert list(squad.files) == ["0001.txt", "0002.txt", "0003.txt"]  # the same context once
     assert [(q.id, q.file) for q in squad.questions] == [

@@ -31,6 +31,11 @@ R = rules(("fr", "en"), ("general", "automotive"))
     ("Pourquoi Renault fait-il cela ?", None),
     ("Is the plan risky or safe?", None),
     ("La direction est-elle réduite ou large ?", None),  # "ou" is not "où"
+    # "quand" opening a clause asks for no date; asking "when" still does.
+    ("Dossier médical : puis-je le fermer quand je veux ?", None),
+    ("Que faire quand mon employeur me filme ?", None),
+    ("Règlement : quand informer les personnes ?", u.DATE),
+    ("Et quand ?", u.DATE),
 ])
 def test_expected_answer_type(question, expected):
     assert u.answer_type(question, R) == expected
@@ -85,3 +90,39 @@ def test_names_lists_and_places():
     assert (u.PLACE, "Espagne") in found
     assert (u.NAMES, "Megane, Scénic, R5 et 4L") in _kinds("Les modèles Megane, Scénic, R5 et 4L.")
     assert all(t != "L'objectif" for _, t in _kinds("L'objectif est clair."))
+
+
+@pytest.mark.parametrize("question, concept", [
+    ("Quel bénéfice Renault a-t-il réalisé en 2023 ?", "profit"),
+    ("Quels sont les bénéfices du bouclier de protection ?", None),  # its benefits
+    ("Qui va fournir les batteries ?", "supplier"),
+    ("Dois-je fournir une copie de ma pièce d'identité ?", None),  # to hand over
+])
+def test_words_that_ask_for_a_kind_of_fact_only_in_that_sense(question, concept):
+    from ampere_qa.qa.answerability import asked_concepts
+
+    found = [c.name for c in asked_concepts(question, u.answer_type(question, R), R)]
+    assert found == ([concept] if concept else [])
+
+
+def test_a_name_only_in_the_questions_own_brackets_is_not_missing():
+    from ampere_qa.indexing.lexical import LexicalIndex
+    from ampere_qa.qa.answerability import missing_name
+
+    lex = LexicalIndex(["La base de données économiques et sociales rassemble les informations."],
+                       languages=("fr", "en"))
+    glossed = "Base de données économiques et sociales (BDES) : faut-il faire quelque chose ?"
+    assert missing_name(glossed, lex, lex.terms(glossed), R) is None
+    bare = "La BDES : faut-il faire quelque chose ?"  # named outside brackets: still looked for
+    assert missing_name(bare, lex, lex.terms(bare), R) == "BDES"
+
+
+def test_the_asking_word_found_in_the_sentences_gives_the_fact():
+    from ampere_qa.qa.answerability import asked_concepts, gives
+
+    # No English word gives a profit figure in the pack: the question's own word does.
+    q = "What were the earnings of the fund?"
+    (profit,) = [c for c in asked_concepts(q, u.answer_type(q, R), R) if c.name == "profit"]
+    assert not gives(profit, ["The fund pays for care."], R, q)
+    assert gives(profit, ["Its earnings go back to the members."], R, q)
+    assert not gives(profit, ["Its earnings go back to the members."], R)  # without the question

@@ -30,10 +30,18 @@ class AnswerSettings:
     # Zero is the natural point; `ampere-qa eval` calibrates it on a labelled set (5-fold
     # cross-validated: 0.0024 for the bundled model on eval/questions.jsonl, within noise of zero).
     min_relevance: float = 0.0
+    # A question this much closer to the corpus than to the anchors is answered with its best
+    # sentence even when that sentence holds no name, number or date of the kind asked ("quand
+    # informer les personnes ?" is answered by a moment, "qui peut consulter" by a kind of
+    # people): the type is evidence weighed against retrieval confidence, not a veto.
+    confident_relevance: float = 0.07
     # Sentences fetched from the vector store per passage wanted, before grouping by passage.
     sentences_per_hit: int = 16
     # Most a word match adds to a passage's score (the best BM25 passage gets all of it).
     lexical_weight: float = 0.03
+    # The share of a passage's score that its whole vector's similarity makes (the rest: its
+    # closest sentence's).
+    passage_weight: float = 0.0
     # Passages this close to the best one lend a second sentence to the answer...
     tie_margin: float = 0.005
     # ... when it contributes this share of the best one's effect.

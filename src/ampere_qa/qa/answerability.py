@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from ..indexing.lexical import LexicalIndex, Term
 from ..packs.lang import fold
-from .rules import Concept, Rules
+from .rules import Concept, Rules, words_rx
 
 __all__ = ["Concept", "Gap", "asked_concepts", "gives", "missing_name", "names_in", "subject_of",
            "unknown_counted"]
@@ -51,11 +51,18 @@ def asked_concepts(question: str, expected: str | None, rules: Rules, yes_no: bo
     return [c for c in rules.concepts if expected in c.types and c.asks.search(folded)]
 
 
-def gives(concept: Concept, sentences: Iterable[str], rules: Rules) -> bool:
-    """Whether a sentence holds that kind of fact: its words, or an amount of money when money
-    gives it (found as the short answers' amounts are, :mod:`.spans`)."""
-    return any((concept.gives is not None and concept.gives.search(fold(s)))
-               or (concept.money and rules.money.search(s)) for s in sentences)
+def gives(concept: Concept, sentences: Iterable[str], rules: Rules, question: str = "") -> bool:
+    """Whether a sentence holds that kind of fact: its words, an amount of money when money
+    gives it (found as the short answers' amounts are, :mod:`.spans`), or the very word of the
+    question that asks for it. That word in the sentence means the documents speak of the same
+    thing ("les bénéfices du bouclier" asks no profit figure of a text about those benefits);
+    its absence is what a "not given" reply is sure of."""
+    asked = {m.group(0) for m in concept.asks.finditer(fold(question))} if question else set()
+    echo = words_rx(re.escape(w) for w in sorted(asked)) if asked else None
+    return any((concept.gives is not None and concept.gives.search(folded))
+               or (echo is not None and echo.search(folded))
+               or (concept.money and rules.money.search(s))
+               for s in sentences for folded in (fold(s),))
 
 
 _ENTITY = re.compile(r"(?<![\w'’])(?:[A-ZÀ-ÖØ-Þ][\w-]*|\w*\d\w*)(?![\w])")
@@ -79,11 +86,22 @@ def names_in(question: str, terms: Sequence[Term], rules: Rules) -> list[Term]:
 
 def missing_name(question: str, lexical: LexicalIndex, terms: Sequence[Term],
                  rules: Rules) -> str | None:
-    """The first name of the question the corpus never uses, in any of its forms."""
+    """The first name of the question the corpus never uses, in any of its forms. A name
+    only in brackets is the question's own gloss ("Base de données économiques et sociales
+    (BDES)"): the words before it say what it is, and a text may never use the short form."""
+    glossed = {w.casefold() for inner in _BRACKETS.findall(question)
+               for w in re.findall(r"[\w-]+", inner)}
+    outside = {w.casefold() for w in re.findall(r"[\w-]+", _BRACKETS.sub(" ", question))}
     for t in names_in(question, terms, rules):
+        words = {w.casefold() for w in re.findall(r"[\w-]+", t.word)}
+        if words <= glossed and not words & outside:
+            continue
         if not any(lexical.knows(option) for option in t.options):
             return t.word
     return None
+
+
+_BRACKETS = re.compile(r"\(([^()]{1,80})\)")
 
 
 def unknown_counted(focus: str, lexical: LexicalIndex, rules: Rules) -> str | None:

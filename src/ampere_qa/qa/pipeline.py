@@ -91,7 +91,8 @@ class Pipeline:
                 part_terms, part_qv = self.lexical.terms(intent.text), self.embed(intent.text)
                 candidates = self.selector.candidates(part_qv, hits, ranking.rows)
             best = (self._not_given(intent, candidates, subject, reading)
-                    or self._choose(intent, candidates, part_qv, part_terms, ranking, subject))
+                    or self._choose(intent, candidates, part_qv, part_terms, ranking, subject,
+                                    confident=score >= self.settings.confident_relevance))
             if isinstance(best, Gap):
                 return not_found(text, lang.code, words, best.reason, what=best.what,
                                  subject=best.subject, concept_label=best.concept_label)
@@ -108,13 +109,14 @@ class Pipeline:
         return compose(text, lang.code, words, picks, shorts, see_also)
 
     def _choose(self, intent: understand.Intent, candidates: list[Candidate], qv: np.ndarray,
-                terms: list[Term], ranking: Ranking, subject: str) -> Choice | Gap:
+                terms: list[Term], ranking: Ranking, subject: str, confident: bool) -> Choice | Gap:
         """The answering sentence of one question part, or ``no_answer`` when the part asks for
-        a name, a number, a date... and no candidate holds one."""
+        a name, a number, a date... and no candidate holds one, unless retrieval is
+        ``confident`` (then the sentence is quoted without a short answer)."""
         best = self.selector.best(candidates, intent, terms)
         if intent.expected and best.short is not None:
             best = self.selector.with_key_word(best, qv, ranking.hits, ranking.rows, intent, terms)
-        if intent.expected and best.short is None:
+        if intent.expected and best.short is None and not confident:
             return Gap("no_answer", what=intent.expected, subject=subject)
         return best
 
@@ -130,7 +132,7 @@ class Pipeline:
         r, reply = reading.rules, reading.language.reply
         for concept in answerability.asked_concepts(intent.text, intent.expected, r, intent.yes_no,
                                                     self.settings.typed_words):
-            if not answerability.gives(concept, (c.sentence for c in candidates), r):
+            if not answerability.gives(concept, (c.sentence for c in candidates), r, intent.text):
                 return Gap("not_given", subject=subject, concept_label=concept.labels.get(reply, ""))
         if intent.expected == understand.NUMBER and intent.focus:
             counted = answerability.unknown_counted(intent.focus, self.lexical, r)
