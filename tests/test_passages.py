@@ -204,3 +204,32 @@ def test_dedup_stays_near_linear_when_every_paragraph_shares_a_boilerplate_sente
     merged, report = deduplicate(ps, SplitSettings())
     assert time.perf_counter() - start < 60  # a bound for a busy machine, not a benchmark
     assert len(merged) == 16_000 and report.collapsed == 0
+
+
+def test_short_paragraphs_of_a_section_are_packed_up_to_the_target():
+    lines = [f"Ligne {i} : une phrase courte sur le sujet numéro {i}." for i in range(12)]
+    text = "\n".join(lines)
+    alone = list(chunks(text, max_chars=1000))
+    assert len(alone) == 12  # a passage per line (one paragraph a line) without packing
+    packed = list(chunks(text, max_chars=1000, pack_chars=200))
+    assert 1 < len(packed) < 12
+    for (a, b), sents in packed:
+        assert b - a <= 200 or len(sents) == 1  # never past the target, unless one line is
+        assert sents[0][0] == a and sents[-1][1] == b and text[a:b].startswith("Ligne")
+    # Every sentence is kept, in order, each once: packing changes passages, not sentences.
+    assert [s for _, ss in packed for s in ss] == [s for _, ss in alone for s in ss]
+
+
+def test_packing_keeps_a_long_paragraph_cut_on_sentences():
+    long = "Une phrase assez longue pour remplir le paragraphe entier. " * 30
+    text = f"Court.\n{long.strip()}\nFin courte."
+    packed = list(chunks(text, max_chars=300, pack_chars=250))
+    assert all(b - a <= 300 for (a, b), _ in packed)
+    assert text[slice(*packed[0][0])] == "Court."  # the long one does not fit after it
+
+
+def test_packing_never_crosses_a_heading(tmp_path):
+    (tmp_path / "doc.md").write_text("# Un\n\nA court.\n\nB court.\n\n# Deux\n\nC court.\n", encoding="utf-8")
+    docs = read_corpus(tmp_path).documents
+    out = split_documents(docs, SplitSettings(pack_chars=500))
+    assert [(p.context, p.text) for p in out] == [("Un", "A court.\n\nB court."), ("Deux", "C court.")]

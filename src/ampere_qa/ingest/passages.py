@@ -60,6 +60,9 @@ class SplitSettings:
     # paragraph gives ~0.90, a reworded sentence in it ~0.75, unrelated paragraphs ~0.0.
     shingle_words: int = 3
     near_duplicate_jaccard: float = 0.8
+    # Consecutive paragraphs of a section are packed into one passage up to this many
+    # characters (0: a passage per paragraph).
+    pack_chars: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -136,20 +139,30 @@ def _hard_split(text: str, span: Span, max_chars: int) -> Iterator[Span]:
     yield _strip_span(text, a, end)
 
 
-def chunks(text: str, max_chars: int, start: int = 0,
-           end: int | None = None) -> Iterator[tuple[Span, list[Span]]]:
-    """Passage spans with their sentence spans (both absolute) in ``text[start:end]``:
-    paragraphs, packed sentences."""
+def chunks(text: str, max_chars: int, start: int = 0, end: int | None = None,
+           pack_chars: int = 0) -> Iterator[tuple[Span, list[Span]]]:
+    """Passage spans with their sentence spans (both absolute) in ``text[start:end]``: runs of
+    whole paragraphs up to ``pack_chars`` (a paragraph alone when 0), a paragraph longer than
+    ``max_chars`` cut into packed sentences."""
+    run: list[Span] = []  # the sentences of the paragraphs packed so far
     for pa, pb in paragraphs(text, start, end):
         sents = [piece for s in sentences(text, pa, pb) for piece in _hard_split(text, s, max_chars)]
-        group: list[Span] = []
+        if run and pb - run[0][0] > pack_chars:
+            yield (run[0][0], run[-1][1]), run
+            run = []
+        if pb - pa <= max_chars:
+            run.extend(sents)
+            continue
+        group: list[Span] = run
+        run = []
         for s in sents:
             if group and s[1] - group[0][0] > max_chars:
                 yield (group[0][0], group[-1][1]), group
                 group = []
             group.append(s)
-        if group:
-            yield (group[0][0], group[-1][1]), group
+        run = group  # the long paragraph's last piece may take the next paragraphs
+    if run:
+        yield (run[0][0], run[-1][1]), run
 
 
 def passage_id(source: str, start: int, end: int, text: str) -> str:
@@ -178,7 +191,7 @@ def split_documents(docs: Iterable[Document], settings: SplitSettings) -> list[P
     out: list[Passage] = []
     for doc in docs:
         for start, end, context in sections(doc.text, doc.headings):
-            for (a, b), sents in chunks(doc.text, settings.max_chars, start, end):
+            for (a, b), sents in chunks(doc.text, settings.max_chars, start, end, settings.pack_chars):
                 text = doc.text[a:b]
                 out.append(Passage(
                     id=passage_id(doc.source, a, b, text),

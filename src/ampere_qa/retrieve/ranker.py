@@ -31,9 +31,10 @@ class HybridRanker:
     """Ranks an index's passages for a question's text and vector."""
 
     def __init__(self, data: IndexData, lexical: LexicalIndex, *, sentences_per_hit: int = 16,
-                 lexical_weight: float = 0.03):
+                 lexical_weight: float = 0.03, passage_weight: float = 0.0):
         self.data, self.lexical = data, lexical
         self.sentences_per_hit, self.lexical_weight = sentences_per_hit, lexical_weight
+        self.passage_weight = passage_weight
 
     def rank(self, text: str, qv: np.ndarray, k: int) -> Ranking:
         data = self.data
@@ -52,6 +53,8 @@ class HybridRanker:
                 a = int(data.sentence_start[i])
                 ids = np.arange(a, a + len(data.passages[i].sentences))
                 dense[int(i)] = float((store.get(ids) @ qv).max())
+        if self.passage_weight:
+            dense = self._with_passages(dense, qv, k)
         fused = sorted(((score + float(bonus[i]), i) for i, score in dense.items()), reverse=True)[:k]
         hits = [
             Hit(rank, p.id, p.source, p.start, p.end, p.text, score, context=p.context)
@@ -60,6 +63,21 @@ class HybridRanker:
         ]
         best = float(sims[0]) if len(rows) and rows[0] >= 0 else -1.0
         return Ranking(hits, {data.passages[i].id: i for _, i in fused}, best)
+
+
+    def _with_passages(self, dense: dict[int, float], qv: np.ndarray, k: int) -> dict[int, float]:
+        """Each passage's closest-sentence score blended with its whole vector's similarity,
+        over the passages found by sentences, by words, and by whole vector (a passage that
+        answers as a whole, though no one sentence of it is close, is found too)."""
+        data, w = self.data, self.passage_weight
+        whole = np.asarray(data.vectors.passage_vectors @ qv, dtype=np.float32)
+        found = dict(dense)
+        for i in top_k(whole, k):
+            if int(i) not in found:
+                a = int(data.sentence_start[i])
+                ids = np.arange(a, a + len(data.passages[i].sentences))
+                found[int(i)] = float((data.store.get(ids) @ qv).max())
+        return {i: (1 - w) * score + w * float(whole[i]) for i, score in found.items()}
 
 
 def relevance(data: IndexData, qv: np.ndarray, best_sentence: float) -> float:
