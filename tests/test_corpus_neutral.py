@@ -40,9 +40,9 @@ def corpus2(tmp_path: Path) -> Path:
     return Path(shutil.copytree(CORPUS2, tmp_path / "corpus2"))
 
 
-def _passages(corpus: Path | str) -> list[Passage]:
-    docs = read_corpus(corpus).documents
-    return deduplicate(split_documents(docs, SplitSettings()), SplitSettings())[0]
+def _passages(corpus: Path | str, settings: SplitSettings | None = None) -> list[Passage]:
+    docs, settings = read_corpus(corpus).documents, settings or SplitSettings()
+    return deduplicate(split_documents(docs, settings), settings)[0]
 
 
 def _build(corpus: Path, index: Path, embedder) -> Retriever:
@@ -128,7 +128,7 @@ def test_context_pops_to_the_right_level_and_same_text_under_two_headings_is_one
     text = ("# Guide\n\n## Linux\n\nInstallez le paquet.\n\n### Debian\n\nLancez apt.\n\n"
             "## Windows\n\nInstallez le paquet.\n\nDouble-cliquez.\n")
     (tmp_path / "d.md").write_text(text, encoding="utf-8")
-    passages = _passages(tmp_path)
+    passages = _passages(tmp_path, SplitSettings(pack_chars=0))  # a passage a paragraph
     assert [(p.text, p.context) for p in passages] == [
         ("Installez le paquet.", "Guide › Linux"),  # the Windows copy collapsed into it
         ("Lancez apt.", "Guide › Linux › Debian"),

@@ -90,7 +90,7 @@ def _passages(texts: list[str]):
     from ampere_qa.ingest.corpus import Document
 
     doc = Document("x.txt", "\n\n".join(texts), "0")
-    return split_documents([doc], SplitSettings(max_chars=5000))
+    return split_documents([doc], SplitSettings(max_chars=5000, pack_chars=0))  # one a paragraph
 
 
 def test_near_duplicates_collapse_but_different_paragraphs_stay():

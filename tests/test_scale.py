@@ -18,6 +18,7 @@ from ampere_qa.indexing import checks
 from ampere_qa.indexing import index as index_mod
 from ampere_qa.indexing.index import MANIFEST, load_index
 from ampere_qa.indexing.stores import faiss as faiss_backend
+from ampere_qa.ingest.passages import SplitSettings
 from ampere_qa.retrieve.ranker import top_k as _top_k
 
 from .conftest import FakeEmbedder
@@ -189,7 +190,8 @@ def test_load_parses_only_the_passages_it_touches(tmp_path, corpus_copy, monkeyp
     from ampere_qa.indexing.passage_file import PassageFile
 
     idx = tmp_path / "index"
-    build_index(_many(corpus_copy, 400), idx, embedder=FakeEmbedder())
+    build_index(_many(corpus_copy, 400), idx, embedder=FakeEmbedder(),
+                settings=SplitSettings(pack_chars=0))  # a passage a paragraph: 400 and more
     parsed: list[int] = []
     read = PassageFile._read
     monkeypatch.setattr(PassageFile, "_read", lambda self, i: parsed.append(i) or read(self, i))

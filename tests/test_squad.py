@@ -97,8 +97,13 @@ def test_eval_squad_from_the_command_line(tmp_path, monkeypatch, fake_embedder):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output[result.output.index("{"):])
     assert set(report["systems"]) == {"ampere-qa", "chunk-dense", "chunk-bm25"}
-    assert report["systems"]["ampere-qa"]["questions"] == 3
+    assert report["systems"]["ampere-qa"]["all"]["questions"] == 3
+    assert set(report["systems"]["ampere-qa"]["all"]) >= {"hit@1", "hit@5", "mrr", "answered"}
     assert (tmp_path / "c-index" / "manifest.json").exists()
     text = CliRunner().invoke(cli, ["eval", "--squad", str(path), "--index", str(tmp_path / "c-index")])
     assert text.exit_code == 0, text.output
-    assert "chunk-bm25" in text.output and "3 questions" in text.output
+    lines = [line.split("\r")[-1].lstrip() for line in text.output.splitlines()]  # past the bar
+    head = next((i for i, line in enumerate(lines) if line.startswith("system")), None)
+    assert head is not None, repr(text.output)
+    rows = {line.split()[0]: line.split()[1:] for line in lines[head + 1:head + 4]}
+    assert set(rows) == {"ampere-qa", "chunk-dense", "chunk-bm25"} and rows["ampere-qa"][0] == "3"

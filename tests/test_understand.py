@@ -36,6 +36,8 @@ R = rules(("fr", "en"), ("general", "automotive"))
     ("Que faire quand mon employeur me filme ?", None),
     ("Règlement : quand informer les personnes ?", u.DATE),
     ("Et quand ?", u.DATE),
+    ("Can a lender ask for my statements when I apply for a loan?", None),
+    ("When was the loan granted?", u.DATE),
 ])
 def test_expected_answer_type(question, expected):
     assert u.answer_type(question, R) == expected
@@ -126,3 +128,12 @@ def test_the_asking_word_found_in_the_sentences_gives_the_fact():
     assert not gives(profit, ["The fund pays for care."], R, q)
     assert gives(profit, ["Its earnings go back to the members."], R, q)
     assert not gives(profit, ["Its earnings go back to the members."], R)  # without the question
+
+
+def test_a_capital_opening_a_sentence_of_the_question_is_no_name():
+    from ampere_qa.indexing.lexical import LexicalIndex
+    from ampere_qa.qa.answerability import names_in
+
+    lex = LexicalIndex(["x"], languages=("fr", "en"))
+    q = "Someone stole my identity on Facebook. Can the CNIL help?"
+    assert {t.word for t in names_in(q, lex.terms(q), R)} == {"Facebook", "CNIL"}

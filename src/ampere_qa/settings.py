@@ -39,9 +39,9 @@ class AnswerSettings:
     sentences_per_hit: int = 16
     # Most a word match adds to a passage's score (the best BM25 passage gets all of it).
     lexical_weight: float = 0.03
-    # The share of a passage's score that its whole vector's similarity makes (the rest: its
-    # closest sentence's).
-    passage_weight: float = 0.0
+    # A passage scores the better of its closest sentence's and its whole vector's similarity
+    # (False: its closest sentence's alone, as before packed passages).
+    whole_passages: bool = True
     # Passages this close to the best one lend a second sentence to the answer...
     tie_margin: float = 0.005
     # ... when it contributes this share of the best one's effect.

@@ -26,6 +26,7 @@ from .sets import MAX_SET_BYTES
 if TYPE_CHECKING:
     from ..embed.embedding import Embedder
     from ..search import Retriever
+    from ..types import Answer
 
 DEPTH = 10  # files ranked per question: MRR@10
 CHUNK_CHARS = 1000  # the baselines' chunks: what chunk-and-embed pipelines use by default
@@ -41,6 +42,7 @@ class SquadQuestion:
     question: str
     file: str  # the corpus file holding its context
     answers: tuple[str, ...]
+    lang: str = ""  # the question's language when the set says it (a "lang" field)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ def load_squad(path: str | Path, limit: int | None = None) -> SquadSet:
                         continue
                     answers = tuple(str(a["text"]) for a in qa.get("answers", []))
                     questions.append(SquadQuestion(str(qa.get("id", len(questions))),
-                                                   str(qa["question"]).strip(), name, answers))
+                                                   str(qa["question"]).strip(), name, answers,
+                                                   str(qa.get("lang", ""))))
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise BadInputError(f"{path} is not a SQuAD-format file ({type(exc).__name__}: {exc})") \
             from None
@@ -207,6 +210,11 @@ class DocTally:
             self.rr += 1 / rank
         return rank
 
+    def reply(self, q: SquadQuestion, reply: Answer) -> None:
+        self.replies += 1
+        self.answered += reply.answered
+        self.answer_recall += word_recall(q.answers, reply.answer) if reply.answered else 0.0
+
     def metrics(self) -> dict[str, float | int]:
         n = max(self.questions, 1)
         out: dict[str, float | int] = {"questions": self.questions, "hit@1": round(self.hit1 / n, 3),
@@ -230,7 +238,7 @@ def word_recall(gold: Sequence[str], text: str) -> float:
 
 @dataclass
 class SquadReport:
-    systems: dict[str, dict[str, float | int]]
+    systems: dict[str, dict[str, dict[str, float | int]]]  # system -> "all" or language -> metrics
     misses: list[dict[str, Any]] = field(default_factory=list)  # ampere-qa's, for reading
 
     def to_dict(self) -> dict[str, Any]:
@@ -246,7 +254,8 @@ def evaluate_squad(retriever: Retriever, squad: SquadSet, *, replies: bool = Tru
     stemmer = pack(retriever.settings.languages[0]).stemmer or "english"
     systems: list[Ranker] = [AmpereFiles(retriever), ChunkDense(squad.files, retriever.embedder),
                ChunkBm25(squad.files, stemmer)]
-    tallies = {s.name: DocTally() for s in systems}
+    langs = sorted({q.lang for q in squad.questions if q.lang})
+    tallies = {s.name: {key: DocTally() for key in ["all", *langs]} for s in systems}
     report = SquadReport({})
     items: Iterable[SquadQuestion] = squad.questions
     if progress:
@@ -254,30 +263,28 @@ def evaluate_squad(retriever: Retriever, squad: SquadSet, *, replies: bool = Tru
 
         items = tqdm(squad.questions, desc="evaluating", unit="question", leave=False)
     for q in items:
+        reply = retriever.answer(q.question) if replies else None
         for system in systems:
             ranked = system.rank(q.question)
-            rank = tallies[system.name].add(ranked, q.file)
-            if system.name == AmpereFiles.name:
-                tally = tallies[system.name]
-                reply = retriever.answer(q.question) if replies else None
-                if reply is not None:
-                    tally.replies += 1
-                    tally.answered += reply.answered
-                    tally.answer_recall += word_recall(q.answers, reply.answer) if reply.answered else 0.0
-                if rank != 1 or (reply is not None and not reply.answered):
-                    report.misses.append({"id": q.id, "question": q.question, "file": q.file,
-                                          "rank": rank, "ranked": ranked[:3],
-                                          "reply": reply.answer if reply else None})
-    report.systems = {name: t.metrics() for name, t in tallies.items()}
+            for key in ("all", q.lang) if q.lang else ("all",):
+                rank = tallies[system.name][key].add(ranked, q.file)
+                if system.name == AmpereFiles.name and reply is not None:
+                    tallies[system.name][key].reply(q, reply)
+            if system.name == AmpereFiles.name and (rank != 1 or (reply is not None and not reply.answered)):
+                report.misses.append({"id": q.id, "question": q.question, "file": q.file,
+                                      "rank": rank, "ranked": ranked[:3],
+                                      "reply": reply.answer if reply else None})
+    report.systems = {name: {key: t.metrics() for key, t in by.items()} for name, by in tallies.items()}
     return report
 
-
 def format_squad(report: SquadReport) -> str:
-    """The systems' scores as a table."""
+    """The systems' scores as a table, overall and by question language."""
     keys = ["hit@1", "hit@5", "mrr", "answered", "answer_recall"]
-    lines = [f"{'system':<12}" + "".join(f"{k:>15}" for k in keys)]
-    for name, m in report.systems.items():
-        lines.append(f"{name:<12}" + "".join(f"{m[k]:>15}" if k in m else f"{'-':>15}" for k in keys))
-    n = next(iter(report.systems.values()))["questions"]
-    lines.append(f"{n} questions; ampere-qa missed or refused {len(report.misses)} (see --json)")
+    lines = [f"{'system':<12}{'questions':>12}" + "".join(f"{k:>15}" for k in keys)]
+    for name, by in report.systems.items():
+        for key, m in by.items():
+            label = name if key == "all" else f"  {key}"
+            lines.append(f"{label:<12}{m['questions']:>12}"
+                         + "".join(f"{m[k]:>15}" if k in m else f"{'-':>15}" for k in keys))
+    lines.append(f"ampere-qa missed or refused {len(report.misses)} (see --json)")
     return "\n".join(lines)

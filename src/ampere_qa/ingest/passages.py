@@ -61,8 +61,10 @@ class SplitSettings:
     shingle_words: int = 3
     near_duplicate_jaccard: float = 0.8
     # Consecutive paragraphs of a section are packed into one passage up to this many
-    # characters (0: a passage per paragraph).
-    pack_chars: int = 0
+    # characters (0: a passage per paragraph): a FAQ answer or a doc page written a line per
+    # sentence becomes passages that say what they are about, while the answer is still chosen
+    # sentence by sentence. 600 measured best of 0/600/1000 on a FAQ and a documentation corpus.
+    pack_chars: int = 600
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -65,6 +65,7 @@ def gives(concept: Concept, sentences: Iterable[str], rules: Rules, question: st
                for s in sentences for folded in (fold(s),))
 
 
+_SENTENCE_START = re.compile(r"^\W*|[.!?…]\s+[\"«“(]?")
 _ENTITY = re.compile(r"(?<![\w'’])(?:[A-ZÀ-ÖØ-Þ][\w-]*|\w*\d\w*)(?![\w])")
 
 
@@ -72,8 +73,10 @@ def names_in(question: str, terms: Sequence[Term], rules: Rules) -> list[Term]:
     """The terms that are names: capitalised past the first word, acronyms, words with digits."""
     # In a language that capitalises every noun (German), only acronyms and words with digits
     # stand out as names.
+    # A capital that opens a sentence ("… help? Can the CNIL…") names nothing either.
+    openers = {m.end() for m in _SENTENCE_START.finditer(question)}
     spots = {m.group(0) for m in _ENTITY.finditer(question)
-             if (m.start() > 0 and not rules.capitalised_nouns) or m.group(0).isupper()
+             if (m.start() not in openers and not rules.capitalised_nouns) or m.group(0).isupper()
              or any(ch.isdigit() for ch in m.group(0))}
     first = re.match(r"\W*(\w+)", question)
     if first and first.group(1).isupper() and len(first.group(1)) > 1:

@@ -1,9 +1,13 @@
-"""Hybrid ranking: a passage scores the cosine of its closest sentence, plus a BM25 bonus.
-
+"""Hybrid ranking: a passage scores the cosine of its closest sentence (for a passage of several
+lines, the better of that and its whole vector's), plus a BM25 bonus.
 A question usually matches one sentence, and the rest of a paragraph dilutes the paragraph's
-vector. Word matching (BM25, scaled so the best passage gets ``lexical_weight``) breaks
+vector; a question about what a whole FAQ answer or section says matches the passage that packs
+its lines. Word matching (BM25, scaled so the best passage gets ``lexical_weight``) breaks
 near-ties. Measured on eval/questions.jsonl, hit@1 French/English: whole paragraphs 0.79/0.71,
 best sentence 0.86/0.86, plus BM25 0.88/0.87 (reciprocal-rank fusion instead: 0.79/0.56).
+On a FAQ and a documentation corpus (BENCHMARKS.md), blending sentence and whole-passage
+scores by any fixed weight or by rank fusion lost on one set what it won on another; the
+better of the two, for packed passages only, won on every one.
 """
 
 from __future__ import annotations
@@ -31,10 +35,10 @@ class HybridRanker:
     """Ranks an index's passages for a question's text and vector."""
 
     def __init__(self, data: IndexData, lexical: LexicalIndex, *, sentences_per_hit: int = 16,
-                 lexical_weight: float = 0.03, passage_weight: float = 0.0):
+                 lexical_weight: float = 0.03, whole_passages: bool = True):
         self.data, self.lexical = data, lexical
         self.sentences_per_hit, self.lexical_weight = sentences_per_hit, lexical_weight
-        self.passage_weight = passage_weight
+        self.whole_passages = whole_passages
 
     def rank(self, text: str, qv: np.ndarray, k: int) -> Ranking:
         data = self.data
@@ -53,7 +57,7 @@ class HybridRanker:
                 a = int(data.sentence_start[i])
                 ids = np.arange(a, a + len(data.passages[i].sentences))
                 dense[int(i)] = float((store.get(ids) @ qv).max())
-        if self.passage_weight:
+        if self.whole_passages:
             dense = self._with_passages(dense, qv, k)
         fused = sorted(((score + float(bonus[i]), i) for i, score in dense.items()), reverse=True)[:k]
         hits = [
@@ -66,10 +70,14 @@ class HybridRanker:
 
 
     def _with_passages(self, dense: dict[int, float], qv: np.ndarray, k: int) -> dict[int, float]:
-        """Each passage's closest-sentence score blended with its whole vector's similarity,
-        over the passages found by sentences, by words, and by whole vector (a passage that
-        answers as a whole, though no one sentence of it is close, is found too)."""
-        data, w = self.data, self.passage_weight
+        """A passage of several lines (paragraphs packed together, a FAQ answer written a line
+        per sentence) scores the better of its closest sentence's and its whole vector's
+        similarity: a question about one fact is closest to the sentence that gives it, one
+        about what a whole answer or section says ("comment supprimer mon compte ?") to the
+        passage. A one-paragraph passage keeps its closest sentence's: its vector only dilutes
+        its sentences' (measured: paragraph vectors rank the article's paragraphs worse).
+        Passages found by whole vector alone are scored too."""
+        data = self.data
         whole = np.asarray(data.vectors.passage_vectors @ qv, dtype=np.float32)
         found = dict(dense)
         for i in top_k(whole, k):
@@ -77,8 +85,9 @@ class HybridRanker:
                 a = int(data.sentence_start[i])
                 ids = np.arange(a, a + len(data.passages[i].sentences))
                 found[int(i)] = float((data.store.get(ids) @ qv).max())
-        return {i: (1 - w) * score + w * float(whole[i]) for i, score in found.items()}
-
+        # Only a passage whose whole vector is the closer is parsed to see if it has lines.
+        return {i: float(whole[i]) if whole[i] > score and "\n" in data.passages[i].text else score
+                for i, score in found.items()}
 
 def relevance(data: IndexData, qv: np.ndarray, best_sentence: float) -> float:
     """How much closer the question is to the corpus than to unrelated everyday text.
