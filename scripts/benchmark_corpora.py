@@ -1,0 +1,96 @@
+"""Document retrieval on the committed external corpora, ampere-qa beside the plain baselines.
+
+    .venv/bin/python scripts/benchmark_corpora.py [--ablation] [--readme] [SET.squad.json ...]
+
+Each SQuAD-format set under eval/external/ is written out as a corpus of files, indexed with the
+bundled model (ampere-qa's own build, in a temporary folder), and scored: document hit@1, hit@5,
+MRR, share answered and answer recall, overall and by question language, for ampere-qa, dense
+retrieval over ~1,000-character chunks (best chunk per file: what chunk-and-embed pipelines give)
+and bm25s over the same chunks. ``--ablation`` adds ampere-qa with packed passages and
+whole-passage scores switched off (one passage a paragraph, closest sentence only).
+``--readme`` rewrites the table between the markers in README.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from ampere_qa.eval.squad import AmpereFiles, DocTally, evaluate_squad, load_squad, write_corpus  # noqa: E402
+from ampere_qa.indexing.build import build_index  # noqa: E402
+from ampere_qa.ingest.passages import SplitSettings  # noqa: E402
+from ampere_qa.search import Retriever  # noqa: E402
+
+SETS = sorted((ROOT / "eval" / "external").glob("*/*.squad.json"))
+BEGIN, END = "<!-- corpora:begin -->", "<!-- corpora:end -->"
+
+
+def _ablated(squad, corpus: Path, work: Path) -> dict[str, dict]:
+    """ampere-qa as before packed passages: a passage a paragraph, closest sentence only."""
+    build_index(corpus, work / "plain", settings=SplitSettings(pack_chars=0), progress=False)
+    r = Retriever.load(work / "plain")
+    r = Retriever(r.data, r.embedder, settings=dataclasses.replace(r.settings, whole_passages=False))
+    system, by = AmpereFiles(r), {"all": DocTally()}
+    for q in squad.questions:
+        ranked = system.rank(q.question)
+        for key in ("all", q.lang) if q.lang else ("all",):
+            by.setdefault(key, DocTally()).add(ranked, q.file)
+    return {key: t.metrics() for key, t in by.items()}
+
+
+def run(path: Path, ablation: bool) -> tuple[str, dict[str, dict[str, dict]], float]:
+    squad = load_squad(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        write_corpus(squad, work / "corpus")
+        t0 = time.perf_counter()
+        build_index(work / "corpus", work / "index", progress=False)
+        built = time.perf_counter() - t0
+        report = evaluate_squad(Retriever.load(work / "index"), squad)
+        systems = report.systems
+        if ablation:
+            plain = _ablated(squad, work / "corpus", work)
+            systems = {**systems, "ampere-qa, paragraphs, sentences only": plain}
+    return path.parent.name, systems, built
+
+
+def table(results: list[tuple[str, dict[str, dict[str, dict]], float]]) -> str:
+    lines = ["| set | questions | system | hit@1 | hit@5 | MRR | answered |", "|---|---|---|---|---|---|---|"]
+    for name, systems, _ in results:
+        keys = list(next(iter(systems.values())))
+        for key in keys:
+            for system, by in systems.items():
+                m = by.get(key)
+                if m is None:
+                    continue
+                answered = m.get("answered", "—")
+                lines.append(f"| {name} ({key}) | {m['questions']} | {system} | {m['hit@1']:.3f} | "
+                             f"{m['hit@5']:.3f} | {m['mrr']:.3f} | {answered} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    ablation, readme = "--ablation" in argv, "--readme" in argv
+    paths = [Path(a) for a in argv if not a.startswith("--")] or SETS
+    results = []
+    for path in paths:
+        results.append(run(path, ablation))
+        print(f"{results[-1][0]}: built in {results[-1][2]:.0f} s", file=sys.stderr)
+    text = table(results)
+    print(text)
+    if readme:
+        doc = (ROOT / "README.md").read_text(encoding="utf-8")
+        a, b = doc.index(BEGIN) + len(BEGIN), doc.index(END)
+        (ROOT / "README.md").write_text(f"{doc[:a]}\n{text}\n{doc[b:]}", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
