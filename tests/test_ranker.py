@@ -54,9 +54,14 @@ def test_lines_of_a_faq_answer_are_one_passage_and_paragraphs_of_prose_stay_apar
     assert len(by_file["article.txt"]) == 2 and faq.data.manifest.split["pack_chars"] < 700
 
 
+@pytest.mark.parametrize("scan_max", [100_000, 0])  # every passage scanned, or only those found
 @pytest.mark.parametrize("question", ["Comment supprimer mon compte ?", "Qu'est-ce qu'un cookie ?",
                                       "Où sont produites les batteries ?"])
-def test_a_passage_of_several_lines_scores_the_better_of_sentence_and_whole(faq, question):
+def test_a_passage_of_several_lines_scores_the_better_of_sentence_and_whole(faq, question, scan_max,
+                                                                            monkeypatch):
+    from ampere_qa.retrieve import ranker
+
+    monkeypatch.setattr(ranker, "WHOLE_SCAN_MAX", scan_max)
     dense = _dense(faq, question)
     plain = Retriever(faq.data, faq.embedder,
                       settings=dataclasses.replace(faq.settings, whole_passages=False))

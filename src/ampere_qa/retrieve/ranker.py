@@ -31,6 +31,12 @@ class Ranking:
     best_sentence: float
 
 
+# Up to this many passages every passage's whole vector is compared with the question (a few ms
+# at 13k); above, only those its sentences or words found, so that a question never reads every
+# passage vector of a million-passage archive.
+WHOLE_SCAN_MAX = 100_000
+
+
 class HybridRanker:
     """Ranks an index's passages for a question's text and vector."""
 
@@ -76,18 +82,25 @@ class HybridRanker:
         about what a whole answer or section says ("comment supprimer mon compte ?") to the
         passage. A one-paragraph passage keeps its closest sentence's: its vector only dilutes
         its sentences' (measured: paragraph vectors rank the article's paragraphs worse).
-        Passages found by whole vector alone are scored too."""
-        data = self.data
-        whole = np.asarray(data.vectors.passage_vectors @ qv, dtype=np.float32)
+        Passages found by whole vector alone are scored too, up to WHOLE_SCAN_MAX passages."""
+        data, vectors = self.data, self.data.vectors.passage_vectors
         found = dict(dense)
-        for i in top_k(whole, k):
-            if int(i) not in found:
-                a = int(data.sentence_start[i])
-                ids = np.arange(a, a + len(data.passages[i].sentences))
-                found[int(i)] = float((data.store.get(ids) @ qv).max())
+        if len(vectors) <= WHOLE_SCAN_MAX:
+            whole_all = np.asarray(vectors @ qv, dtype=np.float32)
+            for i in top_k(whole_all, k):
+                if int(i) not in found:
+                    a = int(data.sentence_start[i])
+                    ids = np.arange(a, a + len(data.passages[i].sentences))
+                    found[int(i)] = float((data.store.get(ids) @ qv).max())
+            whole = {i: float(whole_all[i]) for i in found}
+        else:
+            rows = np.fromiter(found, dtype=np.int64, count=len(found))
+            sims = (np.asarray(vectors[rows]) @ qv).tolist() if len(rows) else []
+            whole = dict(zip(found, sims, strict=True))
         # Only a passage whose whole vector is the closer is parsed to see if it has lines.
-        return {i: float(whole[i]) if whole[i] > score and "\n" in data.passages[i].text else score
+        return {i: whole[i] if whole[i] > score and "\n" in data.passages[i].text else score
                 for i, score in found.items()}
+
 
 def relevance(data: IndexData, qv: np.ndarray, best_sentence: float) -> float:
     """How much closer the question is to the corpus than to unrelated everyday text.
