@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # PyTorch's CPU index: make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup run ask test test-fast lint model index chromium axe clean load audit
+.PHONY: setup run ask test test-fast test-corpora lint model index chromium axe clean load audit
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,12 @@ $(AXE): package.json package-lock.json
 axe: $(AXE)
 
 test: setup chromium $(AXE)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not corpora"
+
+# The external corpora's quality floors (tests/test_corpora.py): ~5 min, left out of `make test`
+# to keep CI well under 30 minutes.
+test-corpora: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m corpora
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not integration and not browser and not slow"

@@ -27,6 +27,7 @@ def cnil_report(tmp_path_factory, real_embedder):
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.corpora
 @pytest.mark.parametrize("lang, floor, answered", [("fr", 0.555, 0.985), ("en", 0.475, 0.94)])
 def test_the_right_answer_page_comes_first(cnil_report, lang, floor, answered):
     ours, dense, bm25 = (cnil_report[s][lang] for s in ("ampere-qa", "chunk-dense", "chunk-bm25"))
