@@ -92,11 +92,10 @@ def missing_name(question: str, lexical: LexicalIndex, terms: Sequence[Term],
     """The first name of the question the corpus never uses, in any of its forms. A name
     only in brackets is the question's own gloss ("Base de données économiques et sociales
     (BDES)"): the words before it say what it is, and a text may never use the short form."""
-    glossed = {w.casefold() for inner in _BRACKETS.findall(question)
-               for w in re.findall(r"[\w-]+", inner)}
-    outside = {w.casefold() for w in re.findall(r"[\w-]+", _BRACKETS.sub(" ", question))}
+    glossed = {w for inner in _BRACKETS.findall(question) for w in _words(inner)}
+    outside = _words(_BRACKETS.sub(" ", question))
     for t in names_in(question, terms, rules):
-        words = {w.casefold() for w in re.findall(r"[\w-]+", t.word)}
+        words = _words(t.word)
         if words <= glossed and not words & outside:
             continue
         if not any(lexical.knows(option) for option in t.options):
@@ -105,6 +104,10 @@ def missing_name(question: str, lexical: LexicalIndex, terms: Sequence[Term],
 
 
 _BRACKETS = re.compile(r"\(([^()]{1,80})\)")
+
+
+def _words(text: str) -> set[str]:
+    return {w.casefold() for w in re.findall(r"[\w-]+", text)}
 
 
 def unknown_counted(focus: str, lexical: LexicalIndex, rules: Rules) -> str | None:

@@ -60,9 +60,7 @@ class HybridRanker:
         bonus = self.lexical_weight * lexical / top if top > 0 else lexical
         for i in top_k(lexical, k):
             if lexical[i] > 0 and int(i) not in dense:  # found by words only: score it exactly
-                a = int(data.sentence_start[i])
-                ids = np.arange(a, a + len(data.passages[i].sentences))
-                dense[int(i)] = float((store.get(ids) @ qv).max())
+                dense[int(i)] = self._closest_sentence(int(i), qv)
         if self.whole_passages:
             dense = self._with_passages(dense, qv, k)
         fused = sorted(((score + float(bonus[i]), i) for i, score in dense.items()), reverse=True)[:k]
@@ -74,6 +72,12 @@ class HybridRanker:
         best = float(sims[0]) if len(rows) and rows[0] >= 0 else -1.0
         return Ranking(hits, {data.passages[i].id: i for _, i in fused}, best)
 
+    def _closest_sentence(self, i: int, qv: np.ndarray) -> float:
+        """The similarity of passage ``i``'s closest sentence, read from the store by row (for
+        a passage the sentence search did not return)."""
+        a = int(self.data.sentence_start[i])
+        ids = np.arange(a, a + len(self.data.passages[i].sentences))
+        return float((self.data.store.get(ids) @ qv).max())
 
     def _with_passages(self, dense: dict[int, float], qv: np.ndarray, k: int) -> dict[int, float]:
         """A passage of several lines (paragraphs packed together, a FAQ answer written a line
@@ -89,9 +93,7 @@ class HybridRanker:
             whole_all = np.asarray(vectors @ qv, dtype=np.float32)
             for i in top_k(whole_all, k):
                 if int(i) not in found:
-                    a = int(data.sentence_start[i])
-                    ids = np.arange(a, a + len(data.passages[i].sentences))
-                    found[int(i)] = float((data.store.get(ids) @ qv).max())
+                    found[int(i)] = self._closest_sentence(int(i), qv)
             whole = {i: float(whole_all[i]) for i in found}
         else:
             rows = np.fromiter(found, dtype=np.int64, count=len(found))
