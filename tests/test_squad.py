@@ -54,11 +54,12 @@ def test_contexts_become_numbered_files_and_questions_point_at_them(tmp_path):
     assert sorted(p.name for p in corpus.iterdir()) == ["0001.txt", "0002.txt", "0003.txt"]
 
 
-@pytest.mark.parametrize("content", [b"", b"{}", b'{"data": 3}', b"\xff\xfe", b'{"data": []}'])
+@pytest.mark.parametrize("content", [b"", b"{}", b'{"data": 3}', b"\xff\xfe", b'{"data": []}',
+                                     b"[" * 100_000 + b"]" * 100_000])
 def test_files_that_are_not_squad_sets_are_refused_clearly(tmp_path, content):
     path = tmp_path / "bad.json"
     path.write_bytes(content)
-    with pytest.raises(BadInputError):
+    with pytest.raises(BadInputError, match="not a SQuAD-format file|no answerable question"):
         load_squad(path)
 
 

@@ -81,6 +81,8 @@ def load_squad(path: str | Path, limit: int | None = None) -> SquadSet:
                     questions.append(SquadQuestion(str(qa.get("id", len(questions))),
                                                    str(qa["question"]).strip(), name, answers,
                                                    str(qa.get("lang", ""))))
+    except RecursionError:
+        raise BadInputError(f"{path} is not a SQuAD-format file (nested too deeply)") from None
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise BadInputError(f"{path} is not a SQuAD-format file ({type(exc).__name__}: {exc})") \
             from None
