@@ -59,7 +59,7 @@ def test_contexts_become_numbered_files_and_questions_point_at_them(tmp_path):
 def test_files_that_are_not_squad_sets_are_refused_clearly(tmp_path, content):
     path = tmp_path / "bad.json"
     path.write_bytes(content)
-    with pytest.raises(BadInputError, match="not a SQuAD-format file|no answerable question"):
+    with pytest.raises(BadInputError, match=r"not a SQuAD-format file|no answerable question"):
         load_squad(path)
 
 
