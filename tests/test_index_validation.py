@@ -573,3 +573,41 @@ def test_a_store_shows_no_credentials(monkeypatch, no_credentials):
     shown = json.dumps([store.describe(), store.config(), store.foreign_error(),
                         str(store._unavailable(RuntimeError(f"at {URI}")))])
     assert SECRET not in shown and "alice" not in shown
+
+
+# --------------------------------------------------------------------------- 6: document windows
+
+def _window_damage(c: Crafted, damage: str) -> None:
+    vectors, docs, keys = (c.array(r) for r in checks.WINDOW_ARRAYS)
+    if damage == "NaN":
+        vectors[len(vectors) // 2, 1] = np.nan
+        c.replace("window_vectors", vectors)
+    elif damage == "documents":
+        docs[-1] = len(c.m["corpus"]["files"])
+        c.replace("window_docs", docs)
+    elif damage == "order":
+        c.replace("window_docs", docs[::-1].copy())
+    elif damage == "keys":
+        c.replace("window_keys", keys[:-1].copy())
+    elif damage == "count":
+        c.replace("window_vectors", vectors[:-1].copy())
+
+
+@pytest.mark.parametrize("damage,match", [
+    ("NaN", "window vectors hold NaN"), ("documents", r"windows of documents \(0, 2\) for 2 files"),
+    ("order", "windows out of document order"), ("keys", "window keys shaped"),
+    ("count", "window vectors shaped")])
+def test_document_windows_that_do_not_fit_are_refused(crafted, damage, match):
+    assert len(crafted.m["corpus"]["files"]) == 2
+    _window_damage(crafted, damage)
+    _refused(crafted.idx, match)
+
+
+def test_an_index_without_windows_loads_and_ranks_by_passages_alone(crafted):
+    for role in checks.WINDOW_ARRAYS:
+        crafted.path(role).unlink()
+        del crafted.m["files"][role]
+    crafted.save()
+    r = Retriever.load(crafted.idx, embedder=FakeEmbedder())
+    assert r.data.vectors.windows is None and r.ranker.documents is None
+    assert "Luca de Meo" in r.search("Qui dirige Ampere ?", 1)[0].text

@@ -15,6 +15,7 @@ from ampere_qa.ingest.passages import (
     paragraphs,
     sentences,
     split_documents,
+    windows,
 )
 
 from .conftest import CORPUS
@@ -233,3 +234,11 @@ def test_packing_never_crosses_a_heading(tmp_path):
     docs = read_corpus(tmp_path).documents
     out = split_documents(docs, SplitSettings(pack_chars=500))
     assert [(p.context, p.text) for p in out] == [("Un", "A court.\n\nB court."), ("Deux", "C court.")]
+
+
+def test_windows_cut_a_document_on_words_up_to_the_size():
+    text = " ".join(f"mot{i}" for i in range(800)) + "\n\n# Titre\n" + "x" * 300
+    pieces = windows(text, 200)
+    assert all(len(p) <= 200 for p in pieces[:-1]) and pieces[-1] == "x" * 300  # a long word alone
+    assert " ".join(pieces) == " ".join(text.split())
+    assert windows("  \n ", 200) == [] and windows("un deux", 0) == ["un", "deux"]

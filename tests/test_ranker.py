@@ -1,5 +1,5 @@
 """The hybrid ranker: a passage's dense score, by its closest sentence or, for a passage of
-several lines, by the better of that and its whole vector."""
+several lines, by the better of that and its whole vector; then its document's evidence."""
 
 from __future__ import annotations
 
@@ -63,9 +63,10 @@ def test_a_passage_of_several_lines_scores_the_better_of_sentence_and_whole(faq,
 
     monkeypatch.setattr(ranker, "WHOLE_SCAN_MAX", scan_max)
     dense = _dense(faq, question)
-    plain = Retriever(faq.data, faq.embedder,
-                      settings=dataclasses.replace(faq.settings, whole_passages=False))
-    for retriever, whole_too in ((faq, True), (plain, False)):
+    alone = dataclasses.replace(faq.settings, document_weight=0.0)  # the passage's own score
+    whole = Retriever(faq.data, faq.embedder, settings=alone)
+    plain = Retriever(faq.data, faq.embedder, settings=dataclasses.replace(alone, whole_passages=False))
+    for retriever, whole_too in ((whole, True), (plain, False)):
         hits = retriever.search(question, k=10)
         assert len(hits) == len(faq.data.passages)
         for hit in hits:
@@ -83,3 +84,67 @@ def test_the_whole_vector_lifts_a_faq_answer_no_single_line_of_which_is_close(fa
     sentence, whole = dense[top.passage_id]
     assert whole > sentence  # the passage as a whole is closer than any of its lines
     assert top.score >= whole
+
+
+def _evidence(retriever: Retriever, question: str) -> dict[str, float]:
+    """Each file's closest window to the question."""
+    data, qv = retriever.data, retriever.embedder.embed_queries([clean_question(question)])[0]
+    windows = data.vectors.windows
+    assert windows is not None
+    sims = windows.vectors @ qv
+    out: dict[str, float] = {}
+    for j, f in enumerate(data.manifest.corpus.files):
+        out[f["source"]] = float(sims[windows.docs == j].max())
+    return out
+
+
+@pytest.mark.parametrize("question", ["Comment supprimer mon compte ?", "Où sont produites les batteries ?"])
+def test_each_passage_gets_its_documents_evidence_less_the_best(faq, question):
+    evidence = _evidence(faq, question)
+    top = max(evidence.values())
+    alone = Retriever(faq.data, faq.embedder, settings=dataclasses.replace(faq.settings, document_weight=0.0))
+    before = {h.passage_id: h.score for h in alone.search(question, k=10)}
+    hits = faq.search(question, k=10)
+    assert {h.passage_id for h in hits} == set(before)
+    for hit in hits:
+        want = before[hit.passage_id] + faq.settings.document_weight * (evidence[hit.source] - top)
+        assert hit.score == pytest.approx(want, abs=1e-6)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+LONG = "Les batteries des voitures sont produites dans les usines du nord de la France. " * 9
+
+
+def _shared(tmp_path, weight: float) -> Retriever:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir(exist_ok=True)
+    shared = "Pour en savoir plus, consultez la page des questions fréquentes."
+    (corpus / "a.txt").write_text(f"{shared}\n\n" + "Un cookie garde vos préférences de navigation. " * 14,
+                                  encoding="utf-8")
+    (corpus / "b.txt").write_text(f"{shared}\n\n{LONG}", encoding="utf-8")
+    if not (tmp_path / "i").exists():
+        build_index(corpus, tmp_path / "i", embedder=FakeEmbedder())
+    r = Retriever.load(tmp_path / "i", embedder=FakeEmbedder())
+    return Retriever(r.data, r.embedder, settings=dataclasses.replace(r.settings, document_weight=weight))
+
+
+def test_a_line_of_several_documents_is_cited_from_the_one_whose_windows_are_closest(tmp_path):
+    question = "Pour en savoir plus sur les batteries produites dans les usines du nord ?"
+    for weight, source in ((0.0, "a.txt"), (0.5, "b.txt")):
+        r = _shared(tmp_path, weight)
+        (hit,) = [h for h in r.search(question, k=10) if h.text.startswith("Pour en savoir plus")]
+        assert hit.source.endswith(source), (weight, hit.source)
+        (passage,) = [p for p in r.data.passages if p.id == hit.passage_id]
+        assert [loc.source.rsplit("/", 1)[-1] for loc in passage.locations] == ["a.txt", "b.txt"]
+
+
+def test_one_document_alone_is_never_moved(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "one.txt").write_text(FAQ["article.txt"] + "\n" + FAQ["comptes.txt"], encoding="utf-8")
+    build_index(corpus, tmp_path / "i", embedder=FakeEmbedder())
+    r = Retriever.load(tmp_path / "i", embedder=FakeEmbedder())
+    assert r.data.vectors.windows is not None and r.ranker.documents is None
+    alone = Retriever(r.data, r.embedder, settings=dataclasses.replace(r.settings, document_weight=0.0))
+    for question in ("Où sont produites les batteries ?", "Comment supprimer mon compte ?"):
+        assert r.search(question, k=5) == alone.search(question, k=5)

@@ -46,7 +46,9 @@ def _arrays(idx):
     data = load_index(idx)
     sent = data.store.get(np.arange(data.store.count()))
     v = data.vectors
-    return [sent, v.passage_vectors, v.leave_one_out, v.background]
+    assert v.windows is not None
+    return [sent, v.passage_vectors, v.leave_one_out, v.background, v.windows.vectors, v.windows.docs,
+            v.windows.keys]
 
 
 def test_rebuild_embeds_only_what_changed(tmp_path, corpus_copy):
@@ -65,7 +67,7 @@ def test_rebuild_embeds_only_what_changed(tmp_path, corpus_copy):
     more = CountingEmbedder()
     report = build_index(corpus_copy, idx, embedder=more)
     # The new passage, its two sentences and its two leave-one-out texts (which are the sentences).
-    assert more.texts == report.embedded == 3
+    assert more.texts == report.embedded == 3  # its window is the passage's text: embedded once
     fresh = tmp_path / "fresh"
     build_index(corpus_copy, fresh, embedder=CountingEmbedder(), reuse=False)
     for a, b in zip(_arrays(idx), _arrays(fresh), strict=True):

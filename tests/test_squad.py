@@ -11,7 +11,6 @@ from ampere_qa.eval.squad import (
     ChunkBm25,
     ChunkDense,
     DocTally,
-    _chunks,
     load_squad,
     word_recall,
     write_corpus,
@@ -61,12 +60,6 @@ def test_files_that_are_not_squad_sets_are_refused_clearly(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(BadInputError, match=r"not a SQuAD-format file|no answerable question"):
         load_squad(path)
-
-
-def test_chunks_are_cut_on_words_under_the_size():
-    text = " ".join(f"mot{i}" for i in range(800))
-    pieces = _chunks(text, 200)
-    assert all(len(p) <= 200 for p in pieces) and " ".join(pieces) == text
 
 
 def test_baselines_rank_the_file_that_holds_the_words(tmp_path, fake_embedder):

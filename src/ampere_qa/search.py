@@ -43,7 +43,8 @@ class Retriever:
                                                     languages=self.settings.languages)
         s = self.settings
         self.ranker = HybridRanker(data, self.lexical, sentences_per_hit=s.sentences_per_hit,
-                                   lexical_weight=s.lexical_weight, whole_passages=s.whole_passages)
+                                   lexical_weight=s.lexical_weight, whole_passages=s.whole_passages,
+                                   document_weight=s.document_weight)
         selector = Selector(data, self.lexical, rules(s.languages, s.domains), s)
         self.pipeline = Pipeline(self.ranker, selector, self.lexical, s, self._embed)
         self._stale = StaleWatch(self.is_stale)

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..atomic import NotRegularFile, open_regular
 from ..errors import BadInputError
+from ..ingest.passages import windows
 from .sets import MAX_SET_BYTES
 
 if TYPE_CHECKING:
@@ -101,18 +102,6 @@ def write_corpus(squad: SquadSet, folder: Path) -> None:
         (folder / name).write_text(text + "\n", encoding="utf-8")
 
 
-def _chunks(text: str, size: int = CHUNK_CHARS) -> list[str]:
-    """Plain fixed-size chunks on word boundaries, as chunk-and-embed pipelines cut them."""
-    out, current = [], ""
-    for word in text.split():
-        if current and len(current) + 1 + len(word) > size:
-            out.append(current)
-            current = word
-        else:
-            current = f"{current} {word}" if current else word
-    return [*out, current] if current else out
-
-
 class _Chunked:
     """The chunks of every file, and which file each came from."""
 
@@ -120,7 +109,7 @@ class _Chunked:
         self.texts: list[str] = []
         self.owner: list[str] = []
         for name, text in files.items():
-            for chunk in _chunks(text):
+            for chunk in windows(text, CHUNK_CHARS):
                 self.texts.append(chunk)
                 self.owner.append(name)
 

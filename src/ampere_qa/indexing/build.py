@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,11 @@ import numpy as np
 from ..embed.embedding import Embedder, load_embedder
 from ..errors import AmpereError, BadInputError, IndexMismatchError, IndexNotFoundError
 from ..ingest.corpus import Corpus, read_corpus, stat_signature
-from ..ingest.passages import DedupReport, SplitSettings, deduplicate, split_documents
+from ..ingest.passages import DedupReport, SplitSettings, deduplicate, split_documents, windows
 from ..settings import AnswerSettings
 from ..types import BuildReport, Passage
 from . import folder, stores
-from .index import Vectors, load_index, write_index
+from .index import Vectors, Windows, load_index, window_keys, write_index
 from .manifest import MANIFEST, Manifest, corpus_entry, file_names, read_manifest, recorded_corpus
 
 
@@ -46,8 +47,10 @@ def _texts_sha256(texts: list[str]) -> str:
     return hashlib.sha256("\0".join(texts).encode()).hexdigest()
 
 
-def previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarray]:
-    """Text -> vector from the index already in ``index_dir``, if the same model built it.
+def previous_vectors(index_dir: Path, embedder: Embedder,
+                     window_texts: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Text -> vector from the index already in ``index_dir``, if the same model built it
+    (of ``window_texts``, those whose hash it holds: window texts are not kept).
 
     A vector depends only on the model and the text (every text goes through the same
     "passage" prompt), so a rebuild embeds only the texts it has not seen: a changed paragraph
@@ -75,6 +78,11 @@ def previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarra
         anchors = background_texts(tuple(recorded) if isinstance(recorded, list) else ())
         if manifest.background_sha256 == _texts_sha256(anchors):
             out.update(zip(anchors, vectors.background, strict=True))
+        if vectors.windows is not None and window_texts:
+            row_of = {bytes(key): n for n, key in enumerate(np.asarray(vectors.windows.keys))}
+            for text, key in zip(window_texts, window_keys(list(window_texts)), strict=True):
+                if (found := row_of.get(bytes(key))) is not None:
+                    out[text] = np.asarray(vectors.windows.vectors[found])
         return out
     except (AmpereError, KeyError, TypeError, ValueError, RuntimeError):
         return {}
@@ -131,13 +139,16 @@ def build_index(
         settings = settings or SplitSettings()
         passages, dedup = deduplicate(split_documents(corpus.documents, settings), settings)
         embedder = embedder or load_embedder(model)
-        groups = _texts(passages, corpus.answer.anchors)
-        known = previous_vectors(index_dir, embedder) if reuse and previous else {}
+        docs = [(j, t) for j, d in enumerate(corpus.documents)
+                for t in windows(d.text, settings.window_chars)] if settings.window_chars > 0 else []
+        groups = {**_texts(passages, corpus.answer.anchors), "windows": [t for _, t in docs]}
+        known = previous_vectors(index_dir, embedder, groups["windows"]) if reuse and previous else {}
         todo = _embed_new(embedder, groups, known, progress)
         described = _described(embedder, corpus, corpus_dir, index_dir, settings, dedup, groups)
         if signature is not None:
             described["corpus"]["stat_signature"] = signature
-        written = write_index(index_dir, passages, _vectors(embedder, groups, known), described,
+        vectors = _vectors(embedder, groups, known, np.array([j for j, _ in docs], np.int64))
+        written = write_index(index_dir, passages, vectors, described,
                               file_names(previous), backend, {"faiss_kind": faiss_kind},
                               previous_store=dict(previous.store) if previous and previous.store else None)
     changes = written["store_changes"]
@@ -247,10 +258,13 @@ def _embed_new(embedder: Embedder, groups: dict[str, list[str]], known: dict[str
     return todo
 
 
-def _vectors(embedder: Embedder, groups: dict[str, list[str]], known: dict[str, np.ndarray]) -> Vectors:
+def _vectors(embedder: Embedder, groups: dict[str, list[str]], known: dict[str, np.ndarray],
+             window_docs: np.ndarray) -> Vectors:
     out = {}
     for role, texts in groups.items():
         out[role] = np.empty((len(texts), embedder.dimension), np.float32)
         for row, text in enumerate(texts):
             out[role][row] = known[text]
-    return Vectors(**out)
+    texts = groups["windows"]
+    windows = Windows(out.pop("windows"), window_docs, window_keys(texts)) if texts else None
+    return Vectors(**out, windows=windows)

@@ -27,10 +27,12 @@ from .manifest import MANIFEST, FileEntry, Manifest, rebuild_hint
 FULL_HASH_MAX_BYTES = 64 * 2**20
 SAMPLE_BYTES = 2**20
 ARRAYS = ("passage_vectors", "leave_one_out", "background")
+# The documents' windows (write.Windows): written together, read when all three are listed.
+WINDOW_ARRAYS = ("window_vectors", "window_docs", "window_keys")
 # Extension of each data file; a manifest may name only ``{role}.{12 hex digits}.{ext}``.
 # The stores' own files are theirs to name (extension asks the backends).
 EXTENSIONS = {"passages": "jsonl", "lexical_vocab": "json",
-              **{role: "npy" for role in (*ARRAYS, "passage_index", *SAVED_ARRAYS)}}
+              **{role: "npy" for role in (*ARRAYS, *WINDOW_ARRAYS, "passage_index", *SAVED_ARRAYS)}}
 
 
 def extension(role: str) -> str | None:

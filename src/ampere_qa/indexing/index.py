@@ -11,6 +11,8 @@ Layout of an index folder::
     passage_vectors.<hash>.npy     one vector per passage
     leave_one_out.<hash>.npy       per sentence, the vector of its passage without it
     background.<hash>.npy          generic unrelated sentences: what "off-topic" looks like
+    window_*.<hash>.npy            each document cut in ~1,000-character windows: their vectors,
+                                   documents and text hashes (write.Windows; absent: none)
 
 All vectors are float32 and L2-normalised, so inner product is cosine similarity. This module
 loads an index; write.py writes one (data files named by their content hash, then the manifest
@@ -55,20 +57,20 @@ from ..errors import IndexMismatchError
 from ..types import Passage
 from . import lexical as _lexical  # its caps, read when used (so tests may lower them)
 from . import stores
-from .checks import ARRAYS, check_file, check_files
+from .checks import ARRAYS, WINDOW_ARRAYS, check_file, check_files
 from .lexical import ANALYZER_VERSION, SAVED_ARRAYS, LexicalIndex
 from .manifest import MANIFEST, MAX_MANIFEST_BYTES, Manifest, analyzer_languages, read_manifest, rebuild_hint
 from .passage_file import PassageFile, table_problem
 from .stores import VectorStore
-from .stores.base import all_finite, load_npy
-from .write import Vectors, write_index
+from .stores.base import all_finite, load_npy, value_range
+from .write import WINDOW_KEY_BYTES, Vectors, Windows, window_keys, write_index
 
 if TYPE_CHECKING:
     from ..embed.embedding import Embedder
 
 # What others import from here: the loader's own names, and the writer's and the checks'.
-__all__ = ["ARRAYS", "LAZY", "MANIFEST", "IndexData", "Vectors", "check_embedder", "check_files",
-           "load_index", "read_manifest", "write_index"]
+__all__ = ["ARRAYS", "LAZY", "MANIFEST", "IndexData", "Vectors", "Windows", "check_embedder",
+           "check_files", "load_index", "read_manifest", "window_keys", "write_index"]
 
 # Written by every build since they exist; an index without them is read the slow way (every
 # passage parsed, BM25 rebuilt at load).
@@ -136,6 +138,8 @@ def _load_index(index_dir: Path) -> IndexData:
             f"index in {index_dir} has a BM25 vocabulary of {vocab_bytes:,} bytes, more than the "
             f"{_lexical.MAX_VOCABULARY_BYTES:,} an index may hold (lexical.MAX_VOCABULARY_BYTES): {hint}")
     optional = [role for role in backend.optional_files if role in manifest.files]
+    if all(role in manifest.files for role in WINDOW_ARRAYS):
+        optional += WINDOW_ARRAYS
     checked = {role: check_file(index_dir, role, manifest.files[role], hint)
                for role in (*roles, *(LAZY if lazy else ()), *optional)}
     lexical = None
@@ -160,7 +164,35 @@ def _load_index(index_dir: Path) -> IndexData:
     store = backend.open(manifest, checked, passages, hint)
     data = _assemble(index_dir, manifest, passages, arrays, store, hint)
     data.lexical = lexical
+    if "window_vectors" in checked:
+        data.vectors.windows = _windows(checked, manifest, index_dir, hint)
     return data
+
+
+def _windows(checked: dict[str, tuple[Path, bytes | None]], manifest: Manifest, index_dir: Path,
+             hint: str) -> Windows:
+    """The documents' windows, once their arrays fit together and name documents the manifest
+    lists, in order (the ranker reads a document's windows as one run of rows)."""
+    try:
+        vectors = load_npy(*checked["window_vectors"])
+        docs = load_npy(*checked["window_docs"], kind=("i", 1))
+        keys = load_npy(*checked["window_keys"], kind=("u", 2))
+    except Exception as exc:
+        raise IndexMismatchError(f"index files in {index_dir} cannot be read ({exc}): {hint}") from None
+    n = len(docs)
+    bounds = value_range(docs)
+    problems = [
+        (vectors.shape != (n, manifest.dimension), f"window vectors shaped {vectors.shape} for {n} windows"),
+        (keys.shape != (n, WINDOW_KEY_BYTES), f"window keys shaped {keys.shape} for {n} windows"),
+        (bounds is not None and not (bounds[0] >= 0 and bounds[1] < len(manifest.corpus.files)),
+         f"windows of documents {bounds} for {len(manifest.corpus.files)} files"),
+        (n > 1 and bool((np.diff(docs) < 0).any()), "windows out of document order"),
+        (not all_finite(vectors), "window vectors hold NaN or infinite values"),
+    ]
+    for bad, what in problems:
+        if bad:
+            raise IndexMismatchError(f"index in {index_dir} is inconsistent ({what}): {hint}")
+    return Windows(vectors.astype(np.float32, copy=False), docs, keys)
 
 
 def _saved_lexical(checked: dict[str, tuple[Path, bytes | None]], manifest: Manifest,
@@ -224,12 +256,12 @@ def _assemble(index_dir: Path, manifest: Manifest, passages: Sequence[Passage],
             raise IndexMismatchError(f"index in {index_dir} is inconsistent ({role} holds NaN or "
                                      f"infinite values): {hint}")
 
+    passage_vectors, leave_one_out, background = (arrays[r].astype(np.float32, copy=False) for r in ARRAYS)
     return IndexData(
         path=index_dir,
         manifest=manifest,
         passages=passages,
-        vectors=Vectors(sentences=np.zeros((0, dim), np.float32),
-                        **{r: a.astype(np.float32, copy=False) for r, a in arrays.items()}),
+        vectors=Vectors(np.zeros((0, dim), np.float32), passage_vectors, leave_one_out, background),
         sentence_owner=np.repeat(np.arange(len(passages)), counts),
         sentence_start=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         if len(passages) else np.zeros(0, np.int64),

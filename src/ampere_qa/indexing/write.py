@@ -24,7 +24,7 @@ from ..errors import BadInputError
 from ..types import Passage
 from ..version import __version__
 from . import folder, stores
-from .checks import ARRAYS, file_entry, intact
+from .checks import ARRAYS, WINDOW_ARRAYS, file_entry, intact
 from .lexical import ANALYZER_VERSION, LexicalIndex
 from .manifest import FORMAT_VERSION, MANIFEST, FileEntry, analyzer_languages
 from .passage_file import encode
@@ -33,13 +33,34 @@ from .stores.base import FileContent, build_meta
 
 
 @dataclass
+class Windows:
+    """Every document cut into pieces (ingest.passages.windows), document by document: the
+    vector of each, the number of its document (in the manifest's corpus files) and the start
+    of its text's sha256 (what a rebuild reuses a vector by: the texts are not kept)."""
+
+    vectors: np.ndarray  # (n, dim) float32
+    docs: np.ndarray  # (n,) int64, never decreasing
+    keys: np.ndarray  # (n, WINDOW_KEY_BYTES) uint8
+
+
+WINDOW_KEY_BYTES = 16
+
+
+def window_keys(texts: list[str]) -> np.ndarray:
+    digests = b"".join(hashlib.sha256(t.encode()).digest()[:WINDOW_KEY_BYTES] for t in texts)
+    return np.frombuffer(digests, np.uint8).reshape(len(texts), WINDOW_KEY_BYTES).copy()
+
+
+@dataclass
 class Vectors:
-    """What build embeds, row-aligned with the passages and, passage by passage, their sentences."""
+    """What build embeds, row-aligned with the passages and, passage by passage, their
+    sentences; and the documents' windows (None: an index built without them)."""
 
     sentences: np.ndarray
     passage_vectors: np.ndarray
     leave_one_out: np.ndarray
     background: np.ndarray
+    windows: Windows | None = None
 
 
 def _lexical_files(passages: list[Passage], languages: tuple[str, ...]) -> dict[str, FileContent]:
@@ -189,6 +210,12 @@ def _write_files(data: _DataFiles, passages: list[Passage], vectors: Vectors, he
         data.write(role, written.files.pop(role))  # popped: FAISS's index goes once written
     for role in ARRAYS:
         data.write(role, np.asarray(getattr(vectors, role), dtype=np.float32))
+    if vectors.windows is not None and len(vectors.windows.docs):
+        w = vectors.windows
+        arrays: tuple[np.ndarray, ...] = (w.vectors.astype(np.float32), w.docs.astype(np.int64),
+                                          w.keys.astype(np.uint8))
+        for role, array in zip(WINDOW_ARRAYS, arrays, strict=True):
+            data.write(role, array)
     for role, content in {"passage_index": table, **lexical_files}.items():
         data.write(role, content)
     return written

@@ -65,6 +65,11 @@ class SplitSettings:
     # sentence becomes passages that say what they are about, while the answer is still chosen
     # sentence by sentence. 600 measured best of 0/600/1000 on a FAQ and a documentation corpus.
     pack_chars: int = 600
+    # Each document is also cut into pieces of up to this many characters, across paragraphs and
+    # headings, whose vectors are the document's evidence in the ranking (retrieve/ranker.py);
+    # 0: none. 600-2,000 measured alike on a FAQ and a documentation corpus; 1,000 is what
+    # chunk-and-embed pipelines cut.
+    window_chars: int = 1000
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -165,6 +170,21 @@ def chunks(text: str, max_chars: int, start: int = 0, end: int | None = None,
         run = group  # the long paragraph's last piece may take the next paragraphs
     if run:
         yield (run[0][0], run[-1][1]), run
+
+
+def windows(text: str, size: int) -> list[str]:
+    """``text`` cut on whitespace into pieces of up to ``size`` characters (a longer word is a
+    piece of its own), whitespace runs made single spaces: a document's evidence units."""
+    out: list[str] = []
+    current: list[str] = []
+    length = 0
+    for word in text.split():
+        if current and length + 1 + len(word) > size:
+            out.append(" ".join(current))
+            current, length = [], 0
+        length += len(word) + (1 if current else 0)
+        current.append(word)
+    return [*out, " ".join(current)] if current else out
 
 
 def passage_id(source: str, start: int, end: int, text: str) -> str:

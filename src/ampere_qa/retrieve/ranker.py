@@ -8,6 +8,10 @@ best sentence 0.86/0.86, plus BM25 0.88/0.87 (reciprocal-rank fusion instead: 0.
 On a FAQ and a documentation corpus (BENCHMARKS.md), blending sentence and whole-passage
 scores by any fixed weight or by rank fusion lost on one set what it won on another; the
 better of the two, for packed passages only, won on every one.
+Across documents, each passage also gets its document's evidence: the similarity of the
+document's closest ~1,000-character window, less the best candidate document's (weighted by
+``document_weight``). A passage found in several documents is cited from the one whose windows
+are closest.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..indexing.index import IndexData
+from ..indexing.index import IndexData, Windows
 from ..indexing.lexical import LexicalIndex
-from ..types import Hit
+from ..types import Hit, Location
 
 
 @dataclass(frozen=True)
@@ -35,16 +39,23 @@ class Ranking:
 # at 13k); above, only those its sentences or words found, so that a question never reads every
 # passage vector of a million-passage archive.
 WHOLE_SCAN_MAX = 100_000
+# Of the passages found, the best this many times k are weighed by their documents' evidence,
+# which only lowers a score: each is parsed to know its documents. Weighing every one found
+# ranked the files of both external corpora the same (BENCHMARKS.md).
+DOCUMENT_POOL = 4
 
 
 class HybridRanker:
     """Ranks an index's passages for a question's text and vector."""
 
     def __init__(self, data: IndexData, lexical: LexicalIndex, *, sentences_per_hit: int = 16,
-                 lexical_weight: float = 0.03, whole_passages: bool = True):
+                 lexical_weight: float = 0.03, whole_passages: bool = True,
+                 document_weight: float = 0.5):
         self.data, self.lexical = data, lexical
         self.sentences_per_hit, self.lexical_weight = sentences_per_hit, lexical_weight
         self.whole_passages = whole_passages
+        self.documents = Documents.of(data) if document_weight > 0 else None
+        self.document_weight = document_weight
 
     def rank(self, text: str, qv: np.ndarray, k: int) -> Ranking:
         data = self.data
@@ -63,11 +74,18 @@ class HybridRanker:
                 dense[int(i)] = self._closest_sentence(int(i), qv)
         if self.whole_passages:
             dense = self._with_passages(dense, qv, k)
-        fused = sorted(((score + float(bonus[i]), i) for i, score in dense.items()), reverse=True)[:k]
+        fused = sorted(((score + float(bonus[i]), i) for i, score in dense.items()), reverse=True)
+        cited: dict[int, Location] = {}
+        if self.documents is not None:
+            pool, cited = self.documents.weigh(dict((i, s) for s, i in fused[:DOCUMENT_POOL * k]),
+                                               qv, self.document_weight)
+            fused = sorted(((s, i) for i, s in pool.items()), reverse=True)
+        fused = fused[:k]
         hits = [
-            Hit(rank, p.id, p.source, p.start, p.end, p.text, score, context=p.context)
+            Hit(rank, p.id, loc.source, loc.start, loc.end, p.text, score, context=p.context)
             for rank, (score, i) in enumerate(fused, start=1)
             for p in (data.passages[i],)
+            for loc in (cited.get(i, p.locations[0]),)
         ]
         best = float(sims[0]) if len(rows) and rows[0] >= 0 else -1.0
         return Ranking(hits, {data.passages[i].id: i for _, i in fused}, best)
@@ -102,6 +120,51 @@ class HybridRanker:
         # Only a passage whose whole vector is the closer is parsed to see if it has lines.
         return {i: whole[i] if whole[i] > score and "\n" in data.passages[i].text else score
                 for i, score in found.items()}
+
+
+class Documents:
+    """Each document's windows (indexing.Windows), found by document as one run of rows."""
+
+    def __init__(self, data: IndexData, windows: Windows) -> None:
+        self.data, self.vectors = data, windows.vectors
+        files = data.manifest.corpus.files
+        self.number = {str(f.get("source")): j for j, f in enumerate(files)}
+        self.starts = np.searchsorted(np.asarray(windows.docs), np.arange(len(files) + 1))
+
+    @classmethod
+    def of(cls, data: IndexData) -> Documents | None:
+        """None when there is nothing to weigh: no windows (an older index), one document."""
+        windows = data.vectors.windows
+        return cls(data, windows) if windows is not None and len(data.manifest.corpus.files) > 1 else None
+
+    def weigh(self, scores: dict[int, float], qv: np.ndarray,
+              weight: float) -> tuple[dict[int, float], dict[int, Location]]:
+        """``scores`` with each passage's document evidence added (0 for the best document),
+        and, for a passage found in several documents, the location to cite."""
+        located = {i: self.data.passages[i].locations for i in scores}
+        docs = sorted({j for locs in located.values() for loc in locs
+                       if (j := self.number.get(loc.source)) is not None})
+        runs = [(j, int(self.starts[j]), int(self.starts[j + 1])) for j in docs]
+        runs = [(j, a, b) for j, a, b in runs if b > a]
+        if not runs:
+            return scores, {}
+        rows = np.concatenate([np.arange(a, b) for _, a, b in runs])
+        sims = np.asarray(self.vectors[rows], dtype=np.float32) @ qv
+        offsets = np.cumsum([0] + [b - a for _, a, b in runs[:-1]])
+        best = np.maximum.reduceat(sims, offsets).tolist()
+        evidence = dict(zip((j for j, _, _ in runs), best, strict=True))
+        top = max(evidence.values())
+        out, cited = dict(scores), {}
+        for i, locs in located.items():
+            known = [(evidence[j], n) for n, loc in enumerate(locs)
+                     if (j := self.number.get(loc.source)) is not None and j in evidence]
+            if not known:
+                continue
+            best, n = max(known, key=lambda e: (e[0], -e[1]))  # ties: the first location
+            out[i] = scores[i] + weight * (best - top)
+            if n:
+                cited[i] = locs[n]
+        return out, cited
 
 
 def relevance(data: IndexData, qv: np.ndarray, best_sentence: float) -> float:
