@@ -38,6 +38,12 @@ R = rules(("fr", "en"), ("general", "automotive"))
     ("Et quand ?", u.DATE),
     ("Can a lender ask for my statements when I apply for a loan?", None),
     ("When was the loan granted?", u.DATE),
+    # "là où" / "where it left off" is a clause, not a place asked for; a value is not money.
+    ("Comment reprendre un flux là où il s'était arrêté ?", None),
+    ("How do I resume a stream where it left off?", None),
+    ("Où sont produites les batteries ?", u.PLACE),
+    ("Quelle valeur reçoit mon paramètre booléen ?", None),
+    ("Quel est le prix de la voiture ?", u.MONEY),
 ])
 def test_expected_answer_type(question, expected):
     assert u.answer_type(question, R) == expected
@@ -50,6 +56,14 @@ def test_expected_answer_type(question, expected):
     ("Résume l'article", u.REQUEST), ("Please translate the text", u.REQUEST),
     ("Write a poem about electric cars", u.REQUEST), ("Quel est ton avis sur ce plan ?", u.REQUEST),
     ("Bonjour, qui dirige la société ?", u.QUESTION), ("Hi, how many people work there?", u.QUESTION),
+    # Writing or advice after an opening question word is what the question asks about.
+    ("Pourquoi est-il interdit d'écrire q = 1 ?", u.QUESTION), ("Qui a écrit ce rapport ?", u.QUESTION),
+    ("Comment écrire une contrainte de version ?", u.QUESTION),
+    ("Which version added the summary parameter?", u.QUESTION),
+    ("What does the CNIL recommend about geolocation?", u.QUESTION),
+    ("Que recommande la CNIL ?", u.QUESTION), ("Que me recommandes-tu ?", u.REQUEST),
+    ("Tu peux me résumer l'article ?", u.REQUEST), ("Can you recommend a good novel?", u.REQUEST),
+    ("Which model do you recommend?", u.REQUEST), ("What do you think of the plan?", u.REQUEST),
 ])
 def test_greetings_and_requests_are_told_from_questions(text, kind):
     assert u.kind_of(text, R) == kind
@@ -99,6 +113,9 @@ def test_names_lists_and_places():
     ("Quels sont les bénéfices du bouclier de protection ?", None),  # its benefits
     ("Qui va fournir les batteries ?", "supplier"),
     ("Dois-je fournir une copie de ma pièce d'identité ?", None),  # to hand over
+    ("Combien de véhicules l'usine produit-elle ?", "production"),
+    ("Si une erreur se produit, que devient la requête ?", None),  # it happens
+    ("Comment produire le fichier requirements.txt ?", None),  # a way, not a figure
 ])
 def test_words_that_ask_for_a_kind_of_fact_only_in_that_sense(question, concept):
     from ampere_qa.qa.answerability import asked_concepts

@@ -96,7 +96,10 @@ class Rules:
         self.small_talk = self.hello | self._words(q, "small_talk")
         self.about_me = words_rx(self._all(q, "about_me"))
         self.request = words_rx(self._all(q, "request"))
+        writing = self._all(q, "request_writing")  # optional: a pack may have none
+        self.request_writing = words_rx(writing) if writing else None
         self.wh = f"(?:{_alt(self._all(q, 'wh'))})"
+        self.wh_opening = re.compile(rf"^\W*{self.wh}(?!\w)")
         self.wh_any = re.compile(rf"(?<!\w){self.wh}(?!\w)" + "".join(
             "|" + m for m in self._all(q, "wh_marks")))
         self.split = re.compile(rf"(?:\s*[?;]\s*|\s*,?\s+(?:{_alt(self._all(q, 'joins'))})\s+|,\s+)"
