@@ -148,3 +148,17 @@ def test_one_document_alone_is_never_moved(tmp_path):
     alone = Retriever(r.data, r.embedder, settings=dataclasses.replace(r.settings, document_weight=0.0))
     for question in ("Où sont produites les batteries ?", "Comment supprimer mon compte ?"):
         assert r.search(question, k=5) == alone.search(question, k=5)
+
+
+def test_an_index_built_without_windows_ranks_by_passages_alone(tmp_path):
+    from ampere_qa.ingest.passages import SplitSettings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in FAQ.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    build_index(corpus, tmp_path / "i", embedder=FakeEmbedder(), settings=SplitSettings(window_chars=0))
+    r = Retriever.load(tmp_path / "i", embedder=FakeEmbedder())
+    assert r.data.vectors.windows is None and r.ranker.documents is None
+    assert not any(role.startswith("window") for role in r.data.manifest.files)
+    assert "comptes" in r.search("Comment supprimer mon compte ?", 1)[0].source

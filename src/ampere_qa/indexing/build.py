@@ -265,6 +265,6 @@ def _vectors(embedder: Embedder, groups: dict[str, list[str]], known: dict[str, 
         out[role] = np.empty((len(texts), embedder.dimension), np.float32)
         for row, text in enumerate(texts):
             out[role][row] = known[text]
-    texts = groups["windows"]
-    windows = Windows(out.pop("windows"), window_docs, window_keys(texts)) if texts else None
+    texts, vectors = groups["windows"], out.pop("windows")
+    windows = Windows(vectors, window_docs, window_keys(texts)) if texts else None
     return Vectors(**out, windows=windows)
