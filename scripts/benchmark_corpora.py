@@ -6,8 +6,9 @@ Each SQuAD-format set under eval/external/ is written out as a corpus of files, 
 bundled model (ampere-qa's own build, in a temporary folder), and scored: document hit@1, hit@5,
 MRR, share answered and answer recall, overall and by question language, for ampere-qa, dense
 retrieval over ~1,000-character chunks (best chunk per file: what chunk-and-embed pipelines give)
-and bm25s over the same chunks. ``--ablation`` adds ampere-qa with packed passages and
-whole-passage scores switched off (one passage a paragraph, closest sentence only).
+and bm25s over the same chunks. ``--ablation`` adds ampere-qa without its documents' windows, and
+with packed passages, whole-passage scores and windows all off (one passage a paragraph,
+closest sentence only).
 ``--readme`` rewrites the table between the markers in README.md.
 """
 
@@ -33,17 +34,27 @@ SETS = sorted((ROOT / "eval" / "external").glob("*/*.squad.json"))
 BEGIN, END = "<!-- corpora:begin -->", "<!-- corpora:end -->"
 
 
-def _ablated(squad, corpus: Path, work: Path) -> dict[str, dict]:
-    """ampere-qa as before packed passages: a passage a paragraph, closest sentence only."""
-    build_index(corpus, work / "plain", settings=SplitSettings(pack_chars=0), progress=False)
-    r = Retriever.load(work / "plain")
-    r = Retriever(r.data, r.embedder, settings=dataclasses.replace(r.settings, whole_passages=False))
+def _ranked(r: Retriever, squad) -> dict[str, dict]:
+    """Document hit@1/@5 and MRR of ``r``'s ranking of files, overall and by language."""
     system, by = AmpereFiles(r), {"all": DocTally()}
     for q in squad.questions:
         ranked = system.rank(q.question)
         for key in ("all", q.lang) if q.lang else ("all",):
             by.setdefault(key, DocTally()).add(ranked, q.file)
     return {key: t.metrics() for key, t in by.items()}
+
+
+def _ablated(squad, corpus: Path, work: Path, index: Path) -> dict[str, dict[str, dict]]:
+    """ampere-qa without its documents' windows (same index), and as before packed passages:
+    a passage a paragraph, closest sentence only, no windows."""
+    r = Retriever.load(index)
+    alone = dataclasses.replace(r.settings, document_weight=0.0)
+    no_windows = _ranked(Retriever(r.data, r.embedder, settings=alone), squad)
+    build_index(corpus, work / "plain", settings=SplitSettings(pack_chars=0, window_chars=0), progress=False)
+    r = Retriever.load(work / "plain")
+    r = Retriever(r.data, r.embedder, settings=dataclasses.replace(alone, whole_passages=False))
+    return {"ampere-qa, no document windows": no_windows,
+            "ampere-qa, paragraphs, sentences only": _ranked(r, squad)}
 
 
 def run(path: Path, ablation: bool) -> tuple[str, dict[str, dict[str, dict]], float]:
@@ -57,8 +68,7 @@ def run(path: Path, ablation: bool) -> tuple[str, dict[str, dict[str, dict]], fl
         report = evaluate_squad(Retriever.load(work / "index"), squad)
         systems = report.systems
         if ablation:
-            plain = _ablated(squad, work / "corpus", work)
-            systems = {**systems, "ampere-qa, paragraphs, sentences only": plain}
+            systems = {**systems, **_ablated(squad, work / "corpus", work, work / "index")}
     return path.parent.name, systems, built
 
 

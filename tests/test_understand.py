@@ -116,6 +116,9 @@ def test_names_lists_and_places():
     ("Combien de véhicules l'usine produit-elle ?", "production"),
     ("Si une erreur se produit, que devient la requête ?", None),  # it happens
     ("Comment produire le fichier requirements.txt ?", None),  # a way, not a figure
+    ("How is the amount of a fine determined?", None),
+    ("Comment s'appelle le fournisseur des batteries ?", "supplier"),
+    ("What is the amount of the fine?", "amount"),
 ])
 def test_words_that_ask_for_a_kind_of_fact_only_in_that_sense(question, concept):
     from ampere_qa.qa.answerability import asked_concepts

@@ -44,10 +44,11 @@ def asked_concepts(question: str, expected: str | None, rules: Rules, yes_no: bo
                    typed_words: int = 20) -> list[Concept]:
     """The kinds of fact a question asks for; none in a long question, where such words may
     be context ("…who offered to take a financial stake in the new structure?"), nor in a
-    yes/no question ("Will Ampere be sold as a brand?" asks for no sales figure)."""
-    if len(question.split()) > typed_words or yes_no:
-        return []
+    yes/no question ("Will Ampere be sold as a brand?" asks for no sales figure), nor in one
+    that asks for a way ("How is the amount of a fine determined?")."""
     folded = fold(question)
+    if len(question.split()) > typed_words or yes_no or (rules.manner and rules.manner.search(folded)):
+        return []
     return [c for c in rules.concepts if expected in c.types and c.asks.search(folded)]
 
 

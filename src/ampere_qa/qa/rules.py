@@ -105,6 +105,8 @@ class Rules:
         self.split = re.compile(rf"(?:\s*[?;]\s*|\s*,?\s+(?:{_alt(self._all(q, 'joins'))})\s+|,\s+)"
                                 rf"(?={self.wh}\b)")
         self.yes_no = re.compile(_alt(self._all(q, "yes_no")))
+        manner = self._all(q, "manner")  # optional: a pack may have none
+        self.manner = words_rx(manner) if manner else None
         self.focus = re.compile(rf"(?<!\w)(?:{_alt(self._all(q, 'focus'))})(\w[\w-]*)(?: (\w[\w-]*))?")
         compound = [f for p in self.packs if p.section(q).get("focus_compounds")
                     for f in p.section(q)["focus"]]
