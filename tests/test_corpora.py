@@ -48,12 +48,11 @@ def test_on_a_quarter_of_the_faq_the_right_page_comes_first(tmp_path, real_embed
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.corpora
-@pytest.mark.parametrize("lang, floor, answered", [("fr", 0.555, 0.985), ("en", 0.475, 0.94)])
+@pytest.mark.parametrize("lang, floor, answered", [("fr", 0.573, 0.99), ("en", 0.50, 0.987)])
 def test_the_right_answer_page_comes_first(cnil_report, lang, floor, answered):
     ours, dense, bm25 = (cnil_report[s][lang] for s in ("ampere-qa", "chunk-dense", "chunk-bm25"))
     assert ours["questions"] == {"fr": 522, "en": 160}[lang]
     assert ours["hit@1"] >= floor, ours
     assert ours["answered"] >= answered  # every question is answerable
     assert ours["hit@1"] > bm25["hit@1"] and ours["mrr"] > bm25["mrr"]
-    if lang == "fr":  # in English, chunk-and-embed still ranks 2 more pages first (0.494, README)
-        assert ours["hit@1"] > dense["hit@1"] and ours["mrr"] > dense["mrr"], (ours, dense)
+    assert ours["hit@1"] > dense["hit@1"] and ours["mrr"] > dense["mrr"], (ours, dense)
