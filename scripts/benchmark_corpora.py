@@ -69,7 +69,7 @@ def run(path: Path, ablation: bool) -> tuple[str, dict[str, dict[str, dict]], fl
         systems = report.systems
         if ablation:
             systems = {**systems, **_ablated(squad, work / "corpus", work, work / "index")}
-    return path.parent.name, systems, built
+    return path.name.removesuffix(".squad.json"), systems, built
 
 
 def table(results: list[tuple[str, dict[str, dict[str, dict]], float]]) -> str:
