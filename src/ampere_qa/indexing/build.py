@@ -47,10 +47,11 @@ def _texts_sha256(texts: list[str]) -> str:
     return hashlib.sha256("\0".join(texts).encode()).hexdigest()
 
 
-def previous_vectors(index_dir: Path, embedder: Embedder,
-                     window_texts: Sequence[str] = ()) -> dict[str, np.ndarray]:
+def previous_vectors(index_dir: Path, embedder: Embedder, window_texts: Sequence[str] = (),
+                     window_hashes: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Text -> vector from the index already in ``index_dir``, if the same model built it
-    (of ``window_texts``, those whose hash it holds: window texts are not kept).
+    (of ``window_texts``, whose ``window_hashes`` are write.window_keys', those whose hash it
+    holds: window texts are not kept).
 
     A vector depends only on the model and the text (every text goes through the same
     "passage" prompt), so a rebuild embeds only the texts it has not seen: a changed paragraph
@@ -79,8 +80,9 @@ def previous_vectors(index_dir: Path, embedder: Embedder,
         if manifest.background_sha256 == _texts_sha256(anchors):
             out.update(zip(anchors, vectors.background, strict=True))
         if vectors.windows is not None and window_texts:
+            hashes = window_keys(list(window_texts)) if window_hashes is None else window_hashes
             row_of = {bytes(key): n for n, key in enumerate(np.asarray(vectors.windows.keys))}
-            for text, key in zip(window_texts, window_keys(list(window_texts)), strict=True):
+            for text, key in zip(window_texts, hashes, strict=True):
                 if (found := row_of.get(bytes(key))) is not None:
                     out[text] = np.asarray(vectors.windows.vectors[found])
         return out
@@ -142,12 +144,13 @@ def build_index(
         docs = [(j, t) for j, d in enumerate(corpus.documents)
                 for t in windows(d.text, settings.window_chars)] if settings.window_chars > 0 else []
         groups = {**_texts(passages, corpus.answer.anchors), "windows": [t for _, t in docs]}
-        known = previous_vectors(index_dir, embedder, groups["windows"]) if reuse and previous else {}
+        hashes = window_keys(groups["windows"])  # once: reuse looks them up, the index keeps them
+        known = previous_vectors(index_dir, embedder, groups["windows"], hashes) if reuse and previous else {}
         todo = _embed_new(embedder, groups, known, progress)
         described = _described(embedder, corpus, corpus_dir, index_dir, settings, dedup, groups)
         if signature is not None:
             described["corpus"]["stat_signature"] = signature
-        vectors = _vectors(embedder, groups, known, np.array([j for j, _ in docs], np.int64))
+        vectors = _vectors(embedder, groups, known, np.array([j for j, _ in docs], np.int64), hashes)
         written = write_index(index_dir, passages, vectors, described,
                               file_names(previous), backend, {"faiss_kind": faiss_kind},
                               previous_store=dict(previous.store) if previous and previous.store else None)
@@ -259,12 +262,12 @@ def _embed_new(embedder: Embedder, groups: dict[str, list[str]], known: dict[str
 
 
 def _vectors(embedder: Embedder, groups: dict[str, list[str]], known: dict[str, np.ndarray],
-             window_docs: np.ndarray) -> Vectors:
+             window_docs: np.ndarray, window_hashes: np.ndarray) -> Vectors:
     out = {}
     for role, texts in groups.items():
         out[role] = np.empty((len(texts), embedder.dimension), np.float32)
         for row, text in enumerate(texts):
             out[role][row] = known[text]
-    texts, vectors = groups["windows"], out.pop("windows")
-    windows = Windows(vectors, window_docs, window_keys(texts)) if texts else None
+    vectors = out.pop("windows")
+    windows = Windows(vectors, window_docs, window_hashes) if groups["windows"] else None
     return Vectors(**out, windows=windows)

@@ -146,6 +146,8 @@ def _load_index(index_dir: Path) -> IndexData:
     passages: Sequence[Passage]
     try:
         arrays = {role: load_npy(*checked[role]) for role in ARRAYS}
+        windows = [load_npy(*checked[role], kind=kind) for role, kind in
+                   zip(WINDOW_ARRAYS, (("f", 2), ("i", 1), ("u", 2)), strict=True) if role in checked]
         if lazy:
             passages = _passage_file(checked, manifest, hint)
             if saved_bm25:
@@ -164,21 +166,15 @@ def _load_index(index_dir: Path) -> IndexData:
     store = backend.open(manifest, checked, passages, hint)
     data = _assemble(index_dir, manifest, passages, arrays, store, hint)
     data.lexical = lexical
-    if "window_vectors" in checked:
-        data.vectors.windows = _windows(checked, manifest, index_dir, hint)
+    if windows:
+        data.vectors.windows = _windows(*windows, manifest=manifest, index_dir=index_dir, hint=hint)
     return data
 
 
-def _windows(checked: dict[str, tuple[Path, bytes | None]], manifest: Manifest, index_dir: Path,
-             hint: str) -> Windows:
+def _windows(vectors: np.ndarray, docs: np.ndarray, keys: np.ndarray, *, manifest: Manifest,
+             index_dir: Path, hint: str) -> Windows:
     """The documents' windows, once their arrays fit together and name documents the manifest
     lists, in order (the ranker reads a document's windows as one run of rows)."""
-    try:
-        vectors = load_npy(*checked["window_vectors"])
-        docs = load_npy(*checked["window_docs"], kind=("i", 1))
-        keys = load_npy(*checked["window_keys"], kind=("u", 2))
-    except Exception as exc:
-        raise IndexMismatchError(f"index files in {index_dir} cannot be read ({exc}): {hint}") from None
     n = len(docs)
     bounds = value_range(docs)
     problems = [

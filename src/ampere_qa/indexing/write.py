@@ -212,8 +212,9 @@ def _write_files(data: _DataFiles, passages: list[Passage], vectors: Vectors, he
         data.write(role, np.asarray(getattr(vectors, role), dtype=np.float32))
     if vectors.windows is not None and len(vectors.windows.docs):
         w = vectors.windows
-        arrays: tuple[np.ndarray, ...] = (w.vectors.astype(np.float32), w.docs.astype(np.int64),
-                                          w.keys.astype(np.uint8))
+        arrays: tuple[np.ndarray, ...] = (np.asarray(w.vectors, dtype=np.float32),
+                                          np.asarray(w.docs, dtype=np.int64),
+                                          np.asarray(w.keys, dtype=np.uint8))  # no copy if already so
         for role, array in zip(WINDOW_ARRAYS, arrays, strict=True):
             data.write(role, array)
     for role, content in {"passage_index": table, **lexical_files}.items():

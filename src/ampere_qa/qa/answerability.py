@@ -47,7 +47,7 @@ def asked_concepts(question: str, expected: str | None, rules: Rules, yes_no: bo
     yes/no question ("Will Ampere be sold as a brand?" asks for no sales figure), nor in one
     that asks for a way ("How is the amount of a fine determined?")."""
     folded = fold(question)
-    if len(question.split()) > typed_words or yes_no or (rules.manner and rules.manner.search(folded)):
+    if len(question.split()) > typed_words or yes_no or rules.manner.search(folded):
         return []
     return [c for c in rules.concepts if expected in c.types and c.asks.search(folded)]
 

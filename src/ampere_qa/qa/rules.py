@@ -96,8 +96,8 @@ class Rules:
         self.small_talk = self.hello | self._words(q, "small_talk")
         self.about_me = words_rx(self._all(q, "about_me"))
         self.request = words_rx(self._all(q, "request"))
-        writing = self._all(q, "request_writing")  # optional: a pack may have none
-        self.request_writing = words_rx(writing) if writing else None
+        # Optional keys, as not_a_name: a pack without them matches nothing.
+        self.request_writing = words_rx(self._all(q, "request_writing") or ["(?!)"])
         self.wh = f"(?:{_alt(self._all(q, 'wh'))})"
         self.wh_opening = re.compile(rf"^\W*{self.wh}(?!\w)")
         self.wh_any = re.compile(rf"(?<!\w){self.wh}(?!\w)" + "".join(
@@ -105,8 +105,7 @@ class Rules:
         self.split = re.compile(rf"(?:\s*[?;]\s*|\s*,?\s+(?:{_alt(self._all(q, 'joins'))})\s+|,\s+)"
                                 rf"(?={self.wh}\b)")
         self.yes_no = re.compile(_alt(self._all(q, "yes_no")))
-        manner = self._all(q, "manner")  # optional: a pack may have none
-        self.manner = words_rx(manner) if manner else None
+        self.manner = words_rx(self._all(q, "manner") or ["(?!)"])
         self.focus = re.compile(rf"(?<!\w)(?:{_alt(self._all(q, 'focus'))})(\w[\w-]*)(?: (\w[\w-]*))?")
         compound = [f for p in self.packs if p.section(q).get("focus_compounds")
                     for f in p.section(q)["focus"]]

@@ -86,8 +86,7 @@ def kind_of(text: str, rules: Rules) -> str:
     if (rules.greeting.match(folded) or (len(words) <= 8 and rules.about_me.search(folded))
             or (words and words[0] in rules.hello and set(words) <= rules.small_talk)):
         return GREETING
-    writing = rules.request_writing
-    if rules.request.search(folded) or (writing and writing.search(folded)
+    if rules.request.search(folded) or (rules.request_writing.search(folded)
                                         and not rules.wh_opening.match(folded)):
         return REQUEST
     return QUESTION

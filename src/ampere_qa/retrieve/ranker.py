@@ -77,7 +77,7 @@ class HybridRanker:
         fused = sorted(((score + float(bonus[i]), i) for i, score in dense.items()), reverse=True)
         cited: dict[int, Location] = {}
         if self.documents is not None:
-            pool, cited = self.documents.weigh(dict((i, s) for s, i in fused[:DOCUMENT_POOL * k]),
+            pool, cited = self.documents.weigh({i: s for s, i in fused[:DOCUMENT_POOL * k]},
                                                qv, self.document_weight)
             fused = sorted(((s, i) for i, s in pool.items()), reverse=True)
         fused = fused[:k]
@@ -142,28 +142,26 @@ class Documents:
         """``scores`` with each passage's document evidence added (0 for the best document),
         and, for a passage found in several documents, the location to cite."""
         located = {i: self.data.passages[i].locations for i in scores}
-        docs = sorted({j for locs in located.values() for loc in locs
-                       if (j := self.number.get(loc.source)) is not None})
-        runs = [(j, int(self.starts[j]), int(self.starts[j + 1])) for j in docs]
-        runs = [(j, a, b) for j, a, b in runs if b > a]
+        numbers = {i: [self.number.get(loc.source) for loc in locs] for i, locs in located.items()}
+        runs = [(j, a, b) for j in sorted({j for js in numbers.values() for j in js if j is not None})
+                if (a := int(self.starts[j])) < (b := int(self.starts[j + 1]))]
         if not runs:
             return scores, {}
         rows = np.concatenate([np.arange(a, b) for _, a, b in runs])
         sims = np.asarray(self.vectors[rows], dtype=np.float32) @ qv
         offsets = np.cumsum([0] + [b - a for _, a, b in runs[:-1]])
-        best = np.maximum.reduceat(sims, offsets).tolist()
-        evidence = dict(zip((j for j, _, _ in runs), best, strict=True))
+        closest = np.maximum.reduceat(sims, offsets).tolist()
+        evidence = dict(zip((j for j, _, _ in runs), closest, strict=True))
         top = max(evidence.values())
         out, cited = dict(scores), {}
-        for i, locs in located.items():
-            known = [(evidence[j], n) for n, loc in enumerate(locs)
-                     if (j := self.number.get(loc.source)) is not None and j in evidence]
+        for i, js in numbers.items():
+            known = [(evidence[j], n) for n, j in enumerate(js) if j in evidence]
             if not known:
                 continue
             best, n = max(known, key=lambda e: (e[0], -e[1]))  # ties: the first location
             out[i] = scores[i] + weight * (best - top)
             if n:
-                cited[i] = locs[n]
+                cited[i] = located[i][n]
         return out, cited
 
 
