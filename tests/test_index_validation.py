@@ -611,3 +611,18 @@ def test_an_index_without_windows_loads_and_ranks_by_passages_alone(crafted):
     r = Retriever.load(crafted.idx, embedder=FakeEmbedder())
     assert r.data.vectors.windows is None and r.ranker.documents is None
     assert "Luca de Meo" in r.search("Qui dirige Ampere ?", 1)[0].text
+
+
+def test_a_document_with_more_windows_than_a_corpus_file_makes_is_refused(crafted, monkeypatch):
+    from ampere_qa.ingest import corpus
+
+    assert load_index(crafted.idx).vectors.windows is not None  # as built: accepted
+    monkeypatch.setattr(corpus, "MAX_FILE_BYTES", 100)  # files of 100 bytes make 1 window each
+    _refused(crafted.idx, r"a document of \d+ windows, more than a corpus file makes \(1\)")
+
+
+@pytest.mark.parametrize("role", checks.WINDOW_ARRAYS)
+def test_window_files_must_be_data_files_of_the_folder(crafted, role):
+    crafted.m["files"][role]["name"] = "/dev/zero"
+    crafted.save()
+    _refused(crafted.idx, "not a data file of this index folder")

@@ -54,6 +54,7 @@ import numpy as np
 
 from ..atomic import open_regular
 from ..errors import IndexMismatchError
+from ..ingest import corpus as _corpus  # its file-size cap, read when used (tests lower it)
 from ..types import Passage
 from . import lexical as _lexical  # its caps, read when used (so tests may lower them)
 from . import stores
@@ -177,12 +178,19 @@ def _windows(vectors: np.ndarray, docs: np.ndarray, keys: np.ndarray, *, manifes
     lists, in order (the ranker reads a document's windows as one run of rows)."""
     n = len(docs)
     bounds = value_range(docs)
+    # What a question reads is its candidates' documents' windows: no document may hold more
+    # than the largest corpus file can make (two windows hold more than window_chars together).
+    size = manifest.split.get("window_chars") if manifest.split else None
+    most = 2 * _corpus.MAX_FILE_BYTES // size + 1 if isinstance(size, int) and size > 0 else 0
+    counted = n and bounds is not None and bounds[0] >= 0  # negatives: refused below
+    widest = int(np.bincount(np.asarray(docs, dtype=np.int64)).max()) if counted else 0
     problems = [
         (vectors.shape != (n, manifest.dimension), f"window vectors shaped {vectors.shape} for {n} windows"),
         (keys.shape != (n, WINDOW_KEY_BYTES), f"window keys shaped {keys.shape} for {n} windows"),
         (bounds is not None and not (bounds[0] >= 0 and bounds[1] < len(manifest.corpus.files)),
          f"windows of documents {bounds} for {len(manifest.corpus.files)} files"),
         (n > 1 and bool((np.diff(docs) < 0).any()), "windows out of document order"),
+        (widest > most, f"a document of {widest} windows, more than a corpus file makes ({most})"),
         (not all_finite(vectors), "window vectors hold NaN or infinite values"),
     ]
     for bad, what in problems:
