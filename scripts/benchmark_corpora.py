@@ -1,6 +1,7 @@
 """Document retrieval on the committed external corpora, ampere-qa beside the plain baselines.
 
-    .venv/bin/python scripts/benchmark_corpora.py [--ablation] [--readme] [SET.squad.json ...]
+    .venv/bin/python scripts/benchmark_corpora.py [--ablation] [--weights W,W,...] [--readme]
+                                                  [SET.squad.json ...]
 
 Each SQuAD-format set under eval/external/ is written out as a corpus of files, indexed with the
 bundled model (ampere-qa's own build, in a temporary folder), and scored: document hit@1, hit@5,
@@ -8,12 +9,14 @@ MRR, share answered and answer recall, overall and by question language, for amp
 retrieval over ~1,000-character chunks (best chunk per file: what chunk-and-embed pipelines give)
 and bm25s over the same chunks. ``--ablation`` adds ampere-qa without its documents' windows, and
 with packed passages, whole-passage scores and windows all off (one passage a paragraph,
-closest sentence only).
+closest sentence only). ``--weights 0,0.25,0.5,1,2`` adds ampere-qa's ranking with each
+``document_weight`` (same index; how the shipped weight was chosen, BENCHMARKS.md).
 ``--readme`` rewrites the table between the markers in README.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import sys
@@ -57,7 +60,7 @@ def _ablated(squad, corpus: Path, work: Path, index: Path) -> dict[str, dict[str
             "ampere-qa, paragraphs, sentences only": _ranked(r, squad)}
 
 
-def run(path: Path, ablation: bool) -> tuple[str, dict[str, dict[str, dict]], float]:
+def run(path: Path, ablation: bool, weights: list[float]) -> tuple[str, dict[str, dict[str, dict]], float]:
     squad = load_squad(path)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -69,6 +72,12 @@ def run(path: Path, ablation: bool) -> tuple[str, dict[str, dict[str, dict]], fl
         systems = report.systems
         if ablation:
             systems = {**systems, **_ablated(squad, work / "corpus", work, work / "index")}
+        if weights:
+            r = Retriever.load(work / "index")
+            for w in weights:
+                settings = dataclasses.replace(r.settings, document_weight=w)
+                weighed = Retriever(r.data, r.embedder, settings=settings)
+                systems[f"ampere-qa, document_weight {w:g}"] = _ranked(weighed, squad)
     return path.name.removesuffix(".squad.json"), systems, built
 
 
@@ -88,15 +97,19 @@ def table(results: list[tuple[str, dict[str, dict[str, dict]], float]]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    ablation, readme = "--ablation" in argv, "--readme" in argv
-    paths = [Path(a) for a in argv if not a.startswith("--")] or SETS
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sets", nargs="*", type=Path)
+    ap.add_argument("--ablation", action="store_true")
+    ap.add_argument("--weights", type=lambda s: [float(w) for w in s.split(",")], default=[])
+    ap.add_argument("--readme", action="store_true")
+    args = ap.parse_args(argv)
     results = []
-    for path in paths:
-        results.append(run(path, ablation))
+    for path in args.sets or SETS:
+        results.append(run(path, args.ablation, args.weights))
         print(f"{results[-1][0]}: built in {results[-1][2]:.0f} s", file=sys.stderr)
     text = table(results)
     print(text)
-    if readme:
+    if args.readme:
         doc = (ROOT / "README.md").read_text(encoding="utf-8")
         a, b = doc.index(BEGIN) + len(BEGIN), doc.index(END)
         (ROOT / "README.md").write_text(f"{doc[:a]}\n{text}\n{doc[b:]}", encoding="utf-8")
