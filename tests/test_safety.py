@@ -141,7 +141,9 @@ def test_concurrent_builds_and_readers_never_see_a_broken_index(tmp_path):
                                  + f"\n\nParagraphe propre au corpus {i} sur Ampere.\n")
         corpora.append(c)
     build_index(corpora[0], idx, embedder=FakeEmbedder())
-    ctx = multiprocessing.get_context("fork")
+    # Not "fork": a child forked while the Milvus Lite tests' gRPC threads run can deadlock
+    # ("skipping fork() handlers"); the builds then never end and the test times out.
+    ctx = multiprocessing.get_context("forkserver")
     errors = ctx.Queue()
     procs = [ctx.Process(target=_build_loop, args=(str(c), str(idx), 6.0, errors)) for c in corpora]
     for p in procs:
