@@ -435,3 +435,34 @@ def test_the_second_corpus_answers_its_own_example_questions(corpus2, tmp_path, 
     assert shown.exit_code == 0, shown.output
     assert "corpus2/guide-fr.md:" in shown.output
     assert "· Guide de la médiathèque des Tilleuls › Emprunter des documents" in shown.output
+
+
+def test_questions_set_in_a_scene_or_spelling_out_their_acronyms_are_answered(tmp_path, real_embedder):
+    """Refused before: an acronym the text spells out read as unknown, "qui doit" wanting a
+    proper name, a leading clause's "pourquoi"/"when" read as what is asked."""
+    corpus = tmp_path / "faq"
+    corpus.mkdir()
+    (corpus / "paie.txt").write_text(
+        "La déclaration sociale nominative remplace la plupart des déclarations sociales.\n"
+        "Une association peut s'appuyer sur l'ancienne dispense numéro 2 pour ses fichiers de paie.\n",
+        encoding="utf-8")
+    (corpus / "bracelet.txt").write_text(
+        "Un bracelet de localisation ne peut pas équiper tous les résidents d'un établissement.\n"
+        "Une évaluation collégiale doit être menée par l'équipe soignante qui suit la personne.\n",
+        encoding="utf-8")
+    (corpus / "docker.txt").write_text(
+        "Dans un Dockerfile, écrivez toujours l'instruction CMD sous sa forme exec.\n"
+        "La forme exec permet à l'application de s'arrêter proprement et de recevoir les signaux.\n",
+        encoding="utf-8")
+    retriever = _build(corpus, tmp_path / "i", real_embedder)
+    for question, expected in {
+        "Pour la DSN dans une association, sur quelle dispense peut-on s'appuyer ?": "dispense numéro 2",
+        "Qui doit mener l'évaluation avant d'équiper un résident d'un bracelet ?": "équipe soignante",
+        "Dans mon Dockerfile, pourquoi écrire CMD sous forme exec ?": "forme exec",
+    }.items():
+        answer = retriever.answer(question)
+        assert answer.answered, (question, answer.answer)
+        assert expected in answer.answer, (question, answer.answer)
+    # An acronym nothing spells out is still not in the documents.
+    answer = retriever.answer("Quel rôle joue la BCE dans la déclaration sociale ?")
+    assert not answer.answered and answer.to_dict()["reason"] == "not_mentioned"

@@ -44,6 +44,13 @@ R = rules(("fr", "en"), ("general", "automotive"))
     ("Où sont produites les batteries ?", u.PLACE),
     ("Quelle valeur reçoit mon paramètre booléen ?", None),
     ("Quel est le prix de la voiture ?", u.MONEY),
+    # A leading clause sets the scene: its "when" is not what is asked; the clause after is.
+    ("When a lender lists me on the register, what must its letter tell me?", None),
+    ("My startup events never fire when testing with a client, what should I use?", None),
+    ("When the plant opens, how many people will work there?", u.NUMBER),
+    ("Selon l'article, qui dirige la société ?", u.NAME),
+    ("Quand je refuse, que se passe-t-il ?", None),
+    ("Quand la nouvelle usine ouvrira-t-elle ?", u.DATE),
 ])
 def test_expected_answer_type(question, expected):
     assert u.answer_type(question, R) == expected
@@ -64,6 +71,9 @@ def test_expected_answer_type(question, expected):
     ("Que recommande la CNIL ?", u.QUESTION), ("Que me recommandes-tu ?", u.REQUEST),
     ("Tu peux me résumer l'article ?", u.REQUEST), ("Can you recommend a good novel?", u.REQUEST),
     ("Which model do you recommend?", u.REQUEST), ("What do you think of the plan?", u.REQUEST),
+    # A question word opening the clause after a scene-setting one asks as well.
+    ("Dans mon Dockerfile, pourquoi écrire CMD sous forme exec ?", u.QUESTION),
+    ("Dans ce cas, écris-moi un poème", u.REQUEST),
 ])
 def test_greetings_and_requests_are_told_from_questions(text, kind):
     assert u.kind_of(text, R) == kind
@@ -76,6 +86,22 @@ def test_a_two_part_question_is_read_part_by_part():
     assert [i.text for i in u.read("Qui dirige la société ?", R)] == ["Qui dirige la société ?"]
     # "et" inside one question does not cut it.
     assert len(u.read("Qui sont les partenaires et les investisseurs ?", R)) == 1
+    # A clause that only sets the scene is no part of its own ("Selon l'article" asks nothing).
+    (one,) = u.read("Selon l'article, qui dirige la société ?", R)
+    assert one.expected == u.NAME and one.text == "Selon l'article, qui dirige la société ?"
+    # ...but one that holds a question word still is.
+    assert len(u.read("I read it will float, which banks run it and how much will it raise?", R)) == 2
+
+
+@pytest.mark.parametrize("question, category", [
+    ("Qui doit mener l'évaluation avant d'équiper un patient ?", True),
+    ("Qui peut consulter les fichiers clients ?", True),
+    ("Who is allowed to see the camera footage?", True),
+    ("Qui dirige la société ?", False), ("Who founded the company?", False),
+])
+def test_who_may_or_must_accepts_a_kind_of_person(question, category):
+    (intent,) = u.read(question, R)
+    assert intent.expected == u.NAME and intent.category is category
 
 
 def test_focus_is_the_noun_the_question_word_bears_on():
@@ -119,6 +145,9 @@ def test_names_lists_and_places():
     ("How is the amount of a fine determined?", None),
     ("Comment s'appelle le fournisseur des batteries ?", "supplier"),
     ("What is the amount of the fine?", "amount"),
+    # Words of a scene-setting clause are context: "vendre" there asks no sales figure.
+    ("Pour vendre en ligne des médicaments, qui doit autoriser le site ?", None),
+    ("Combien de voitures la marque vend-elle ?", "sales"),
 ])
 def test_words_that_ask_for_a_kind_of_fact_only_in_that_sense(question, concept):
     from ampere_qa.qa.answerability import asked_concepts
@@ -137,6 +166,23 @@ def test_a_name_only_in_the_questions_own_brackets_is_not_missing():
     assert missing_name(glossed, lex, lex.terms(glossed), R) is None
     bare = "La BDES : faut-il faire quelque chose ?"  # named outside brackets: still looked for
     assert missing_name(bare, lex, lex.terms(bare), R) == "BDES"
+
+
+def test_an_acronym_the_passages_spell_out_is_not_missing():
+    from ampere_qa.indexing.lexical import LexicalIndex
+    from ampere_qa.qa.answerability import missing_name
+
+    found = ["La déclaration sociale nominative relève du fichier de paie.",
+             "Un nouveau procès-verbal pourra être rédigé."]
+    lex = LexicalIndex([*found, "Pour vos données, conservez-les."], languages=("fr", "en"))
+    for q in ("Pour la DSN, quelle dispense ?", "Puis-je corriger mon PV ?"):
+        assert missing_name(q, lex, lex.terms(q), R) is not None  # no passage given
+        assert missing_name(q, lex, lex.terms(q), R, found) is None
+    # Stop words never spell a letter ("pour vos" is no "PV"), nor do words of other initials.
+    q = "Puis-je corriger mon PV ?"
+    assert missing_name(q, lex, lex.terms(q), R, ["Pour vos données, conservez-les."]) == "PV"
+    q = "Quel est le rôle de la BCE ?"
+    assert missing_name(q, lex, lex.terms(q), R, found) == "BCE"
 
 
 def test_the_asking_word_found_in_the_sentences_gives_the_fact():

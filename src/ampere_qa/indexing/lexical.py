@@ -183,6 +183,11 @@ class LexicalIndex:
         words = [w for w in _WORD.findall(text.lower()) if _fold(w) not in self._stop]
         return [_fold(w) for w in self._stem(words)]
 
+    @property
+    def stop_words(self) -> frozenset[str]:
+        """The words matching ignores (the languages' stop and question words), folded."""
+        return frozenset(self._stop)
+
     def knows(self, stems: Sequence[str]) -> bool:
         return all(s in self.frequency for s in stems)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from ..indexing.lexical import LexicalIndex, Term
 from ..packs.lang import fold
 from .rules import Concept, Rules, words_rx
+from .understand import asked_clause
 
 __all__ = ["Concept", "Gap", "asked_concepts", "gives", "missing_name", "names_in", "subject_of",
            "unknown_counted"]
@@ -46,7 +47,7 @@ def asked_concepts(question: str, expected: str | None, rules: Rules, yes_no: bo
     be context ("…who offered to take a financial stake in the new structure?"), nor in a
     yes/no question ("Will Ampere be sold as a brand?" asks for no sales figure), nor in one
     that asks for a way ("How is the amount of a fine determined?")."""
-    folded = fold(question)
+    folded = fold(asked_clause(question, rules))  # "Pour vendre en ligne, qui…" asks no sales
     if len(question.split()) > typed_words or yes_no or rules.manner.search(folded):
         return []
     return [c for c in rules.concepts if expected in c.types and c.asks.search(folded)]
@@ -89,19 +90,33 @@ def names_in(question: str, terms: Sequence[Term], rules: Rules) -> list[Term]:
 
 
 def missing_name(question: str, lexical: LexicalIndex, terms: Sequence[Term],
-                 rules: Rules) -> str | None:
+                 rules: Rules, found: Sequence[str] = ()) -> str | None:
     """The first name of the question the corpus never uses, in any of its forms. A name
     only in brackets is the question's own gloss ("Base de données économiques et sociales
-    (BDES)"): the words before it say what it is, and a text may never use the short form."""
+    (BDES)"): the words before it say what it is, and a text may never use the short form.
+    An acronym the passages ``found`` spell out ("DSN": "déclaration sociale nominative",
+    "PV": "procès-verbal") is used by them."""
     glossed = {w for inner in _BRACKETS.findall(question) for w in _words(inner)}
     outside = _words(_BRACKETS.sub(" ", question))
     for t in names_in(question, terms, rules):
         words = _words(t.word)
         if words <= glossed and not words & outside:
             continue
-        if not any(lexical.knows(option) for option in t.options):
+        if not any(lexical.knows(option) for option in t.options) and not spelled_out(t.word, found, lexical):
             return t.word
     return None
+
+
+def spelled_out(acronym: str, texts: Sequence[str], lexical: LexicalIndex) -> bool:
+    """Whether a text holds words whose initials spell ``acronym`` (2 to 6 capitals), stop
+    words allowed between them but never spelling a letter: "pour vos" is no "PV"."""
+    if not (2 <= len(acronym) <= 6 and acronym.isalpha() and acronym.isupper()):
+        return False
+    stops = "|".join(re.escape(w) for w in sorted(lexical.stop_words, key=len, reverse=True))
+    function = rf"(?:{stops})(?!\w)"
+    gap = rf"(?:[\s'-]+{function})*[\s'-]+"
+    rx = re.compile(r"(?<!\w)" + gap.join(rf"(?!{function}){re.escape(c)}\w+" for c in fold(acronym)))
+    return any(rx.search(fold(t)) for t in texts)
 
 
 _BRACKETS = re.compile(r"\(([^()]{1,80})\)")

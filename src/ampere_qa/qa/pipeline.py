@@ -78,7 +78,7 @@ class Pipeline:
         hits = ranking.hits
         terms = self.lexical.terms(text)
         gap = (Gap("off_topic") if not hits or score < self.settings.min_relevance
-               else self._unmentioned(text, terms, r))
+               else self._unmentioned(text, terms, r, [h.text for h in hits]))
         if gap:
             return not_found(text, lang.code, words, gap.reason, what=gap.what)
         subject = answerability.subject_of(text, self.lexical, terms, r)
@@ -112,17 +112,18 @@ class Pipeline:
                 terms: list[Term], ranking: Ranking, subject: str, confident: bool) -> Choice | Gap:
         """The answering sentence of one question part, or ``no_answer`` when the part asks for
         a name, a number, a date... and no candidate holds one, unless retrieval is
-        ``confident`` (then the sentence is quoted without a short answer)."""
+        ``confident`` or a kind of person answers it too (then the sentence is quoted without
+        a short answer)."""
         best = self.selector.best(candidates, intent, terms)
         if intent.expected and best.short is not None:
             best = self.selector.with_key_word(best, qv, ranking.hits, ranking.rows, intent, terms)
-        if intent.expected and best.short is None and not confident:
+        if intent.expected and best.short is None and not (confident or intent.category):
             return Gap("no_answer", what=intent.expected, subject=subject)
         return best
 
-    def _unmentioned(self, text: str, terms: list[Term], r: Rules) -> Gap | None:
-        """A name of the question the corpus never uses."""
-        missing = answerability.missing_name(text, self.lexical, terms, r)
+    def _unmentioned(self, text: str, terms: list[Term], r: Rules, found: list[str]) -> Gap | None:
+        """A name of the question the corpus never uses (nor the passages ``found`` spell out)."""
+        missing = answerability.missing_name(text, self.lexical, terms, r, found)
         return Gap("not_mentioned", what=missing) if missing else None
 
     def _not_given(self, intent: understand.Intent, candidates: list[Candidate], subject: str,

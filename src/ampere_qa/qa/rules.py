@@ -100,12 +100,17 @@ class Rules:
         self.request_writing = words_rx(self._all(q, "request_writing") or ["(?!)"])
         self.wh = f"(?:{_alt(self._all(q, 'wh'))})"
         self.wh_opening = re.compile(rf"^\W*{self.wh}(?!\w)")
+        self.scene = re.compile(rf"^\W*(?:{_alt(self._all(q, 'scene') or ['(?!)'])})")
+        # A comma, then a clause opening with a question word.
+        marks = self._all(q, "wh_marks")
+        self.wh_clause = re.compile(rf",\s+(?={self.wh}(?!\w){''.join('|' + m for m in marks)})")
         self.wh_any = re.compile(rf"(?<!\w){self.wh}(?!\w)" + "".join(
             "|" + m for m in self._all(q, "wh_marks")))
         self.split = re.compile(rf"(?:\s*[?;]\s*|\s*,?\s+(?:{_alt(self._all(q, 'joins'))})\s+|,\s+)"
                                 rf"(?={self.wh}\b)")
         self.yes_no = re.compile(_alt(self._all(q, "yes_no")))
         self.manner = words_rx(self._all(q, "manner") or ["(?!)"])
+        self.category = words_rx(self._all(q, "category") or ["(?!)"])
         self.focus = re.compile(rf"(?<!\w)(?:{_alt(self._all(q, 'focus'))})(\w[\w-]*)(?: (\w[\w-]*))?")
         compound = [f for p in self.packs if p.section(q).get("focus_compounds")
                     for f in p.section(q)["focus"]]

@@ -23,8 +23,8 @@ from ..packs.lang import fold
 from .rules import DATE, DURATION, MONEY, NAME, NAMES, NUMBER, PERCENT, PLACE, Rules
 
 __all__ = ["DATE", "DURATION", "GREETING", "MONEY", "NAME", "NAMES", "NUMBER", "PERCENT", "PLACE",
-           "QUESTION", "REQUEST", "Intent", "answer_type", "focus_of", "kind_of", "parts", "read",
-           "yes_no"]
+           "QUESTION", "REQUEST", "Intent", "answer_type", "asked_clause", "focus_of", "kind_of",
+           "parts", "read", "yes_no"]
 
 QUESTION, GREETING, REQUEST = "question", "greeting", "request"
 
@@ -38,6 +38,9 @@ class Intent:
     expected: str | None = None
     focus: str = ""  # the noun the question word bears on: "usine" in "Quelle usine…"
     yes_no: bool = False
+    # The answer may be a kind of person, not a name ("Qui doit mener l'évaluation ?" ->
+    # « l'équipe qui prend en charge la personne »): a sentence without a name answers it.
+    category: bool = False
 
 
 def yes_no(text: str, rules: Rules) -> bool:
@@ -51,7 +54,30 @@ def _yes_no_form(text: str, rules: Rules) -> bool:
     return bool(rules.yes_no.search(folded)) and not rules.wh_any.search(folded)
 
 
+def asked_clause(text: str, rules: Rules) -> str:
+    """The clause that asks, after a leading clause that only sets the scene ("Dans mon
+    Dockerfile, pourquoi…", "When a lender lists me, what must its letter say?"): its "when"
+    or "vendre" is context, not what is asked. The whole text when it opens with a question
+    word or has no later clause that does."""
+    folded = fold(text)
+    if _opens_question(folded, rules) or len(folded) != len(text):
+        return text
+    m = rules.wh_clause.search(folded)
+    return text[m.end():] if m and _sets_scene(folded[:m.start()], rules) else text
+
+
+def _opens_question(folded: str, rules: Rules) -> bool:
+    return bool(rules.wh_opening.match(folded)) and not rules.scene.match(folded)
+
+
+def _sets_scene(clause: str, rules: Rules) -> bool:
+    """A leading clause that asks nothing: no question word (but those that ask nothing, as
+    in "…fail when testing"), or one that sets the scene."""
+    return not rules.wh_any.search(rules.not_a_name.sub(" ", clause)) or bool(rules.scene.match(clause))
+
+
 def answer_type(text: str, rules: Rules) -> str | None:
+    text = asked_clause(text, rules)
     # "où" (where) and "ou" (or) fold alike: "où" is marked first.
     folded = fold(rules.where.sub("_where_", text) if rules.where else text)
     if rules.not_a_name.search(folded):
@@ -87,7 +113,7 @@ def kind_of(text: str, rules: Rules) -> str:
             or (words and words[0] in rules.hello and set(words) <= rules.small_talk)):
         return GREETING
     if rules.request.search(folded) or (rules.request_writing.search(folded)
-                                        and not rules.wh_opening.match(folded)):
+                                        and not rules.wh_opening.match(fold(asked_clause(text, rules)))):
         return REQUEST
     return QUESTION
 
@@ -96,6 +122,8 @@ def parts(text: str, rules: Rules) -> list[str]:
     """The question's parts: itself, or its pieces when it asks two or three things."""
     folded = fold(text)
     cuts = [m for m in rules.split.finditer(folded) if m.start() > 0]
+    if cuts and not _opens_question(folded, rules) and _sets_scene(folded[:cuts[0].start()], rules):
+        cuts = cuts[1:]  # the first clause sets the scene of the next ("Selon l'article, qui…")
     if not cuts:
         return [text]
     pieces, last = [], 0
@@ -121,5 +149,6 @@ def read(text: str, rules: Rules, typed_words: int = 20) -> list[Intent]:
     for p in parts(text, rules):
         expected = answer_type(p, rules)
         intents.append(Intent(p, QUESTION, expected if len(p.split()) <= typed_words else None,
-                              focus_of(p, rules), expected is None and _yes_no_form(p, rules)))
+                              focus_of(p, rules), expected is None and _yes_no_form(p, rules),
+                              bool(rules.category.search(fold(asked_clause(p, rules))))))
     return intents
