@@ -101,11 +101,10 @@ class Rules:
         self.wh = f"(?:{_alt(self._all(q, 'wh'))})"
         self.wh_opening = re.compile(rf"^\W*{self.wh}(?!\w)")
         self.scene = re.compile(rf"^\W*(?:{_alt(self._all(q, 'scene') or ['(?!)'])})")
-        # A comma, then a clause opening with a question word.
-        marks = self._all(q, "wh_marks")
-        self.wh_clause = re.compile(rf",\s+(?={self.wh}(?!\w){''.join('|' + m for m in marks)})")
-        self.wh_any = re.compile(rf"(?<!\w){self.wh}(?!\w)" + "".join(
-            "|" + m for m in self._all(q, "wh_marks")))
+        # A question word, or a mark of one ("qu'"): anywhere, or opening a clause after a comma.
+        asking = rf"{self.wh}(?!\w)" + "".join("|" + m for m in self._all(q, "wh_marks"))
+        self.wh_clause = re.compile(rf",\s+(?={asking})")
+        self.wh_any = re.compile(rf"(?<!\w){asking}")  # the marks bind no "(?<!\w)", as always
         self.split = re.compile(rf"(?:\s*[?;]\s*|\s*,?\s+(?:{_alt(self._all(q, 'joins'))})\s+|,\s+)"
                                 rf"(?={self.wh}\b)")
         self.yes_no = re.compile(_alt(self._all(q, "yes_no")))
