@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,14 +44,19 @@ SETS = sorted((ROOT / "eval" / "external").glob("*/*.squad.json"))
 BEGIN, END = "<!-- corpora:begin -->", "<!-- corpora:end -->"
 
 
-def _ranked(r: Retriever, squad) -> dict[str, dict]:
-    """Document hit@1/@5 and MRR of ``r``'s ranking of files, overall and by language."""
-    system, by = AmpereFiles(r), {"all": DocTally()}
-    for q in squad.questions:
-        ranked = system.rank(q.question)
+def _tally(squad, rankings: Iterable[list[str]]) -> dict[str, dict]:
+    """Document hit@1/@5 and MRR of each question's ranked files, overall and by language."""
+    by = {"all": DocTally()}
+    for q, ranked in zip(squad.questions, rankings, strict=True):
         for key in ("all", q.lang) if q.lang else ("all",):
             by.setdefault(key, DocTally()).add(ranked, q.file)
     return {key: t.metrics() for key, t in by.items()}
+
+
+def _ranked(r: Retriever, squad) -> dict[str, dict]:
+    """The scores of ``r``'s ranking of files."""
+    system = AmpereFiles(r)
+    return _tally(squad, (system.rank(q.question) for q in squad.questions))
 
 
 # Run by --txtai's Python: reads {"model", "files", "questions"}, prints each question's ranked
@@ -75,11 +81,7 @@ def _txtai(python: str, squad, work: Path) -> dict[str, dict]:
                                "questions": [q.question for q in squad.questions]}), encoding="utf-8")
     out = subprocess.run([python, "-c", TXTAI, str(job)], capture_output=True, text=True, check=True,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    by = {"all": DocTally()}
-    for q, ranked in zip(squad.questions, json.loads(out.stdout.splitlines()[-1]), strict=True):
-        for key in ("all", q.lang) if q.lang else ("all",):
-            by.setdefault(key, DocTally()).add(ranked, q.file)
-    return {key: t.metrics() for key, t in by.items()}
+    return _tally(squad, json.loads(out.stdout.splitlines()[-1]))
 
 
 def _ablated(squad, corpus: Path, work: Path, index: Path) -> dict[str, dict[str, dict]]:
