@@ -63,6 +63,23 @@ def test_sentences_of_a_paragraph():
     ]
 
 
+def test_a_piece_without_a_letter_is_never_a_sentence_of_its_own():
+    # A line "." under a FAQ answer, or a list number, was a sentence whose vector sat near
+    # every question's, quoted as « 1. ».
+    text = "Un exemplaire sera remis. 1. Les recherches.\n.\n\n***\n\n... Deuxième partie. Fin. 2."
+    assert [text[a:b] for a, b in paragraphs(text)] == [
+        "Un exemplaire sera remis. 1. Les recherches.", ".", "***", "... Deuxième partie. Fin. 2."]
+    assert [text[a:b] for a, b in sentences(text, 0, text.index("\n"))] == [
+        "Un exemplaire sera remis.", "1. Les recherches."]
+    assert [text[a:b] for a, b in sentences(text, text.index("..."))] == [
+        "... Deuxième partie.", "Fin. 2."]
+    assert sentences("  . 1. ?  ") == []
+    packed = list(chunks(text, 1000, pack_chars=600))
+    assert [[text[a:b] for a, b in sents] for _, sents in packed] == [
+        ["Un exemplaire sera remis.", "1. Les recherches.", "... Deuxième partie.", "Fin. 2."]]
+    assert list(chunks("---\n\n* * *\n\n///\n", 1000)) == []
+
+
 def test_paragraphs_blank_lines_and_hard_wrapped_markdown():
     text = "# Titre\n\nUne phrase coupée\nen deux lignes.\nUne autre.\n\n\nDernier"
     got = [text[a:b] for a, b in paragraphs(text)]

@@ -47,6 +47,7 @@ def _sentence_end() -> re.Pattern[str]:
         re.VERBOSE,
     )
 _WORD = re.compile(r"\w+")
+_LETTER = re.compile(r"[^\W\d_]")
 _NEWLINE = re.compile(r"\n")
 _BLANK_LINE_NEXT = re.compile(r"[ \t\r]*\n")
 
@@ -120,18 +121,26 @@ def paragraphs(text: str, start: int = 0, end: int | None = None) -> Iterator[Sp
 
 
 def sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:
-    """Sentence spans within ``text[start:end]`` (absolute offsets, whitespace trimmed)."""
+    """Sentence spans within ``text[start:end]`` (absolute offsets, whitespace trimmed). A piece
+    with no letter (a list number "1.", "." on a line of its own, "***") belongs to the sentence
+    after it, or before it when last: embedded alone, its vector sat near every question's and
+    was quoted as an answer; a stretch with no letter at all has no sentence."""
     end = len(text) if end is None else end
     spans: list[Span] = []
     cur = start
-    for m in _sentence_end().finditer(text, start, end):
-        a, b = _strip_span(text, cur, m.end())
-        if a < b:
-            spans.append((a, b))
-        cur = m.end()
-    a, b = _strip_span(text, cur, end)
-    if a < b:
-        spans.append((a, b))
+    pending: int | None = None  # where letterless pieces waiting for the next sentence began
+    for cut in [m.end() for m in _sentence_end().finditer(text, start, end)] + [end]:
+        a, b = _strip_span(text, cur, cut)
+        cur = cut
+        if a >= b:
+            continue
+        if _LETTER.search(text, a, b) is None:
+            pending = a if pending is None else pending
+            continue
+        spans.append((a if pending is None else pending, b))
+        pending = None
+    if pending is not None and spans:
+        spans[-1] = (spans[-1][0], _strip_span(text, pending, end)[1])
     return spans
 
 
@@ -154,6 +163,8 @@ def chunks(text: str, max_chars: int, start: int = 0, end: int | None = None,
     run: list[Span] = []  # the sentences of the paragraphs packed so far
     for pa, pb in paragraphs(text, start, end):
         sents = [piece for s in sentences(text, pa, pb) for piece in _hard_split(text, s, max_chars)]
+        if not sents:
+            continue
         if run and pb - run[0][0] > pack_chars:
             yield (run[0][0], run[-1][1]), run
             run = []
