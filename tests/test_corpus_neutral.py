@@ -437,32 +437,69 @@ def test_the_second_corpus_answers_its_own_example_questions(corpus2, tmp_path, 
     assert "· Guide de la médiathèque des Tilleuls › Emprunter des documents" in shown.output
 
 
+def _faq(tmp_path: Path, files: dict[str, str], embedder) -> Retriever:
+    """A corpus of ``files`` (name: text) built with ``embedder``."""
+    corpus = tmp_path / "faq"
+    corpus.mkdir()
+    for name, text in files.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    return _build(corpus, tmp_path / "i", embedder)
+
+
+def _answers(retriever: Retriever, expected: dict[str, str]) -> None:
+    """Each question is answered, with its expected words in the reply."""
+    for question, words in expected.items():
+        answer = retriever.answer(question)
+        assert answer.answered, (question, answer.answer)
+        assert words in answer.answer, (question, answer.answer)
+
+
 def test_questions_set_in_a_scene_or_spelling_out_their_acronyms_are_answered(tmp_path, real_embedder):
     """Refused before: an acronym the text spells out read as unknown, "qui doit" wanting a
     proper name, a leading clause's "pourquoi"/"when" read as what is asked."""
-    corpus = tmp_path / "faq"
-    corpus.mkdir()
-    (corpus / "paie.txt").write_text(
-        "La déclaration sociale nominative remplace la plupart des déclarations sociales.\n"
-        "Une association peut s'appuyer sur l'ancienne dispense numéro 2 pour ses fichiers de paie.\n",
-        encoding="utf-8")
-    (corpus / "bracelet.txt").write_text(
-        "Un bracelet de localisation ne peut pas équiper tous les résidents d'un établissement.\n"
-        "Une évaluation collégiale doit être menée par l'équipe soignante qui suit la personne.\n",
-        encoding="utf-8")
-    (corpus / "docker.txt").write_text(
-        "Dans un Dockerfile, écrivez toujours l'instruction CMD sous sa forme exec.\n"
-        "La forme exec permet à l'application de s'arrêter proprement et de recevoir les signaux.\n",
-        encoding="utf-8")
-    retriever = _build(corpus, tmp_path / "i", real_embedder)
-    for question, expected in {
+    retriever = _faq(tmp_path, {
+        "paie.txt":
+            "La déclaration sociale nominative remplace la plupart des déclarations sociales.\n"
+            "Une association peut s'appuyer sur l'ancienne dispense numéro 2 pour ses fichiers de paie.\n",
+        "bracelet.txt":
+            "Un bracelet de localisation ne peut pas équiper tous les résidents d'un établissement.\n"
+            "Une évaluation collégiale doit être menée par l'équipe soignante qui suit la personne.\n",
+        "docker.txt":
+            "Dans un Dockerfile, écrivez toujours l'instruction CMD sous sa forme exec.\n"
+            "La forme exec permet à l'application de s'arrêter proprement et de recevoir les signaux.\n",
+    }, real_embedder)
+    _answers(retriever, {
         "Pour la DSN dans une association, sur quelle dispense peut-on s'appuyer ?": "dispense numéro 2",
         "Qui doit mener l'évaluation avant d'équiper un résident d'un bracelet ?": "équipe soignante",
         "Dans mon Dockerfile, pourquoi écrire CMD sous forme exec ?": "forme exec",
-    }.items():
-        answer = retriever.answer(question)
-        assert answer.answered, (question, answer.answer)
-        assert expected in answer.answer, (question, answer.answer)
+    })
     # An acronym nothing spells out is still not in the documents.
     answer = retriever.answer("Quel rôle joue la BCE dans la déclaration sociale ?")
     assert not answer.answered and answer.to_dict()["reason"] == "not_mentioned"
+
+
+def test_until_when_writing_to_whom_and_running_in_production_are_answered(tmp_path, real_embedder):
+    """Refused before: "jusqu'à quand" wanting a date, "à quel organisme écrire" read as a
+    request to write, "en production" as asking a production figure; and a list number was
+    quoted as a sentence of its own."""
+    retriever = _faq(tmp_path, {
+        "photo.txt":
+            "La photographie d'un patient peut figurer dans son dossier avec son accord.\n"
+            "Elle ne peut pas être conservée au-delà de la durée de prise en charge du patient.\n",
+        "origines.txt":
+            "Une personne adoptée peut demander à connaître l'identité de ses parents de naissance.\n"
+            "Adressez votre demande au Conseil national pour l'accès aux origines personnelles.\n",
+        "serveurs.txt":
+            "Conseils pour vos serveurs.\n1.\nVisez une utilisation du CPU et de la RAM autour de 70 %.\n"
+            "Au-delà, ajoutez des machines avant les pics de charge.\n",
+    }, real_embedder)
+    _answers(retriever, {
+        "Jusqu'à quand l'hôpital peut-il garder la photo d'un patient ?": "durée de prise en charge",
+        "Until when may the hospital keep a patient's photo?": "durée de prise en charge",
+        "Je suis adopté, à quel organisme écrire pour connaître mes parents de naissance ?":
+            "Conseil national",
+        "Quel taux d'utilisation du CPU faut-il viser sur mes serveurs en production ?": "70 %",
+    })
+    for question in ("Quelle utilisation du CPU viser ?", "What CPU use should I aim for?"):
+        reply = retriever.answer(question).answer
+        assert "« 1. »" not in reply and "“1.”" not in reply, reply

@@ -74,6 +74,10 @@ def test_expected_answer_type(question, expected):
     # A question word opening the clause after a scene-setting one asks as well.
     ("Dans mon Dockerfile, pourquoi écrire CMD sous forme exec ?", u.QUESTION),
     ("Dans ce cas, écris-moi un poème", u.REQUEST),
+    # ...and so does one after a preposition.
+    ("À quel organisme écrire ?", u.QUESTION), ("To which office should I write?", u.QUESTION),
+    ("Je suis né sous X, à quel organisme écrire pour connaître ma mère ?", u.QUESTION),
+    ("Pour ma mère, écris une lettre", u.REQUEST), ("For my boss, write a summary", u.REQUEST),
 ])
 def test_greetings_and_requests_are_told_from_questions(text, kind):
     assert u.kind_of(text, R) == kind
@@ -102,6 +106,18 @@ def test_a_two_part_question_is_read_part_by_part():
 def test_who_may_or_must_accepts_a_kind_of_person(question, category):
     (intent,) = u.read(question, R)
     assert intent.expected == u.NAME and intent.category is category
+
+
+@pytest.mark.parametrize("question, category", [
+    ("Jusqu'à quand un hôpital peut-il garder la photo d'un patient ?", True),
+    ("Les 25 ans de conservation, ça commence à compter de quand ?", True),
+    ("Until when may the hospital keep the photo?", True),
+    ("Quand l'usine ouvrira-t-elle ?", False), ("When was the company founded?", False),
+])
+def test_until_when_accepts_an_event(question, category):
+    # « au-delà de la durée de prise en charge du patient » answers "jusqu'à quand".
+    (intent,) = u.read(question, R)
+    assert intent.expected == u.DATE and intent.category is category
 
 
 def test_focus_is_the_noun_the_question_word_bears_on():
@@ -142,6 +158,8 @@ def test_names_lists_and_places():
     ("Combien de véhicules l'usine produit-elle ?", "production"),
     ("Si une erreur se produit, que devient la requête ?", None),  # it happens
     ("Comment produire le fichier requirements.txt ?", None),  # a way, not a figure
+    ("Quel taux d'utilisation du CPU viser en production ?", None),  # where it runs
+    ("Quelle est la capacité de production de l'usine ?", "production"),
     ("How is the amount of a fine determined?", None),
     ("Comment s'appelle le fournisseur des batteries ?", "supplier"),
     ("What is the amount of the fine?", "amount"),

@@ -99,11 +99,14 @@ class Rules:
         # Optional keys, as not_a_name: a pack without them matches nothing.
         self.request_writing = words_rx(self._all(q, "request_writing") or ["(?!)"])
         self.wh = f"(?:{_alt(self._all(q, 'wh'))})"
-        self.wh_opening = re.compile(rf"^\W*{self.wh}(?!\w)")
+        # A question word opening the question or a clause may follow a preposition.
+        before = _alt(self._all(q, "wh_prepositions"))
+        before = rf"(?:(?:{before})\s+)?" if before else ""
+        self.wh_opening = re.compile(rf"^\W*{before}{self.wh}(?!\w)")
         self.scene = re.compile(rf"^\W*(?:{_alt(self._all(q, 'scene') or ['(?!)'])})")
         # A question word, or a mark of one ("qu'"): anywhere, or opening a clause after a comma.
         asking = rf"{self.wh}(?!\w)" + "".join("|" + m for m in self._all(q, "wh_marks"))
-        self.wh_clause = re.compile(rf",\s+(?={asking})")
+        self.wh_clause = re.compile(rf",\s+(?={before}(?:{asking}))")
         self.wh_any = re.compile(rf"(?<!\w){asking}")  # the marks bind no "(?<!\w)", as always
         self.split = re.compile(rf"(?:\s*[?;]\s*|\s*,?\s+(?:{_alt(self._all(q, 'joins'))})\s+|,\s+)"
                                 rf"(?={self.wh}\b)")

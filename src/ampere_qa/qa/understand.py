@@ -38,8 +38,9 @@ class Intent:
     expected: str | None = None
     focus: str = ""  # the noun the question word bears on: "usine" in "Quelle usine…"
     yes_no: bool = False
-    # The answer may be a kind of person, not a name ("Qui doit mener l'évaluation ?" ->
-    # « l'équipe qui prend en charge la personne »): a sentence without a name answers it.
+    # The answer may be a description, not a typed value: a kind of person ("Qui doit mener
+    # l'évaluation ?" -> « l'équipe qui prend en charge la personne »), an event ("Jusqu'à
+    # quand… ?" -> « la durée de prise en charge »): a sentence without one answers it.
     category: bool = False
 
 
