@@ -36,6 +36,8 @@ _REQUIRED = {
 
 def strip_accents(word: str) -> str:
     """``word`` without its accents, case kept: how BM25 stems are stored ("Cleon" finds "Cléon")."""
+    if word.isascii():  # NFKD leaves ASCII as it is; most words of a query's sentences are
+        return word
     return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
 
 
