@@ -17,11 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
 from ..atomic import NotRegularFile, open_regular
 from ..errors import BadInputError
 from ..ingest.passages import windows
+from .baselines import Bm25, Dense
 from .sets import MAX_SET_BYTES
 
 if TYPE_CHECKING:
@@ -124,12 +123,10 @@ class ChunkDense(_Chunked):
 
     def __init__(self, files: dict[str, str], embedder: Embedder) -> None:
         super().__init__(files)
-        self.embedder = embedder
-        self.vectors = embedder.embed_passages(self.texts)
+        self.dense = Dense(embedder, self.texts)
 
     def rank(self, question: str) -> list[str]:
-        sims = self.vectors @ self.embedder.embed_queries([question])[0]
-        return self.files_of(np.argsort(-sims))
+        return self.files_of(self.dense.order(question))
 
 
 class ChunkBm25(_Chunked):
@@ -138,26 +135,12 @@ class ChunkBm25(_Chunked):
     name = "chunk-bm25"
 
     def __init__(self, files: dict[str, str], language: str = "french") -> None:
-        import bm25s
-        import Stemmer
-
         super().__init__(files)
-        self.stemmer, self.language = Stemmer.Stemmer(language), language[:2]
-        self.bm25 = bm25s.BM25()
-        self.bm25.index(self._tokens(self.texts), show_progress=False)
-
-    def _tokens(self, texts: list[str]) -> Any:
-        import bm25s
-
-        return bm25s.tokenize(texts, stopwords=self.language, stemmer=self.stemmer, show_progress=False)
+        self.bm25 = Bm25(self.texts, language)
 
     def rank(self, question: str) -> list[str]:
-        tokens = self._tokens([question])
-        if not tokens.vocab:
-            return []
-        k = min(len(self.texts), DEPTH * 8)  # several chunks of one file may come first
-        docs, _ = self.bm25.retrieve(tokens, k=k, show_progress=False)
-        return self.files_of(docs[0])
+        # several chunks of one file may come first
+        return self.files_of(self.bm25.order(question, DEPTH * 8))
 
 
 class AmpereFiles:
