@@ -148,6 +148,9 @@ def test_names_lists_and_places():
     assert (u.PLACE, "Espagne") in found
     assert (u.NAMES, "Megane, Scénic, R5 et 4L") in _kinds("Les modèles Megane, Scénic, R5 et 4L.")
     assert all(t != "L'objectif" for _, t in _kinds("L'objectif est clair."))
+    # "En" opens many French sentences ("En savoir plus : …", "En 2023, …"): never a name.
+    assert [t for _, t in _kinds("En savoir plus : Règlement européen")] == ["Règlement"]
+    assert (u.PLACE, "Espagne") in _kinds("En Espagne, l'usine produit.")
 
 
 @pytest.mark.parametrize("question, concept", [
