@@ -14,7 +14,10 @@ closest sentence only). ``--weights 0,0.25,0.5,1,2`` adds ampere-qa's ranking wi
 ``--txtai PYTHON`` adds txtai's defaults in the same run (one row per file, dense, the bundled
 model's converted folder with its e5 prefixes), run by a Python that has txtai, never installed
 with ampere-qa: ``python3.11 -m venv /tmp/tx && /tmp/tx/bin/pip install torch==2.13.0 txtai``.
-``--readme`` rewrites the table between the markers in README.md.
+``--readme`` rewrites the table between the markers in README.md. ``--keep DIR`` keeps the
+corpora and indexes in DIR instead of a temporary folder: a later run with the same DIR
+re-embeds only texts that changed (the build's reuse), so a second look costs minutes, not a
+build.
 """
 
 from __future__ import annotations
@@ -106,7 +109,8 @@ def run(path: Path, ablation: bool, weights: list[float], txtai: str | None,
     work = root / key
     seconds = 0.0
     if key not in built:
-        write_corpus(squad, work / "corpus")
+        if not (work / "corpus").is_dir():  # kept from an earlier run (--keep): the same files
+            write_corpus(squad, work / "corpus")
         t0 = time.perf_counter()
         build_index(work / "corpus", work / "index", progress=False)
         seconds = time.perf_counter() - t0
@@ -149,11 +153,14 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--weights", type=lambda s: [float(w) for w in s.split(",")], default=[])
     ap.add_argument("--readme", action="store_true")
     ap.add_argument("--txtai", metavar="PYTHON", help="a Python with txtai installed")
+    ap.add_argument("--keep", metavar="DIR", type=Path, help="keep corpora and indexes in DIR")
     args = ap.parse_args(argv)
     results, built = [], {}
     with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
         for path in args.sets or SETS:
-            results.append(run(path, args.ablation, args.weights, args.txtai, Path(tmp), built))
+            results.append(run(path, args.ablation, args.weights, args.txtai, root, built))
             name, _, seconds = results[-1]
             print(f"{name}: " + (f"built in {seconds:.0f} s" if seconds else "same corpus, same index"),
                   file=sys.stderr, flush=True)
