@@ -14,8 +14,8 @@ from .conftest import ROOT
 
 CNIL = ROOT / "eval" / "external" / "cnil-faq" / "cnil-faq.squad.json"
 # Written after the method was frozen, by someone who had not seen the code; same pages.
-CNIL_HELD_OUT = CNIL.with_name("cnil-faq-fresh-3.squad.json")
-HELD_OUT_HIT1, HELD_OUT_ANSWERED = 0.675, 0.90  # reached: 28 and 37 of 40, less one question
+CNIL_HELD_OUT = CNIL.with_name("cnil-faq-fresh-4.squad.json")
+HELD_OUT_HIT1, HELD_OUT_ANSWERED = 0.60, 0.90  # reached: 19 and 28 of 30, less one question
 
 
 def _built(squad: SquadSet, work, embedder):
@@ -83,6 +83,6 @@ def test_held_out_questions_find_their_page_and_are_answered(cnil_index, real_em
     report = evaluate_squad(Retriever.load(cnil_index, embedder=real_embedder),
                             load_squad(CNIL_HELD_OUT)).systems
     ours, dense = report["ampere-qa"]["all"], report["chunk-dense"]["all"]
-    assert ours["questions"] == 40
+    assert ours["questions"] == 30
     assert ours["hit@1"] >= HELD_OUT_HIT1 and ours["answered"] >= HELD_OUT_ANSWERED, ours
     assert ours["hit@1"] >= dense["hit@1"], (ours, dense)
