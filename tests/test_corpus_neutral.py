@@ -503,3 +503,30 @@ def test_until_when_writing_to_whom_and_running_in_production_are_answered(tmp_p
     for question in ("Quelle utilisation du CPU viser ?", "What CPU use should I aim for?"):
         reply = retriever.answer(question).answer
         assert "« 1. »" not in reply and "“1.”" not in reply, reply
+
+
+def test_a_quantity_glued_to_its_unit_or_a_name_from_the_users_own_situation_is_no_unknown_name(
+        tmp_path, real_embedder):
+    """Refused before as names the documents never use: "72h" (they write « 72 heures ») and
+    "Nouméa" in "Je suis né à Nouméa, à qui…", where the user tells their own situation. A
+    name the question asks about, or one setting a scene that is not the user's, still needs
+    the documents to use it."""
+    retriever = _faq(tmp_path, {
+        "violation.txt":
+            "Une violation de données doit être notifiée à la CNIL au plus tard dans les 72 heures.\n"
+            "Passé ce délai, la notification doit être accompagnée des motifs du retard.\n",
+        "casier.txt":
+            "Une personne née hors de France métropolitaine demande son extrait de casier judiciaire "
+            "au Casier judiciaire national, à Nantes.\n"
+            "La demande peut aussi être faite en ligne, gratuitement.\n",
+    }, real_embedder)
+    _answers(retriever, {
+        "On a mis plus de 72h à notifier une violation de données à la CNIL, on fait comment ?": "72 heures",
+        "We took more than 72h to notify a data breach to the CNIL, what now?": "72 heures",
+        "Je suis né à Nouméa, à qui dois-je demander mon extrait de casier judiciaire ?":
+            "Casier judiciaire national",
+    })
+    for question in ("Que fait le Casier judiciaire de Nouméa ?",
+                     "Chez Nouméa Conseil, à qui demander un extrait de casier judiciaire ?"):
+        answer = retriever.answer(question)
+        assert not answer.answered and answer.to_dict()["reason"] == "not_mentioned", answer.answer

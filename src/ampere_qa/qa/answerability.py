@@ -72,7 +72,8 @@ _ENTITY = re.compile(r"(?<![\w'’])(?:[A-ZÀ-ÖØ-Þ][\w-]*|\w*\d\w*)(?![\w])")
 
 
 def names_in(question: str, terms: Sequence[Term], rules: Rules) -> list[Term]:
-    """The terms that are names: capitalised past the first word, acronyms, words with digits."""
+    """The terms that are names: capitalised past the first word, acronyms, words with digits
+    (but a number glued to a unit, "72h", which is a quantity)."""
     # In a language that capitalises every noun (German), only acronyms and words with digits
     # stand out as names.
     # A capital that opens a sentence ("… help? Can the CNIL…") names nothing either.
@@ -86,25 +87,38 @@ def names_in(question: str, terms: Sequence[Term], rules: Rules) -> list[Term]:
     return [t for t in terms
             if any(w in spots for w in re.findall(r"[\w-]+", t.word))
             and not re.fullmatch(r"\d+", t.word)
-            and not (rules.nationality and rules.nationality.search(t.word))]
+            and not (rules.nationality and rules.nationality.search(t.word))
+            and not (rules.glued_quantity and rules.glued_quantity.fullmatch(t.word))]
 
 
 def missing_name(question: str, lexical: LexicalIndex, terms: Sequence[Term],
-                 rules: Rules, found: Sequence[str] = ()) -> str | None:
+                 rules: Rules, found: Sequence[str] = (), confident: bool = False) -> str | None:
     """The first name of the question the corpus never uses, in any of its forms. A name
     only in brackets is the question's own gloss ("Base de données économiques et sociales
     (BDES)"): the words before it say what it is, and a text may never use the short form.
     An acronym the passages ``found`` spell out ("DSN": "déclaration sociale nominative",
-    "PV": "procès-verbal") is used by them."""
+    "PV": "procès-verbal") is used by them. When retrieval is ``confident``, a name only in a
+    leading clause where the user tells their own situation ("Je suis né à Nouméa, à qui…")
+    is theirs, not one the documents must use; "Chez Tesla, qui dirige ?" still needs Tesla."""
     glossed = {w for inner in _BRACKETS.findall(question) for w in _words(inner)}
     outside = _words(_BRACKETS.sub(" ", question))
+    asked = _words(own_situation_asks(question, rules)) if confident else outside
     for t in names_in(question, terms, rules):
         words = _words(t.word)
-        if words <= glossed and not words & outside:
+        if (words <= glossed and not words & outside) or not words & asked:
             continue
         if not any(lexical.knows(option) for option in t.options) and not spelled_out(t.word, found, lexical):
             return t.word
     return None
+
+
+def own_situation_asks(question: str, rules: Rules) -> str:
+    """What ``question`` asks after a leading clause in which the user tells their own
+    situation (the pack's ``own_situation`` words: "je", "my"…); the whole question when it
+    has no such clause."""
+    clause = asked_clause(question, rules)
+    scene = fold(question[:len(question) - len(clause)])
+    return clause if scene and rules.own_situation.search(scene) else question
 
 
 def spelled_out(acronym: str, texts: Sequence[str], lexical: LexicalIndex) -> bool:

@@ -78,7 +78,8 @@ class Pipeline:
         hits = ranking.hits
         terms = self.lexical.terms(text)
         gap = (Gap("off_topic") if not hits or score < self.settings.min_relevance
-               else self._unmentioned(text, terms, r, [h.text for h in hits]))
+               else self._unmentioned(text, terms, r, [h.text for h in hits],
+                                      confident=score >= self.settings.confident_relevance))
         if gap:
             return not_found(text, lang.code, words, gap.reason, what=gap.what)
         subject = answerability.subject_of(text, self.lexical, terms, r)
@@ -121,9 +122,10 @@ class Pipeline:
             return Gap("no_answer", what=intent.expected, subject=subject)
         return best
 
-    def _unmentioned(self, text: str, terms: list[Term], r: Rules, found: list[str]) -> Gap | None:
+    def _unmentioned(self, text: str, terms: list[Term], r: Rules, found: list[str],
+                     confident: bool) -> Gap | None:
         """A name of the question the corpus never uses (nor the passages ``found`` spell out)."""
-        missing = answerability.missing_name(text, self.lexical, terms, r, found)
+        missing = answerability.missing_name(text, self.lexical, terms, r, found, confident)
         return Gap("not_mentioned", what=missing) if missing else None
 
     def _not_given(self, intent: understand.Intent, candidates: list[Candidate], subject: str,

@@ -90,6 +90,8 @@ class Rules:
         self.capitalised_nouns = any(p.section(q).get("capitalised_nouns") for p in self.packs)
         nationality = self._all(q, "nationality")
         self.nationality = re.compile(_alt(nationality)) if nationality else None
+        units = self._all(q, "glued_units")
+        self.glued_quantity = re.compile(rf"\d+(?:[.,]\d+)?(?:{_alt(units)})", re.I) if units else None
         self.not_a_name = words_rx(self._all(q, "not_a_name") or ["(?!)"])
         self.greeting = re.compile(rf"^(?:(?:{_alt(self._all(q, 'greeting'))})[\s,!.?;:]*)+$")
         self.hello = self._words(q, "hello")
@@ -98,6 +100,7 @@ class Rules:
         self.request = words_rx(self._all(q, "request"))
         # Optional keys, as not_a_name: a pack without them matches nothing.
         self.request_writing = words_rx(self._all(q, "request_writing") or ["(?!)"])
+        self.own_situation = words_rx(self._all(q, "own_situation") or ["(?!)"])
         self.wh = f"(?:{_alt(self._all(q, 'wh'))})"
         # A question word opening the question or a clause may follow a preposition.
         before = _alt(self._all(q, "wh_prepositions"))
