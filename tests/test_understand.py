@@ -189,6 +189,24 @@ def test_a_name_only_in_the_questions_own_brackets_is_not_missing():
     assert missing_name(bare, lex, lex.terms(bare), R) == "BDES"
 
 
+def test_only_a_confident_retrieval_lets_a_name_of_the_users_own_situation_go():
+    from ampere_qa.indexing.lexical import LexicalIndex
+    from ampere_qa.qa.answerability import missing_name
+
+    lex = LexicalIndex(["Le casier judiciaire national délivre les extraits."], languages=("fr", "en"))
+    q = "Je suis né à Nouméa, à qui demander un extrait de casier judiciaire ?"
+    assert missing_name(q, lex, lex.terms(q), R) == "Nouméa"
+    assert missing_name(q, lex, lex.terms(q), R, confident=True) is None
+    # A name in the clause that asks, or in a scene that is not the user's, is still looked for;
+    # "x5" of "x5-pro" too.
+    for q, name in (("Je suis né à Nouméa, que dit Tesla du casier judiciaire ?", "Tesla"),
+                    ("Chez Tesla, à qui demander un extrait de casier judiciaire ?", "Tesla"),
+                    ("Que dit le x5-pro du casier judiciaire ?", "x5"),
+                    ("Je suis né à Nouméa, que dit le x5-pro du casier judiciaire ?", "x5")):
+        assert missing_name(q, lex, lex.terms(q), R, confident=True) == name, q
+        assert missing_name(q, lex, lex.terms(q), R) is not None, q
+
+
 def test_an_acronym_the_passages_spell_out_is_not_missing():
     from ampere_qa.indexing.lexical import LexicalIndex
     from ampere_qa.qa.answerability import missing_name

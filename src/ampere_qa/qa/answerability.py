@@ -102,10 +102,14 @@ def missing_name(question: str, lexical: LexicalIndex, terms: Sequence[Term],
     is theirs, not one the documents must use; "Chez Tesla, qui dirige ?" still needs Tesla."""
     glossed = {w for inner in _BRACKETS.findall(question) for w in _words(inner)}
     outside = _words(_BRACKETS.sub(" ", question))
-    asked = _words(own_situation_asks(question, rules)) if confident else outside
+    asks = own_situation_asks(question, rules) if confident else question
+    # Compared word by word (\w+): "x5" of "x5-pro" is in the clause that asks.
+    asked = None if asks == question else {w.casefold() for w in re.findall(r"\w+", asks)}
     for t in names_in(question, terms, rules):
         words = _words(t.word)
-        if (words <= glossed and not words & outside) or not words & asked:
+        if words <= glossed and not words & outside:
+            continue
+        if asked is not None and not {w.casefold() for w in re.findall(r"\w+", t.word)} & asked:
             continue
         if not any(lexical.knows(option) for option in t.options) and not spelled_out(t.word, found, lexical):
             return t.word
