@@ -77,9 +77,9 @@ class Pipeline:
         lang, words, r = reading.language, reading.words, reading.rules
         hits = ranking.hits
         terms = self.lexical.terms(text)
+        confident = score >= self.settings.confident_relevance
         gap = (Gap("off_topic") if not hits or score < self.settings.min_relevance
-               else self._unmentioned(text, terms, r, [h.text for h in hits],
-                                      confident=score >= self.settings.confident_relevance))
+               else self._unmentioned(text, terms, r, [h.text for h in hits], confident))
         if gap:
             return not_found(text, lang.code, words, gap.reason, what=gap.what)
         subject = answerability.subject_of(text, self.lexical, terms, r)
@@ -93,7 +93,7 @@ class Pipeline:
                 candidates = self.selector.candidates(part_qv, hits, ranking.rows)
             best = (self._not_given(intent, candidates, subject, reading)
                     or self._choose(intent, candidates, part_qv, part_terms, ranking, subject,
-                                    confident=score >= self.settings.confident_relevance))
+                                    confident))
             if isinstance(best, Gap):
                 return not_found(text, lang.code, words, best.reason, what=best.what,
                                  subject=best.subject, concept_label=best.concept_label)
